@@ -1,0 +1,4 @@
+"""`python -m digest` is the `digest` command."""
+from .cli import main
+
+main()

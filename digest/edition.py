@@ -1,0 +1,83 @@
+"""The pipeline read top to bottom: gather → rank → render → write. The CLI only calls these."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from . import message
+from .gather import Gathered, gather
+from .model import Edition, Rendered, Variant
+from .rank import rank
+from .render import Renderer
+from .settings import Settings, SourceSpec
+
+
+@dataclass(frozen=True)
+class Timings:
+    gather: float
+    rank: float
+    render: float = 0.0
+
+
+@dataclass(frozen=True)
+class Made:
+    """An edition with what it took to make it."""
+
+    settings: Settings
+    gathered: Gathered
+    edition: Edition
+    timings: Timings
+
+
+@dataclass(frozen=True)
+class Built:
+    made: Made
+    rendered: Rendered
+    files: tuple[Path, ...] = field(default=())
+
+
+def make(settings: Settings, day: date, sources: list[SourceSpec] | None = None) -> Made:
+    tz = ZoneInfo(settings.newsletter.timezone)
+    t0 = time.perf_counter()
+    gathered = gather(
+        list(sources if sources is not None else settings.sources),
+        day,
+        tz,
+        timeout=settings.fetch_timeout,
+        similarity=settings.ranking.title_similarity,
+    )
+    t1 = time.perf_counter()
+    edition = rank(gathered.items, settings, day, settings.newsletter.timezone)
+    t2 = time.perf_counter()
+    return Made(settings, gathered, edition, Timings(t1 - t0, t2 - t1))
+
+
+def edition_key(settings: Settings, day: date) -> str:
+    return f"{settings.newsletter.list_id.split('.')[0]}-{day.isoformat()}"
+
+
+def build(made: Made, out: Path, locale: str | None = None, to: str | None = None) -> Built:
+    """Write digest.html, digest.txt and digest.eml for one variant (all rubrics) into ``out``."""
+    settings = made.settings
+    t0 = time.perf_counter()
+    rendered = Renderer(settings).render(made.edition, Variant(locale=locale or settings.newsletter.locale))
+    t1 = time.perf_counter()
+    sender = message.parse_sender(settings.newsletter.sender)
+    msg = message.build(
+        rendered,
+        sender=settings.newsletter.sender,
+        to=to or sender.addr_spec,
+        edition_key=edition_key(settings, made.edition.date),
+        reply_to=settings.newsletter.reply_to,
+        extra_headers={"List-Id": f"{settings.newsletter.name} <{settings.newsletter.list_id}>"},
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    files = (out / "digest.html", out / "digest.txt", out / "digest.eml")
+    files[0].write_text(rendered.html, encoding="utf-8")
+    files[1].write_text(rendered.text, encoding="utf-8")
+    files[2].write_bytes(message.to_bytes(msg))
+    timings = Timings(made.timings.gather, made.timings.rank, t1 - t0)
+    return Built(Made(settings, made.gathered, made.edition, timings), rendered, files)

@@ -1,0 +1,142 @@
+"""All sources + the edition's date and time zone → the day's items, each story once."""
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from datetime import date
+from difflib import SequenceMatcher
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
+
+from .errors import SourceError
+from .model import Item
+from .sanitize import fold
+from .settings import SourceSpec
+from .sources import Context, Fetched, fetch_all, read
+
+_TRACKING = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|xtor|at_medium|at_campaign|ocid|cmpid)$", re.I)
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class Gathered:
+    items: tuple[Item, ...]
+    errors: tuple[SourceError, ...] = ()
+    warnings: tuple[str, ...] = ()
+    out_of_day: int = 0
+    duplicates: int = 0
+
+
+def canonical_url(url: str) -> str:
+    """The same page however it was linked: scheme, www., tracking parameters, fragment and trailing slash aside."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    if parts.port and parts.port not in (80, 443):
+        host = f"{host}:{parts.port}"
+    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)))
+    return urlunsplit(("", host, parts.path.rstrip("/") or "/", query, ""))
+
+
+def title_key(title: str) -> str:
+    """A title with case, accents, punctuation and a trailing "(vidéo)"-style tag folded away."""
+    words = _WORD.findall(fold(title))
+    while words and words[-1] in {"video", "photos", "direct", "audio", "live"}:
+        words.pop()
+    return " ".join(words)
+
+
+def _richness(item: Item) -> tuple:
+    """Which copy of a story to keep: an article over a brief, more text, a link, a category, the earliest source."""
+    return (item.kind == "article", sum(map(len, item.body)), item.url is not None, item.category is not None, item.image is not None)
+
+
+def deduplicate(items: list[Item], similarity: float = 0.9) -> tuple[list[Item], int]:
+    """Merge stories that share a canonical URL or have near-identical titles; keep the richest copy.
+
+    Candidate pairs come from an index of title words, so a 500-item day costs a few thousand
+    comparisons, not 125,000.
+    """
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        a, b = find(i), find(j)
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+
+    seen_url: dict[str, int] = {}
+    seen_title: dict[str, int] = {}
+    by_word: dict[str, list[int]] = defaultdict(list)
+    keys = [title_key(item.title) for item in items]
+    for i, item in enumerate(items):
+        if item.url:
+            url = canonical_url(item.url)
+            if url in seen_url:
+                union(seen_url[url], i)
+            seen_url.setdefault(url, i)
+        key = keys[i]
+        if key in seen_title:
+            union(seen_title[key], i)
+            continue
+        seen_title[key] = i
+        words = set(key.split())
+        candidates = set()
+        for word in words:
+            if len(word) > 3:
+                candidates.update(by_word[word])
+        for j in sorted(candidates):
+            other = keys[j]
+            if abs(len(other) - len(key)) > (1 - similarity) * max(len(key), len(other)) + 2:
+                continue
+            if SequenceMatcher(None, key, other).ratio() >= similarity:
+                union(j, i)
+        for word in words:
+            if len(word) > 3:
+                by_word[word].append(i)
+
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(items)):
+        groups[find(i)].append(i)
+    kept = []
+    for root in sorted(groups):
+        members = groups[root]
+        best = max(members, key=lambda i: (_richness(items[i]), -i))
+        item = items[best]
+        category = item.category or next((items[i].category for i in members if items[i].category), None)
+        if category != item.category:
+            item = replace(item, category=category)
+        kept.append(item)
+    return kept, len(items) - len(kept)
+
+
+def in_day(item: Item, day: date, tz: ZoneInfo) -> bool:
+    return item.published.astimezone(tz).date() == day
+
+
+def gather(specs: list[SourceSpec], day: date, tz: ZoneInfo, timeout: float = 10.0, similarity: float = 0.9) -> Gathered:
+    """Fetch every source concurrently, read each one, keep the day, merge duplicates.
+
+    A source that fails is reported in ``errors``; the others still make the edition.
+    """
+    warnings: list[str] = []
+    errors: list[SourceError] = []
+    items: list[Item] = []
+    for fetched in asyncio.run(fetch_all(list(specs), timeout)):
+        if isinstance(fetched, SourceError):
+            errors.append(fetched)
+            continue
+        assert isinstance(fetched, Fetched)
+        try:
+            items.extend(read(fetched, Context(fetched.spec, day, tz, warnings.append)))
+        except SourceError as exc:
+            errors.append(exc)
+    todays = [item for item in items if in_day(item, day, tz)]
+    kept, duplicates = deduplicate(todays, similarity)
+    return Gathered(tuple(kept), tuple(errors), tuple(warnings), len(items) - len(todays), duplicates)

@@ -1,0 +1,231 @@
+"""Edition + variant → subject, preheader, email HTML and its plain-text twin.
+
+Jinja2 renders MJML from the theme; mjml-python compiles it; premailer inlines the CSS (with no
+network access); a second template writes the text twin. A size budget keeps the HTML under Gmail's
+clipping point by moving the lowest-ranked items to a "more on the web" list.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jinja2
+import mjml
+from premailer import Premailer
+
+from . import i18n
+from .model import Edition, Image, Ranked, Rendered, Section, Variant
+from .rank import order_key
+from .settings import Settings
+
+# Per-recipient slots: plain letters and underscores survive Jinja, mrml, lxml and URL escaping, and a
+# personalised message is made by one string replacement, never by rendering again.
+SLOT_TOKEN = "__DIGEST_TOKEN__"
+
+_IMPORT = re.compile(r"@import\s+(url\()?[^;]*;", re.I)
+_DOCTYPE = "<!doctype html>"
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: str
+    title: str
+    href: str | None
+    excerpt: str
+    time: str
+    kind: str
+    rubric_label: str
+    color: str
+    image: Image | None
+
+
+@dataclass(frozen=True)
+class SectionView:
+    key: str
+    label: str
+    color: str
+    articles: tuple[ItemView, ...]
+    briefs: tuple[ItemView, ...]
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut at a word boundary and mark the cut."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(" ,;:.—–-")
+    return cut + "…"
+
+
+def https(url: str | None) -> str | None:
+    """Links in the email are https only; a legacy http: link is upgraded, anything else dropped."""
+    if not url:
+        return None
+    if url.startswith("http://"):
+        return "https://" + url[len("http://"):]
+    return url if url.startswith("https://") else None
+
+
+class Renderer:
+    """Holds the Jinja environments (one per locale, with that locale's catalog); render() is pure."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._envs: dict[str, jinja2.Environment] = {}
+        logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+
+    def env(self, locale: str) -> jinja2.Environment:
+        if locale not in self._envs:
+            folders = [str(self.settings.theme)] if self.settings.theme else []
+            folders.append(str(i18n.builtin_templates()))
+            env = jinja2.Environment(
+                # A user's theme folder first, then the built-in theme: override one file, not all.
+                loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(f) for f in folders]),
+                autoescape=jinja2.select_autoescape(["html", "mjml.j2", "html.j2"], default_for_string=False),
+                extensions=["jinja2.ext.i18n"],
+                undefined=jinja2.StrictUndefined,
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            env.install_gettext_translations(i18n.translations(locale, self.settings.theme), newstyle=True)
+            self._envs[locale] = env
+        return self._envs[locale]
+
+    # -- views -----------------------------------------------------------------------------------
+    def archive_url(self, edition: Edition) -> str:
+        return f"{self.settings.newsletter.base_url}/archive/{edition.date.isoformat()}.html"
+
+    def _item(self, ranked: Ranked, locale: str, archive: str, tz: ZoneInfo) -> ItemView:
+        item = ranked.item
+        rubric = self.settings.rubric(ranked.rubric)
+        href = https(item.url)
+        if href is None and item.kind == "article":
+            href = f"{archive}#a-{item.id}"  # the web archive carries its full text
+        return ItemView(
+            id=item.id,
+            title=item.title,
+            href=href,
+            excerpt=truncate(item.excerpt, self.settings.layout.excerpt_chars),
+            time=item.published.astimezone(tz).strftime("%H:%M") if item.timed else "",
+            kind=item.kind,
+            rubric_label=rubric.label_for(locale),
+            color=rubric.color,
+            image=item.image,
+        )
+
+    def _context(self, edition: Edition, variant: Variant, keep: int | None) -> dict[str, Any]:
+        locale = variant.locale
+        news = self.settings.newsletter
+        archive = self.archive_url(edition)
+        tz = ZoneInfo(edition.timezone)
+        sections = [s for s in edition.sections if variant.rubrics is None or s.rubric in variant.rubrics]
+        body = sorted((r for s in sections for r in s.items), key=order_key)
+        kept = {id(r) for r in (body if keep is None else body[:keep])}
+        moved = [r for r in body if id(r) not in kept]
+        more = sorted([r for r in edition.more if variant.rubrics is None or r.rubric in variant.rubrics] + moved, key=order_key)
+        more_views = [v for v in (self._item(r, locale, archive, tz) for r in more) if v.href]
+        limit = max(0, self.settings.layout.more_max)
+        section_views = []
+        for section in sections:
+            views = [self._item(r, locale, archive, tz) for r in section.items if id(r) in kept]
+            if views:
+                section_views.append(
+                    SectionView(
+                        key=section.rubric,
+                        label=self.settings.rubric(section.rubric).label_for(locale),
+                        color=section.color,
+                        articles=tuple(v for v in views if v.kind == "article"),
+                        briefs=tuple(v for v in views if v.kind == "brief"),
+                    )
+                )
+        leads = [self._item(r, locale, archive, tz) for r in edition.leads]
+        headlines = [v.title for v in leads[1:]] + [v.title for s in section_views for v in (*s.articles, *s.briefs)]
+        base = news.base_url
+        return {
+            "newsletter": news,
+            "lang": locale,
+            "dir": i18n.direction(locale),
+            "rtl": i18n.direction(locale) == "rtl",
+            "start": "right" if i18n.direction(locale) == "rtl" else "left",
+            "date": edition.date,
+            "date_long": i18n.long_date(edition.date, locale),
+            "date_short": i18n.short_date(edition.date, locale),
+            "leads": leads,
+            "sections": section_views,
+            "more": more_views[:limit],
+            "more_hidden": max(0, len(more_views) - limit),
+            "moved": len(moved),
+            "headlines": headlines,
+            "archive_url": archive,
+            "unsubscribe_url": f"{base}/unsubscribe/{SLOT_TOKEN}",
+            "preferences_url": f"{base}/preferences/{SLOT_TOKEN}",
+            "item_count": len(leads) + sum(len(s.articles) + len(s.briefs) for s in section_views),
+        }
+
+    # -- output ----------------------------------------------------------------------------------
+    def _html(self, env: jinja2.Environment, context: dict[str, Any]) -> str:
+        source = env.get_template("email/digest.mjml.j2").render(context)
+        compiled = mjml.mjml2html(source, fonts={})  # fonts={}: no Google Fonts link, ever
+        return inline_css(compiled)
+
+    def _once(self, edition: Edition, variant: Variant, keep: int | None) -> tuple[dict[str, Any], str]:
+        env = self.env(variant.locale)
+        context = self._context(edition, variant, keep)
+        context["preheader"] = " ".join(env.get_template("email/preheader.txt.j2").render(context).split())
+        context["subject"] = " ".join(env.get_template("email/subject.txt.j2").render(context).split())
+        return context, self._html(env, context)
+
+    def render(self, edition: Edition, variant: Variant | None = None) -> Rendered:
+        variant = variant or Variant(locale=self.settings.newsletter.locale)
+        budget = self.settings.layout.budget_bytes
+        context, html = self._once(edition, variant, None)
+        warnings: list[str] = []
+        if len(html.encode()) > budget:
+            # Binary search for the most items (best first) whose email fits the budget.
+            total = sum(len(s.items) for s in edition.sections if variant.rubrics is None or s.rubric in variant.rubrics)
+            lo, hi, best = 0, total - 1, None
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                trial = self._once(edition, variant, mid)
+                if len(trial[1].encode()) <= budget:
+                    best, lo = trial, mid + 1
+                else:
+                    hi = mid - 1
+            if best is None:
+                best = self._once(edition, variant, 0)
+                warnings.append(f"the email is {len(best[1].encode()):,} bytes even with every item moved out; budget {budget:,}")
+            context, html = best
+            warnings.append(f"{context['moved']} items moved to 'more on the web' to stay under {budget:,} bytes")
+        text = self.env(variant.locale).get_template("email/digest.txt.j2").render(context).strip() + "\n"
+        return Rendered(
+            variant=variant,
+            subject=context["subject"],
+            preheader=context["preheader"],
+            html=html,
+            text=text,
+            moved_to_more=context["moved"],
+            dropped=context["more_hidden"],
+            warnings=tuple(warnings),
+        )
+
+
+def inline_css(html: str) -> str:
+    """premailer with no network: @import rules are cut first (cssutils would fetch them on its own),
+    `!important` is kept (MJML's responsive rules need it) and the doctype lxml drops is put back."""
+    html = _IMPORT.sub("", html)
+    inlined = Premailer(
+        html,
+        allow_network=False,
+        strip_important=False,
+        keep_style_tags=False,
+        remove_classes=False,
+        disable_validation=True,
+        disable_link_rewrites=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform(pretty_print=False)
+    if not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = f"{_DOCTYPE}\n{inlined}"
+    return inlined

@@ -1,0 +1,77 @@
+"""Editor-written features: Markdown with front matter (title, published, rubric, summary, image …)."""
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import frontmatter
+import markdown as md
+import yaml
+
+from ..errors import SourceError
+from ..model import Image, Item
+from ..sanitize import html_to_text, one_line, paragraphs
+from . import Context, decode_text
+
+KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "featured", "pin", "author"}
+
+
+def _when(value, context: Context, name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise SourceError(name, f"front matter 'published' is not an ISO 8601 date: {value!r}", "write it like 2026-11-29T09:15:00+01:00")
+    if isinstance(value, datetime):
+        # A time without an offset is the newsroom's local time.
+        return value if value.tzinfo else value.replace(tzinfo=context.tz)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0, 0), context.tz)
+    raise SourceError(name, "front matter needs 'published' (an ISO 8601 date and time)")
+
+
+def read(data: bytes, context: Context) -> list[Item]:
+    name = context.spec.name
+    try:
+        post = frontmatter.loads(decode_text(data, name))
+    except yaml.YAMLError as exc:
+        raise SourceError(name, f"front matter is not valid YAML: {exc}".splitlines()[0]) from None
+    meta = post.metadata
+    unknown = sorted(set(meta) - KEYS)
+    if unknown:
+        context.warn(f"source {name!r}: unknown front matter key {unknown[0]!r} ignored")
+    title = one_line(str(meta.get("title") or ""))
+    if not title:
+        raise SourceError(name, "front matter needs a 'title'")
+    published = _when(meta.get("published", meta.get("date")), context, name)
+    body = paragraphs(md.markdown(post.content))
+    url = meta.get("url") or None
+    if url is not None and not str(url).startswith("https://"):
+        raise SourceError(name, f"front matter 'url' must be an https:// address, not {url!r}")
+    image = None
+    if meta.get("image"):
+        if not str(meta["image"]).startswith("https://"):
+            raise SourceError(name, f"front matter 'image' must be an https:// address, not {meta['image']!r}")
+        if not meta.get("image_alt"):
+            context.warn(f"source {name!r}: 'image' has no 'image_alt'; the title stands in for it")
+        image = Image(url=str(meta["image"]), alt=one_line(str(meta.get("image_alt") or title)))
+    featured = meta.get("featured", True) if context.spec.featured is None else context.spec.featured
+    try:
+        pin = int(meta.get("pin", 0))
+    except (TypeError, ValueError):
+        raise SourceError(name, f"front matter 'pin' must be a whole number, not {meta.get('pin')!r}") from None
+    return [
+        Item(
+            kind="article",
+            title=title,
+            published=published.astimezone(context.tz),
+            source=name,
+            url=str(url) if url else None,
+            body=body,
+            summary=html_to_text(str(meta.get("summary") or "")),
+            category=context.spec.rubric or (one_line(str(meta["rubric"])) if meta.get("rubric") else None),
+            image=image,
+            featured=bool(featured),
+            pin=pin,
+            author=one_line(str(meta["author"])) if meta.get("author") else None,
+        )
+    ]

@@ -1,0 +1,1 @@
+"""The default theme (installed as ``digest.templates``); users override single files by folder."""
