@@ -1,8 +1,10 @@
-"""RSS 2.0, RSS 1.0, Atom and JSON Feed, through feedparser; feed HTML is sanitised (nh3)."""
+"""RSS 2.0, RSS 1.0 and Atom through feedparser, and JSON Feed (which feedparser does not read);
+feed HTML is sanitised (nh3) before anything is taken from it."""
 from __future__ import annotations
 
 import calendar
-import html
+import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import feedparser
@@ -16,28 +18,61 @@ from . import Context
 ARTICLE_CHARS = 400
 
 
-def _published(entry) -> datetime | None:
-    for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        parsed = entry.get(key)
-        if parsed:
-            return datetime.fromtimestamp(calendar.timegm(parsed), tz=timezone.utc)
-    return None
+@dataclass(frozen=True)
+class Entry:
+    """One feed entry, whatever the format, before it becomes an Item."""
+
+    title_html: str
+    link: str | None
+    published: datetime | None
+    category: str | None
+    summary_html: str
+    content_html: str
+    image_url: str | None
+    image_alt: str
+    author: str
 
 
-def _image(entry, title: str) -> Image | None:
-    candidates = []
-    for media in entry.get("media_content", []):
-        if media.get("medium", "image") == "image" or media.get("type", "").startswith("image/"):
-            candidates.append(media.get("url"))
+def _feedparser_entries(data: bytes, context: Context) -> list[Entry]:
+    name = context.spec.name
+    parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    if not parsed.entries:
+        if not parsed.get("version"):
+            what = "an HTML page" if b"<html" in data[:4096].lower() else "not a feed"
+            reason = f": {_bozo_reason(parsed)}" if parsed.get("bozo") else ""
+            raise SourceError(name, f"{what}, not RSS, Atom or JSON Feed{reason}", "check the address of the feed")
+        return []
+    if parsed.get("bozo"):
+        context.warn(f"source {name!r}: the feed has errors ({_bozo_reason(parsed)}); read {len(parsed.entries)} items anyway")
+    entries = []
+    for e in parsed.entries:
+        stamp = next((e.get(k) for k in ("published_parsed", "updated_parsed", "created_parsed") if e.get(k)), None)
+        tags = [one_line(t.get("term") or t.get("label") or "") for t in (e.get("tags") or [])]
+        image_url, image_alt = _feedparser_image(e)
+        entries.append(
+            Entry(
+                title_html=e.get("title", "") or "",
+                link=e.get("link") or None,
+                published=datetime.fromtimestamp(calendar.timegm(stamp), tz=timezone.utc) if stamp else None,
+                category=next((t for t in tags if t), None),
+                summary_html=e.get("summary", "") or "",
+                content_html=max((c.get("value", "") for c in e.get("content", [])), key=len, default=""),
+                image_url=image_url,
+                image_alt=image_alt,
+                author=e.get("author", "") or "",
+            )
+        )
+    return entries
+
+
+def _feedparser_image(entry) -> tuple[str | None, str]:
+    candidates = [m.get("url") for m in entry.get("media_content", []) if m.get("medium", "image") == "image" or m.get("type", "").startswith("image/")]
     candidates += [m.get("url") for m in entry.get("media_thumbnail", [])]
     candidates += [e.get("href") for e in entry.get("enclosures", []) if e.get("type", "").startswith("image/")]
     if entry.get("image", {}).get("href"):
         candidates.append(entry["image"]["href"])
-    for url in candidates:
-        if url and url.startswith("https://"):
-            alt = html_to_text(entry.get("media_description", "") or "") or title
-            return Image(url=url, alt=alt)
-    return None
+    url = next((u for u in candidates if u), None)
+    return url, html_to_text(entry.get("media_description", "") or "")
 
 
 def _bozo_reason(parsed) -> str:
@@ -46,57 +81,100 @@ def _bozo_reason(parsed) -> str:
         return "unknown error"
     text = getattr(exc, "getMessage", lambda: str(exc))()
     line = getattr(exc, "getLineNumber", lambda: None)()
-    return f"{text} (line {line})" if line else str(text)
+    return f"{text} (line {line})" if line else one_line(str(text))
+
+
+def _json_date(value) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+def _json_entries(data: bytes, context: Context) -> list[Entry]:
+    """JSON Feed 1.0 and 1.1 (https://jsonfeed.org/version/1.1)."""
+    name = context.spec.name
+    try:
+        feed = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(name, f"not valid JSON: {one_line(str(exc))}") from None
+    if not isinstance(feed, dict) or not str(feed.get("version", "")).startswith("https://jsonfeed.org/version/"):
+        raise SourceError(name, "JSON, but not a JSON Feed (no jsonfeed.org version)")
+    items = feed.get("items")
+    if not isinstance(items, list):
+        raise SourceError(name, "JSON Feed without an 'items' list")
+    entries = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        tags = [one_line(t) for t in item.get("tags", []) if isinstance(t, str) and t.strip()]
+        authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
+        content = item.get("content_html") or ""
+        if not content and isinstance(item.get("content_text"), str):
+            content = "".join(f"<p>{json_escape(p)}</p>" for p in item["content_text"].split("\n\n"))
+        entries.append(
+            Entry(
+                title_html=str(item.get("title") or ""),
+                link=item.get("url") or item.get("external_url") or None,
+                published=_json_date(item.get("date_published")) or _json_date(item.get("date_modified")),
+                category=tags[0] if tags else None,
+                summary_html=str(item.get("summary") or ""),
+                content_html=str(content),
+                image_url=item.get("image") or item.get("banner_image") or None,
+                image_alt="",
+                author=next((str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")), ""),
+            )
+        )
+    return entries
+
+
+def json_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def read(data: bytes, context: Context) -> list[Item]:
     name = context.spec.name
     if not data.strip():
         raise SourceError(name, "the feed is empty")
-    parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
-    if not parsed.entries:
-        if not parsed.get("version"):
-            what = "an HTML page" if b"<html" in data[:4096].lower() else "not a feed"
-            reason = f": {_bozo_reason(parsed)}" if parsed.get("bozo") else ""
-            raise SourceError(name, f"{what}, not RSS, Atom or JSON Feed{reason}", "check the address of the feed")
+    is_json = data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")
+    entries = _json_entries(data, context) if is_json else _feedparser_entries(data, context)
+    if not entries:
         context.warn(f"source {name!r}: the feed has no items")
         return []
-    if parsed.get("bozo"):
-        context.warn(f"source {name!r}: the feed has errors ({_bozo_reason(parsed)}); read {len(parsed.entries)} items anyway")
 
-    featured = bool(context.spec.featured)
     items: list[Item] = []
     skipped: list[str] = []
-    for number, entry in enumerate(parsed.entries, start=1):
-        summary_html = entry.get("summary", "") or ""
-        content_html = max((c.get("value", "") for c in entry.get("content", [])), key=len, default="")
-        body = paragraphs(content_html) if content_html else ()
-        summary = html_to_text(summary_html)
-        title = html_to_text(entry.get("title", "") or "")
-        if not title:
-            title = one_line(html.unescape(summary))[:120].rsplit(" ", 1)[0] if summary else ""
-        published = _published(entry)
-        if not title or published is None:
+    for number, entry in enumerate(entries, start=1):
+        body = paragraphs(entry.content_html) if entry.content_html else ()
+        summary = html_to_text(entry.summary_html)
+        title = html_to_text(entry.title_html)
+        if not title and summary:
+            title = summary if len(summary) <= 120 else summary[:120].rsplit(" ", 1)[0] + "…"
+        if not title or entry.published is None:
             skipped.append(f"item {number} ({'no title' if not title else 'no date'})")
             continue
         if summary and body and summary.rstrip("…. ") in body[0]:
             summary = ""  # the summary only repeats the article's opening
-        tags = entry.get("tags") or []
-        category = context.spec.rubric or next((one_line(t.get("term") or t.get("label") or "") for t in tags if t.get("term") or t.get("label")), None)
         is_article = sum(map(len, body)) >= ARTICLE_CHARS
+        image = None
+        if entry.image_url and entry.image_url.startswith("https://"):
+            image = Image(url=entry.image_url, alt=entry.image_alt or title)
         items.append(
             Item(
                 kind="article" if is_article else "brief",
                 title=title,
-                published=published.astimezone(context.tz),
+                published=entry.published.astimezone(context.tz),
                 source=name,
-                url=(entry.get("link") or None),
+                url=entry.link,
                 body=body if is_article else (),
                 summary=summary if summary != title else "",
-                category=category or None,
-                image=_image(entry, title),
-                featured=featured and is_article,
-                author=one_line(entry.get("author", "")) or None,
+                category=context.spec.rubric or entry.category,
+                image=image,
+                featured=bool(context.spec.featured) and is_article,
+                author=one_line(entry.author) or None,
             )
         )
     if skipped:
