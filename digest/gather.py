@@ -47,6 +47,30 @@ def title_key(title: str) -> str:
     return " ".join(words)
 
 
+# Words that may differ between two copies of one story: articles, prepositions, conjunctions.
+_SMALL_WORDS = frozenset(
+    "l d le la les un une des de du a au aux en et ou sur pour par avec dans the of in on at to and for a an".split()
+)
+
+
+def _stem(word: str) -> str:
+    """Singular and plural, masculine and feminine alike: "indices" ~ "indice", "mitigees" ~ "mitige"."""
+    for suffix in ("es", "s", "x", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def same_story(key_a: str, key_b: str, similarity: float) -> bool:
+    """Near-identical titles: similar as strings, and differing by nothing but small words and word
+    endings. "le MASI termine en hausse" and "… en baisse" are two stories, however alike they look."""
+    if SequenceMatcher(None, key_a, key_b).ratio() < similarity:
+        return False
+    words_a = {_stem(w) for w in key_a.split() if w not in _SMALL_WORDS}
+    words_b = {_stem(w) for w in key_b.split() if w not in _SMALL_WORDS}
+    return words_a == words_b
+
+
 def _richness(item: Item) -> tuple:
     """Which copy of a story to keep: an article over a brief, more text, a link, a category, the earliest source."""
     return (item.kind == "article", sum(map(len, item.body)), item.url is not None, item.category is not None, item.image is not None)
@@ -95,7 +119,7 @@ def deduplicate(items: list[Item], similarity: float = 0.9) -> tuple[list[Item],
             other = keys[j]
             if abs(len(other) - len(key)) > (1 - similarity) * max(len(key), len(other)) + 2:
                 continue
-            if SequenceMatcher(None, key, other).ratio() >= similarity:
+            if same_story(key, other, similarity):
                 union(j, i)
         for word in words:
             if len(word) > 3:

@@ -72,6 +72,8 @@ def build(
         msg[name] = one_line(value)
     msg.set_content(rendered.text, charset="utf-8")
     msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # A boundary derived from the Message-ID, not random: the same message is the same bytes.
+    msg.set_boundary("=_digest_" + hashlib.sha256(msg["Message-ID"].encode()).hexdigest()[:32])
     return msg
 
 

@@ -42,10 +42,12 @@ def golden(request):
         path = GOLDEN / name
         if regen:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8", newline="")
+            with open(path, "w", encoding="utf-8", newline="") as handle:
+                handle.write(text)
             return
         assert path.exists(), f"{path} is missing: run pytest --regen-golden once and review it"
-        expected = path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8", newline="") as handle:  # CRLF in an .eml is part of it
+            expected = handle.read()
         assert text == expected, f"output differs from {path}; if the change is intended, run pytest --regen-golden"
 
     return compare

@@ -168,7 +168,7 @@ def read(data: bytes, context: Context) -> list[Item]:
                 title=title,
                 published=entry.published.astimezone(context.tz),
                 source=name,
-                url=entry.link,
+                url=entry.link if entry.link and entry.link.lower().startswith(("https://", "http://")) else None,
                 body=body if is_article else (),
                 summary=summary if summary != title else "",
                 category=context.spec.rubric or entry.category,

@@ -18,7 +18,7 @@ from ..sanitize import fold, one_line
 from . import Context, decode_text
 
 _ARABIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
-_BRIEF = re.compile(r"^(?:[-–—•*·]\s*)?([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)(?!\d)\s*[-–—|:·]?\s*(\S.*)$")
+_BRIEF = re.compile(r"^(?:[-–—•*·]\s*)?([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)\s*[-–—|:·]?\s*(\S.*)$")
 # Lines that are page furniture even when a paragraph happens to follow them.
 _FURNITURE = re.compile(
     r"^(sous-rubrique|rubrique|suivez-nous( sur .*)?|partager( sur .*)?|partagez( .*)?|(a )?lire aussi|voir aussi"

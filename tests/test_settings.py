@@ -1,0 +1,75 @@
+"""digest.toml: typed settings, and errors that name the file and the key."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.errors import ConfigError
+from digest.settings import load, parse
+
+from conftest import EXAMPLES
+
+
+def test_the_example_config_loads_with_rubrics_sources_and_resolved_paths():
+    settings = load(EXAMPLES / "digest.toml")
+    assert settings.newsletter.timezone == "Africa/Casablanca" and settings.newsletter.locale == "fr"
+    assert [r.key for r in settings.rubrics][:3] == ["politique", "economie", "international"]
+    assert settings.default_rubric == "actualite"
+    assert len(settings.sources) == 5
+    for source in settings.sources:
+        assert Path(source.location).is_file(), source.location
+
+
+def test_every_key_of_the_example_is_commented():
+    """rss2email style: a comment right above each setting; array tables explain their keys once."""
+    text = (EXAMPLES / "digest.toml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    table = ""
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            table = stripped
+            continue
+        if not stripped or stripped.startswith("#") or "=" not in stripped:
+            continue
+        key = stripped.split("=", 1)[0].strip()
+        if table.startswith("[["):
+            # [[rubrics]] and [[sources]] keys are explained in the comment block before the first one.
+            first = text.index(table)
+            assert f"#   {key}" in text[:first] or key in ("name", "path"), f"{table} {key}"
+        else:
+            assert lines[number - 1].lstrip().startswith("#"), f"{table} {key} has no comment above it"
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ({"newsletter": {"timezone": "Mars/Olympus"}}, "newsletter.timezone"),
+        ({"newsletter": {"locale": "xx"}}, "newsletter.locale"),
+        ({"newsletter": {"base_url": "http://example.com"}}, "newsletter.base_url"),
+        ({"newsletter": {"nmae": "x"}}, "newsletter.nmae"),
+        ({"ranking": {"half_life_hours": -1}}, "ranking.half_life_hours"),
+        ({"ranking": {"leads": "one"}}, "ranking.leads"),
+        ({"rubrics": [{"key": "eco"}]}, "rubrics[eco].label"),
+        ({"rubrics": [{"key": "eco", "label": "Éco", "color": "green"}]}, "rubrics[eco].color"),
+        ({"rubrics": [{"key": "Eco!", "label": "Éco"}]}, "rubrics[0].key"),
+        ({"rubrics": [{"key": "a", "label": "A"}, {"key": "a", "label": "B"}]}, "used twice"),
+        ({"sources": [{"name": "x"}]}, "sources[x]"),
+        ({"sources": [{"name": "x", "path": "a.txt", "kind": "pdf"}]}, "sources[x].kind"),
+        ({"sources": [{"name": "x", "path": "a.txt", "rubric": "nope"}]}, "sources[x].rubric"),
+    ],
+)
+def test_errors_name_the_file_and_the_key(raw, message):
+    with pytest.raises(ConfigError) as info:
+        parse(raw, file="conf/digest.toml")
+    assert "conf/digest.toml" in str(info.value) and message in str(info.value)
+
+
+def test_a_missing_or_broken_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load(tmp_path / "absent.toml")
+    broken = tmp_path / "digest.toml"
+    broken.write_text("[newsletter\nname = 1", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(broken)
