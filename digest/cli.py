@@ -92,7 +92,7 @@ def cli() -> None:
     """
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, short_help="Print the day's items, ranked by rubric.")
 @common
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="A table for people, JSON for programs.")
@@ -149,7 +149,7 @@ def _as_json(ranked, lead: bool) -> dict:
     return out
 
 
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, short_help="Write the day's email: HTML, text and .eml.")
 @common
 @click.option("--out", type=click.Path(file_okay=False), default="edition", show_default=True, envvar="DIGEST_OUT",
               help="Folder for digest.html, digest.txt and digest.eml. [env: DIGEST_OUT]")
