@@ -8,6 +8,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from . import message
+from .errors import DigestError
 from .gather import Gathered, gather
 from .model import Edition, Rendered, Variant
 from .rank import rank
@@ -74,10 +75,13 @@ def build(made: Made, out: Path, locale: str | None = None, to: str | None = Non
         reply_to=settings.newsletter.reply_to,
         extra_headers={"List-Id": f"{settings.newsletter.name} <{settings.newsletter.list_id}>"},
     )
-    out.mkdir(parents=True, exist_ok=True)
     files = (out / "digest.html", out / "digest.txt", out / "digest.eml")
-    files[0].write_text(rendered.html, encoding="utf-8")
-    files[1].write_text(rendered.text, encoding="utf-8")
-    files[2].write_bytes(message.to_bytes(msg))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        files[0].write_text(rendered.html, encoding="utf-8")
+        files[1].write_text(rendered.text, encoding="utf-8")
+        files[2].write_bytes(message.to_bytes(msg))
+    except OSError as exc:
+        raise DigestError(f"cannot write the edition to {out}: {exc.strerror or exc}", "choose another --out") from None
     timings = Timings(made.timings.gather, made.timings.rank, t1 - t0)
     return Built(Made(settings, made.gathered, made.edition, timings), rendered, files)

@@ -18,6 +18,7 @@ import mjml
 from premailer import Premailer
 
 from . import i18n
+from .errors import DigestError
 from .model import Edition, Image, Ranked, Rendered, Section, Variant
 from .rank import order_key
 from .settings import Settings
@@ -28,6 +29,10 @@ SLOT_TOKEN = "__DIGEST_TOKEN__"
 
 _IMPORT = re.compile(r"@import\s+(url\()?[^;]*;", re.I)
 _DOCTYPE = "<!doctype html>"
+
+
+class ThemeError(DigestError):
+    """A template of the theme cannot be rendered (exit code 2: the configuration is wrong)."""
 
 
 @dataclass(frozen=True)
@@ -167,15 +172,27 @@ class Renderer:
 
     # -- output ----------------------------------------------------------------------------------
     def _html(self, env: jinja2.Environment, context: dict[str, Any]) -> str:
-        source = env.get_template("email/digest.mjml.j2").render(context)
-        compiled = mjml.mjml2html(source, fonts={})  # fonts={}: no Google Fonts link, ever
+        source = self._template(env, "email/digest.mjml.j2", context)
+        try:
+            compiled = mjml.mjml2html(source, fonts={})  # fonts={}: no Google Fonts link, ever
+        except ValueError as exc:  # mrml's parse errors
+            raise ThemeError(f"email/digest.mjml.j2 does not give valid MJML: {exc}", "check the theme's tags") from None
         return inline_css(compiled)
+
+    def _template(self, env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+        """Render one theme file; a broken template (a user's override, most likely) is named with its line."""
+        try:
+            return env.get_template(name).render(context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ThemeError(f"{exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+        except jinja2.TemplateError as exc:
+            raise ThemeError(f"{name}: {exc}", "check the template against the built-in one") from None
 
     def _once(self, edition: Edition, variant: Variant, keep: int | None) -> tuple[dict[str, Any], str]:
         env = self.env(variant.locale)
         context = self._context(edition, variant, keep)
-        context["preheader"] = " ".join(env.get_template("email/preheader.txt.j2").render(context).split())
-        context["subject"] = " ".join(env.get_template("email/subject.txt.j2").render(context).split())
+        context["preheader"] = " ".join(self._template(env, "email/preheader.txt.j2", context).split())
+        context["subject"] = " ".join(self._template(env, "email/subject.txt.j2", context).split())
         return context, self._html(env, context)
 
     def _fit(self, edition: Edition, variant: Variant, budget: int, full_size: int, warnings: list[str]):
@@ -216,7 +233,7 @@ class Renderer:
         warnings: list[str] = []
         if len(html.encode()) > budget:
             context, html = self._fit(edition, variant, budget, len(html.encode()), warnings)
-        text = self.env(variant.locale).get_template("email/digest.txt.j2").render(context).strip() + "\n"
+        text = self._template(self.env(variant.locale), "email/digest.txt.j2", context).strip() + "\n"
         return Rendered(
             variant=variant,
             subject=context["subject"],

@@ -124,3 +124,11 @@ def test_a_broken_config_file_names_the_key(tmp_path):
     result = digest("build", "-c", str(config))
     assert result.returncode == 2
     assert "newsletter.timezone" in result.stderr and str(config) in result.stderr
+
+
+def test_an_unwritable_out_folder_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = digest("build", "--source", str(SEED), "--date", "2026-11-29", "--out", str(blocker / "sub"))
+    assert result.returncode == 2
+    assert "cannot write the edition" in result.stderr

@@ -216,3 +216,37 @@ def test_a_theme_folder_overrides_one_template(tmp_path, example):
     rendered = Renderer(replace(settings, theme=tmp_path)).render(made.edition)
     assert rendered.subject == "Édition spéciale — dimanche 29 novembre 2026"
     assert "<h1" in rendered.html  # the rest of the theme is still the built-in one
+
+
+def test_css_inlining_never_touches_the_network(feed_server, example):
+    """premailer's allow_network=False is not enough (cssutils fetches @import by itself): the
+    renderer cuts @import first. A real server counts any request."""
+    from digest.render import inline_css
+
+    hits = []
+    feed_server._handler.routes.clear()
+    original = feed_server._handler.do_GET
+
+    def counting(handler):
+        hits.append(handler.path)
+        return original(handler)
+
+    feed_server._handler.do_GET = counting
+    url = feed_server.url("theme.css")
+    html = ("<!doctype html><html><head><style>@import url('" + url + "'); @import \"" + url + "\";"
+            " p { color: #111111; }</style></head><body><p>Bonjour</p></body></html>")
+    out = inline_css(html)
+    assert hits == []
+    assert "@import" not in out
+    assert '<p style="color:#111">Bonjour</p>' in out  # inlined all the same
+    assert out.lower().startswith("<!doctype html>")
+
+
+def test_a_broken_theme_template_is_named_with_its_line(tmp_path, example):
+    from digest.errors import DigestError
+
+    settings, made, _, _ = example
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "subject.txt.j2").write_text("{{ newsletter.name }\n", encoding="utf-8")
+    with pytest.raises(DigestError, match=r"subject\.txt\.j2, line 1"):
+        Renderer(replace(settings, theme=tmp_path)).render(made.edition)
