@@ -213,3 +213,101 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except BrokenPipeError:
         sys.exit(1)
+
+
+@cli.command(context_settings=CONTEXT, short_help="Deliver the day's edition to every subscriber.")
+@common
+@click.option("--database", metavar="URL_OR_PATH", envvar="DIGEST_DATABASE",
+              help="The subscribers' database (default: subscribers.database in digest.toml, else ./digest.db). [env: DIGEST_DATABASE]")
+@click.option("--outbox", "outbox", type=click.Path(file_okay=False), envvar="DIGEST_OUTBOX",
+              help="Write one .eml per message into this folder instead of using [smtp]. [env: DIGEST_OUTBOX]")
+@click.option("--dry-run", is_flag=True, help="Render and personalise every message; send nothing, record nothing.")
+@click.option("--test-to", metavar="EMAIL", help="Send one copy to this address only; the ledger is left alone.")
+def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to) -> None:
+    """Send the edition to every active subscriber, each with the rubrics and language they chose.
+
+    \b
+    Without an [smtp] table in digest.toml, messages go to the outbox folder. Running it again for
+    the same edition sends only what is left (the ledger remembers every message); a run killed
+    half-way is finished by the next one.
+
+    \b
+    Exit codes: 0 all delivered; 1 some deferred, failed or interrupted (run again later);
+                2 usage or configuration error, or another send of this edition is running.
+    """
+    from dataclasses import replace as _replace
+
+    from subscribers.store import Store
+    from subscribers.tokens import Tokens, load_keys
+
+    from .send import Sender, dry_run as run_dry, send_test_copy
+
+    settings = load_settings(config_path, timezone)
+    if database:
+        settings = _replace(settings, database=database)
+    made = pipeline.make(settings, parse_day(day, settings), source_specs(sources, settings))
+    report_sources(made.gathered)
+    if not made.edition.items:
+        raise DigestError("the edition has no items: nothing is sent", "check the sources and --date")
+    keys, current = load_keys(settings.secret_file)
+    tokens = Tokens(keys, current, settings.newsletter.list_id)
+    store = Store.open(settings.database)
+    sender = Sender(settings, made, store, tokens, outbox=Path(outbox) if outbox else None)
+    echo = click.echo
+
+    if test_to:
+        from subscribers.validate import InvalidSubscriber, normalise_email
+
+        try:
+            address = normalise_email(test_to)
+        except InvalidSubscriber as exc:
+            raise ConfigError(f"--test-to {test_to!r}: {exc}") from None
+        outcome = send_test_copy(sender, address)
+        echo(f"test copy to {address} via {sender.destination()}: {outcome.kind}"
+             + (f" ({outcome.code} {outcome.message})" if outcome.kind != "sent" else ""))
+        sys.exit(0 if outcome.kind == "sent" else 1)
+
+    if dry_run:
+        result = run_dry(sender)
+        echo(f"Dry run of {sender.edition}: nothing sent, nothing recorded")
+        echo(f"  messages  {result['messages']:,} ({result['bytes'] / max(1, result['messages']) / 1024:.0f} KiB each on average)")
+        echo(f"  variants  {result['compiles']} rendered")
+        for variant, count in sorted(result["variants"].items(), key=lambda kv: (-kv[1], kv[0].locale)):
+            chosen = ", ".join(sorted(variant.rubrics)) if variant.rubrics else "all rubrics"
+            echo(f"    {variant.locale}  {chosen:<50} {count:>8,}")
+        echo(f"  elapsed   {result['elapsed']:.2f} s")
+        sys.exit(1 if made.gathered.errors else 0)
+
+    from .ledger import Ledger
+
+    ledger = Ledger(store.engine, sender.edition)
+    try:  # the bar's length: what is due now, and what a killed run left in flight
+        ledger.prepare()
+        total = ledger.due_count() + ledger.counts()["sending"]
+    finally:
+        ledger.close()
+    with click.progressbar(length=max(total, 1), label="Sending", file=sys.stderr, show_pos=True) as bar:
+        sender.progress = bar.update
+        report = sender.run()
+    _print_send_report(report)
+    failed = report.outcomes["deferred"] or report.outcomes["failed"] or report.interrupted or made.gathered.errors
+    sys.exit(1 if failed else 0)
+
+
+def _print_send_report(report) -> None:
+    echo = click.echo
+    done = report.outcomes["sent"] + report.outcomes["deferred"] + report.outcomes["failed"]
+    if done == 0 and not report.interrupted:
+        echo(f"Nothing new to send: edition {report.edition} has gone to {report.already_sent:,} subscribers already.")
+        return
+    echo(f"Edition {report.edition} → {report.destination}")
+    echo(f"  sent          {report.outcomes['sent']:>8,}")
+    echo(f"  deferred      {report.outcomes['deferred']:>8,}   (4xx or no answer: the next run retries them)")
+    echo(f"  failed        {report.outcomes['failed']:>8,}   ({report.bounced:,} addresses refused for good, marked bounced)")
+    echo(f"  already sent  {report.already_sent:>8,}")
+    if report.recovered:
+        echo(f"  resent        {report.recovered:>8,}   (in flight when a previous run was killed)")
+    echo(f"  variants      {report.variants:>8,}   rendered")
+    echo(f"  elapsed       {report.elapsed:>8.2f} s ({report.rate:,.0f} messages/s)")
+    if report.interrupted:
+        _err("warning", "interrupted: what was in flight is recorded; run again to send the rest")

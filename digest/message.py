@@ -56,6 +56,8 @@ def build(
     edition_key: str,
     reply_to: str | None = None,
     extra_headers: dict[str, str] | None = None,
+    quoted_printable: bool = False,
+    date: datetime | None = None,
 ) -> EmailMessage:
     """One message to one recipient. Header values are single lines: CR/LF can never add a header."""
     from_address = parse_sender(sender)
@@ -65,13 +67,16 @@ def build(
     if reply_to:
         msg["Reply-To"] = one_line(reply_to)
     msg["Subject"] = one_line(rendered.subject)
-    msg["Date"] = format_datetime(now())
+    msg["Date"] = format_datetime(date or now())
     msg["Message-ID"] = message_id(edition_key, to, from_address.domain)
     msg["MIME-Version"] = "1.0"
     for name, value in (extra_headers or {}).items():
         msg[name] = one_line(value)
-    msg.set_content(rendered.text, charset="utf-8")
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8")
+    # Python picks quoted-printable or base64 by size; personalisation needs quoted-printable, where
+    # a token's characters stand as themselves.
+    cte = {"cte": "quoted-printable"} if quoted_printable else {}
+    msg.set_content(rendered.text, charset="utf-8", **cte)
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", **cte)
     # A boundary derived from the Message-ID, not random: the same message is the same bytes.
     msg.set_boundary("=_digest_" + hashlib.sha256(msg["Message-ID"].encode()).hexdigest()[:32])
     return msg

@@ -71,6 +71,40 @@ class Newsletter:
     locale: str = "fr"
     timezone: str = "UTC"
     list_id: str = "digest.localhost"
+    unsubscribe_mailto: str | None = None  # an address that unsubscribes whoever writes to it
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """The relay to deliver through. Without an [smtp] table, messages go to the outbox folder."""
+
+    host: str
+    port: int = 587
+    tls: str = "starttls"  # "starttls" (required, not opportunistic), "implicit" (port 465) or "none" (loopback only)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)  # from password_env or password_file, never from the file itself
+    connections: int = 4
+    messages_per_connection: int = 100
+    rate: float = 0.0  # messages per second over all connections; 0: as fast as the server takes them
+    deadline_seconds: float = 60.0  # for one whole message, connection to last reply
+    timeout_seconds: float = 30.0  # for one socket operation
+    local_hostname: str = "localhost"
+    envelope_from: str | None = None  # the return path; default: the sender's address
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outbox: Path = Path("outbox")
+    retries: int = 3  # attempts in one run for a 4xx or a dropped connection, then deferred to the next run
+    retry_base_seconds: float = 2.0  # backoff: base × 2^(attempt−1), with jitter
+    retry_later_minutes: float = 30.0  # a message deferred at the end of a run is due again after this
+
+
+@dataclass(frozen=True)
+class Dkim:
+    domain: str
+    selector: str
+    key: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -82,6 +116,11 @@ class Settings:
     default_rubric: str = "actualite"
     sources: tuple[SourceSpec, ...] = ()
     theme: Path | None = None  # a folder whose templates override the built-in ones
+    database: str = "digest.db"  # a path or a SQLAlchemy URL
+    secret_file: Path = Path("digest.key")  # token keys, made on first use when no DIGEST_SECRET is set
+    smtp: Smtp | None = None
+    delivery: Delivery = field(default_factory=Delivery)
+    dkim: Dkim | None = None
     fetch_timeout: float = 10.0
     path: Path | None = None  # the file these came from
 
@@ -192,6 +231,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         locale=check_locale(n.get("locale", str, "fr"), f"{file}: newsletter.locale"),
         timezone=check_timezone(n.get("timezone", str, "UTC"), f"{file}: newsletter.timezone"),
         list_id=n.get("list_id", str, Newsletter.list_id),
+        unsubscribe_mailto=n.get("unsubscribe_mailto", str, None),
     )
     if not newsletter.base_url.startswith("https://"):
         raise ConfigError(f"{file}: newsletter.base_url must start with https://", "links in the email are https only")
@@ -280,6 +320,27 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         sources.append(SourceSpec(name, location, kind, rubric, t.get("featured", bool, None)))
         t.done()
 
+    sub = _Table(top.get("subscribers", dict, {}), "subscribers", file)
+    database = sub.get("database", str, "digest.db")
+    if "://" not in database:
+        database = str(folder / os.path.expanduser(database))
+    secret_file = folder / os.path.expanduser(sub.get("secret_file", str, "digest.key"))
+    sub.done()
+
+    d = _Table(top.get("delivery", dict, {}), "delivery", file)
+    delivery = Delivery(
+        outbox=folder / os.path.expanduser(d.get("outbox", str, "outbox")),
+        retries=d.get("retries", int, Delivery.retries),
+        retry_base_seconds=d.positive("retry_base_seconds", float, Delivery.retry_base_seconds),
+        retry_later_minutes=d.positive("retry_later_minutes", float, Delivery.retry_later_minutes),
+    )
+    if delivery.retries < 1:
+        raise ConfigError(f"{file}: delivery.retries must be at least 1")
+    d.done()
+
+    smtp = _smtp(top.get("smtp", dict, None), file, folder) if "smtp" in raw else None
+    dkim = _dkim(top.get("dkim", dict, None), file, folder) if "dkim" in raw else None
+
     settings = Settings(
         newsletter=newsletter,
         ranking=ranking,
@@ -288,11 +349,88 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         default_rubric=default_rubric,
         sources=tuple(sources),
         theme=(folder / theme) if theme else None,
+        database=database,
+        secret_file=secret_file,
+        smtp=smtp,
+        delivery=delivery,
+        dkim=dkim,
         fetch_timeout=top.positive("fetch_timeout", float, 10.0),
         path=Path(file),
     )
     top.done()
     return settings
+
+
+def _secret(t: _Table, key: str, file: str, folder: Path) -> str | None:
+    """A secret comes from an environment variable (`<key>_env`) or a file (`<key>_file`), never
+    from digest.toml itself, and is never printed."""
+    env_name = t.get(f"{key}_env", str, None)
+    path = t.get(f"{key}_file", str, None)
+    if env_name:
+        value = os.environ.get(env_name)
+        if value is None:
+            raise ConfigError(f"{file}: {t.where}.{key}_env names {env_name}, which is not set")
+        return value
+    if path:
+        try:
+            return (folder / os.path.expanduser(path)).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{file}: {t.where}.{key}_file: cannot read {path}: {exc.strerror or exc}") from None
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _smtp(data: Any, file: str, folder: Path) -> Smtp:
+    t = _Table(data, "smtp", file)
+    tls = t.get("tls", str, "starttls")
+    if tls not in ("starttls", "implicit", "none"):
+        raise ConfigError(f"{file}: smtp.tls must be starttls, implicit or none, not {tls!r}")
+    smtp = Smtp(
+        host=t.get("host", str, required=True),
+        port=t.get("port", int, 465 if tls == "implicit" else 587),
+        tls=tls,
+        username=t.get("username", str, None),
+        password=_secret(t, "password", file, folder),
+        connections=t.positive("connections", int, Smtp.connections),
+        messages_per_connection=t.positive("messages_per_connection", int, Smtp.messages_per_connection),
+        rate=t.get("rate", float, 0.0),
+        deadline_seconds=t.positive("deadline_seconds", float, Smtp.deadline_seconds),
+        timeout_seconds=t.positive("timeout_seconds", float, Smtp.timeout_seconds),
+        local_hostname=t.get("local_hostname", str, "localhost"),
+        envelope_from=t.get("envelope_from", str, None),
+    )
+    if tls == "none" and not _is_loopback(smtp.host):
+        raise ConfigError(
+            f"{file}: smtp.tls = \"none\" is only allowed for a server on this machine (127.0.0.1, ::1, localhost)",
+            "use starttls (port 587) or implicit (port 465)",
+        )
+    if smtp.username and smtp.password is None:
+        raise ConfigError(f"{file}: smtp.username is set but no password_env or password_file")
+    if smtp.rate < 0:
+        raise ConfigError(f"{file}: smtp.rate must be 0 (no limit) or more")
+    t.done()
+    return smtp
+
+
+def _dkim(data: Any, file: str, folder: Path) -> Dkim:
+    t = _Table(data, "dkim", file)
+    domain = t.get("domain", str, required=True)
+    selector = t.get("selector", str, required=True)
+    key = _secret(t, "key", file, folder)
+    if not key:
+        raise ConfigError(f"{file}: dkim needs key_file or key_env (a PEM private key)")
+    t.done()
+    return Dkim(domain=domain, selector=selector, key=key.encode())
 
 
 def with_overrides(settings: Settings, timezone: str | None = None, locale: str | None = None) -> Settings:

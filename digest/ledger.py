@@ -1,0 +1,210 @@
+"""The delivery ledger: one row per (edition, subscriber), so that no run skips or doubles a reader.
+
+    pending ──▶ sending ──▶ sent
+                   │──────▶ failed     (5xx: permanent; the subscriber is marked bounced)
+                   └──────▶ deferred   (4xx, dropped connection, deadline: retried, then due at next_attempt_at)
+
+A row is `sending` only while its SMTP transaction runs, and each change is committed at once: after
+a crash, the rows left in `sending` are the only messages that may have gone out unrecorded (at most
+one per connection), and they are the only ones a new run can send twice.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from subscribers.schema import deliveries, subscribers
+
+from .errors import DigestError
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A ledger row that is due, with what is needed to address its message."""
+
+    subscriber_id: int
+    email: str
+    name: str
+    locale: str
+    rubrics: str  # as stored: sorted keys joined with ","
+    attempts: int
+
+
+class AlreadySending(DigestError):
+    exit_code = 2
+
+
+class EditionLock:
+    """Only one `digest send` per edition and database at a time: an flock, which the kernel releases
+    when the process ends, however it ends (SIGKILL included), so a crash never leaves a stale lock."""
+
+    def __init__(self, database: str, edition: str) -> None:
+        if "://" not in database or database.startswith("sqlite:///"):
+            base = Path(database.removeprefix("sqlite:///"))
+            self.path = base.with_name(f"{base.name}.{edition}.lock")
+        else:
+            key = hashlib.sha256(f"{database}\x1f{edition}".encode()).hexdigest()[:16]
+            self.path = Path(tempfile.gettempdir()) / f"digest-{key}.lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> EditionLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise AlreadySending(
+                f"another 'digest send' (pid {holder}) is sending this edition right now",
+                "wait for it to finish; running again afterwards continues where it stopped",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+class Ledger:
+    def __init__(self, engine: Engine, edition: str) -> None:
+        self.engine = engine
+        self.edition = edition
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        """One connection for the run; every change is its own committed transaction."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _commit(self, statement) -> None:
+        self.conn.execute(statement)
+        self.conn.commit()
+
+    # -- a run's start ------------------------------------------------------------------------------
+    def prepare(self) -> int:
+        """A pending row for every active subscriber who has none for this edition yet; set-based, so
+        200,000 subscribers never pass through Python. Returns how many rows it added."""
+        now = utcnow()
+        missing = (
+            select(
+                literal(self.edition, deliveries.c.edition.type).label("edition"),
+                subscribers.c.id,
+                literal("pending", deliveries.c.status.type).label("status"),
+                literal(0, deliveries.c.attempts.type).label("attempts"),
+                literal(now, deliveries.c.updated_at.type).label("updated_at"),
+            )
+            .where(subscribers.c.status == "active")
+            .where(~select(deliveries.c.subscriber_id)
+                   .where(and_(deliveries.c.edition == self.edition, deliveries.c.subscriber_id == subscribers.c.id))
+                   .exists())
+        )
+        result = self.conn.execute(
+            insert(deliveries).from_select(["edition", "subscriber_id", "status", "attempts", "updated_at"], missing)
+        )
+        self.conn.commit()
+        return max(result.rowcount or 0, 0)
+
+    def recover(self) -> int:
+        """Rows a killed run left in `sending`: their message may or may not have gone; send again."""
+        result = self.conn.execute(
+            update(deliveries)
+            .where(deliveries.c.edition == self.edition, deliveries.c.status == "sending")
+            .values(status="pending", updated_at=utcnow())
+        )
+        self.conn.commit()
+        return max(result.rowcount or 0, 0)
+
+    def counts(self) -> dict[str, int]:
+        rows = self.conn.execute(
+            select(deliveries.c.status, func.count()).where(deliveries.c.edition == self.edition).group_by(deliveries.c.status)
+        )
+        out = {"pending": 0, "sending": 0, "sent": 0, "deferred": 0, "failed": 0}
+        out.update({status: count for status, count in rows})
+        return out
+
+    def due_count(self, now: datetime | None = None) -> int:
+        return self.conn.execute(select(func.count()).select_from(self._due_query(now).subquery())).scalar_one()
+
+    def _due_query(self, now: datetime | None, after_id: int = 0):
+        now = now or utcnow()
+        return (
+            select(deliveries.c.subscriber_id, subscribers.c.email, subscribers.c.name, subscribers.c.locale,
+                   subscribers.c.rubrics, deliveries.c.attempts)
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(deliveries.c.edition == self.edition)
+            .where(subscribers.c.status == "active")
+            .where(or_(deliveries.c.status == "pending",
+                       and_(deliveries.c.status == "deferred",
+                            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now))))
+            .where(deliveries.c.subscriber_id > after_id)
+            .order_by(deliveries.c.subscriber_id)
+        )
+
+    def due(self, batch: int = 500, now: datetime | None = None) -> Iterator[Due]:
+        """Due rows in subscriber order, read a batch at a time (keyset pagination): memory stays flat
+        however large the audience."""
+        now = now or utcnow()
+        after = 0
+        while True:
+            with self.engine.connect() as reader:
+                rows = reader.execute(self._due_query(now, after).limit(batch)).all()
+            if not rows:
+                return
+            for row in rows:
+                yield Due(*row)
+            after = rows[-1][0]
+
+    # -- one message's life -------------------------------------------------------------------------
+    def _row(self, subscriber_id: int):
+        return update(deliveries).where(deliveries.c.edition == self.edition, deliveries.c.subscriber_id == subscriber_id)
+
+    def sending(self, subscriber_id: int, message_id: str) -> None:
+        self._commit(self._row(subscriber_id).values(status="sending", message_id=message_id, updated_at=utcnow(),
+                                                     attempts=deliveries.c.attempts + 1))
+
+    def sent(self, subscriber_id: int, code: int | None) -> None:
+        self._commit(self._row(subscriber_id).values(status="sent", last_code=code, last_error=None,
+                                                     next_attempt_at=None, updated_at=utcnow()))
+
+    def deferred(self, subscriber_id: int, code: int | None, error: str, retry_at: datetime) -> None:
+        self._commit(self._row(subscriber_id).values(status="deferred", last_code=code, last_error=error[:500],
+                                                     next_attempt_at=retry_at, updated_at=utcnow()))
+
+    def failed(self, subscriber_id: int, code: int | None, error: str, bounce: bool) -> None:
+        """Permanent: this edition will not be sent to them again; a refused address is also bounced."""
+        now = utcnow()
+        self.conn.execute(self._row(subscriber_id).values(status="failed", last_code=code, last_error=error[:500],
+                                                          next_attempt_at=None, updated_at=now))
+        if bounce:
+            self.conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
+                              .values(status="bounced", updated_at=now))
+        self.conn.commit()
+
+    def later(self, minutes: float) -> datetime:
+        return utcnow() + timedelta(minutes=minutes)

@@ -1,0 +1,141 @@
+"""Where messages go: an SMTP relay (aiosmtplib) or the outbox folder. Both answer with an Outcome.
+
+    Outcome.kind: "sent" | "deferred" (4xx, dropped connection, deadline) | "failed" (5xx)
+    Outcome.bounce: the recipient's address was refused for good (5xx to RCPT): never send again
+    Outcome.reconnect: the connection cannot be trusted any more (421, drop, deadline)
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiosmtplib
+
+from .settings import Smtp
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: str
+    code: int | None = None
+    message: str = ""
+    bounce: bool = False
+    reconnect: bool = False
+
+
+def _text(message: str) -> str:
+    return " ".join(str(message).split())[:300]
+
+
+def classify(exc: BaseException) -> Outcome:
+    """An aiosmtplib exception → what the ledger records (RFC 5321 §4.2.1: 4yz transient, 5yz permanent)."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        refused = exc.recipients[0] if exc.recipients else None
+        code = refused.code if refused else None
+        message = _text(refused.message if refused else exc)
+        if code is not None and 500 <= code < 600:
+            return Outcome("failed", code, message, bounce=True)
+        return Outcome("deferred", code, message, reconnect=code == 421)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        code, message = exc.code, _text(exc.message)
+        if 400 <= code < 500:
+            return Outcome("deferred", code, message, reconnect=code == 421)
+        if isinstance(exc, aiosmtplib.SMTPSenderRefused) or not 500 <= code < 600:
+            # The server refuses our return path, or answered nonsense: not the reader's fault.
+            return Outcome("deferred", code, message, reconnect=True)
+        # 5xx after DATA: this message is refused for good (its content); the address is not.
+        return Outcome("failed", code, message)
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError)):
+        return Outcome("deferred", None, "no answer before the deadline", reconnect=True)
+    if isinstance(exc, (aiosmtplib.SMTPException, ConnectionError, OSError)):
+        return Outcome("deferred", None, _text(f"{exc.__class__.__name__}: {exc}"), reconnect=True)
+    raise exc
+
+
+class SmtpConnection:
+    """One connection of the pool: connects on first use, reconnects after N messages or trouble."""
+
+    def __init__(self, config: Smtp) -> None:
+        self.config = config
+        self.client: aiosmtplib.SMTP | None = None
+        self.used = 0
+
+    async def _connect(self) -> None:
+        cfg = self.config
+        context = ssl.create_default_context() if cfg.tls != "none" else None
+        client = aiosmtplib.SMTP(
+            hostname=cfg.host,
+            port=cfg.port,
+            use_tls=cfg.tls == "implicit",
+            start_tls=True if cfg.tls == "starttls" else False,  # never None: that silently falls back to plaintext
+            tls_context=context,
+            timeout=cfg.timeout_seconds,
+            local_hostname=cfg.local_hostname,  # else aiosmtplib calls getfqdn() on every connection
+        )
+        await client.connect()
+        if cfg.username:
+            await client.login(cfg.username, cfg.password or "")
+        self.client, self.used = client, 0
+
+    async def close(self) -> None:
+        """QUIT politely at the end of a batch."""
+        client, self.client = self.client, None
+        if client is not None:
+            try:
+                if client.is_connected:
+                    await asyncio.wait_for(client.quit(), 5)
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                client.close()
+
+    def abort(self) -> None:
+        """Drop a connection whose state is unknown (a deadline, a 421, a hang-up): no QUIT to wait on."""
+        client, self.client = self.client, None
+        if client is not None:
+            client.close()
+
+    async def send(self, envelope_from: str, recipient: str, data: bytes) -> Outcome:
+        try:
+            async with asyncio.timeout(self.config.deadline_seconds):
+                if self.client is None or not self.client.is_connected or self.used >= self.config.messages_per_connection:
+                    await self.close()
+                    await self._connect()
+                self.used += 1
+                # sendmail with bytes: the message is serialised once, never again per attempt.
+                errors, response = await self.client.sendmail(envelope_from, [recipient], data)
+        except BaseException as exc:  # noqa: BLE001 — classify() re-raises what is not an SMTP outcome
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            outcome = classify(exc)
+            if outcome.reconnect:
+                self.abort()
+            return outcome
+        if errors:  # one recipient per message: a refusal here means that one
+            code, message = next(iter(errors.values()))
+            return classify(aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(code, message, recipient)]))
+        return Outcome("sent", 250, _text(response))
+
+
+class Outbox:
+    """Delivery to a folder, one .eml per message: the default before an SMTP server is configured.
+    Each file appears whole or not at all (written aside, then renamed)."""
+
+    def __init__(self, folder: Path, edition: str) -> None:
+        self.folder = folder / edition
+
+    def path_for(self, subscriber_id: int) -> Path:
+        return self.folder / f"{subscriber_id:010d}.eml"
+
+    async def send(self, envelope_from: str, recipient: str, data: bytes, subscriber_id: int) -> Outcome:
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            target = self.path_for(subscriber_id)
+            partial = target.with_suffix(".tmp")
+            with open(partial, "wb") as handle:
+                handle.write(data)
+            os.replace(partial, target)
+        except OSError as exc:
+            return Outcome("deferred", None, _text(f"cannot write to {self.folder}: {exc.strerror or exc}"))
+        return Outcome("sent", None, str(target))

@@ -1,0 +1,332 @@
+"""Delivery against real servers: aiosmtpd (misbehaving on chosen commands) and Postfix's smtp-sink."""
+from __future__ import annotations
+
+import re
+
+import lxml.html
+import pytest
+
+from digest.render import Renderer
+from delivery import Newsroom, parse
+from smtp_servers import Recorder, SmtpServer, SmtpSink
+
+
+@pytest.fixture
+def server():
+    srv = SmtpServer()
+    yield srv
+    srv.stop()
+
+
+def run(newsroom: Newsroom, **kwargs):
+    return newsroom.sender(**kwargs).run()
+
+
+# -- the outbox: the embedded default ---------------------------------------------------------------
+
+def test_without_smtp_every_active_subscriber_gets_one_eml_in_the_outbox(tmp_path):
+    room = Newsroom(tmp_path, subscribers=9)
+    room.store.unsubscribe(room.emails[0])
+    report = run(room)
+    files = sorted((tmp_path / "outbox" / report.edition).glob("*.eml"))
+    assert report.outcomes["sent"] == 8 and len(files) == 8
+    recipients = sorted(parse(f.read_bytes())["To"].addresses[0].addr_spec for f in files)
+    assert recipients == sorted(room.emails[1:])
+    assert set(room.ledger_rows().values()) == {"sent"}
+
+
+def test_a_second_run_sends_nothing_new_and_says_so(tmp_path):
+    room = Newsroom(tmp_path, subscribers=5)
+    first = room.cli("send")
+    assert first.returncode == 0, first.stderr
+    second = room.cli("send")
+    assert second.returncode == 0
+    assert "Nothing new to send" in second.stdout and "5 subscribers already" in second.stdout
+    assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 5
+
+
+def test_a_new_subscriber_after_a_run_gets_the_edition_on_the_next_run(tmp_path):
+    room = Newsroom(tmp_path, subscribers=3)
+    run(room)
+    room.store.add("late@example.com", locale="fr")
+    report = run(room)
+    assert report.outcomes["sent"] == 1 and report.already_sent == 3
+
+
+# -- the message ------------------------------------------------------------------------------------
+
+def test_each_message_has_one_recipient_list_headers_and_a_working_token(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=6)
+    room.with_smtp(server.port)
+    report = run(room)
+    assert report.outcomes["sent"] == 6
+    by_rcpt = server.handler.by_recipient()
+    assert sorted(by_rcpt) == sorted(room.emails)
+    for address, received in by_rcpt.items():
+        assert len(received) == 1 and received[0].rcpt_tos == [address]
+        msg = parse(received[0].data)
+        assert msg["To"].addresses[0].addr_spec == address
+        for name in ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version", "List-Id",
+                     "List-Unsubscribe", "List-Unsubscribe-Post"):
+            assert len(msg.get_all(name)) == 1, name
+        assert "Cc" not in msg and "Bcc" not in msg
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        links = re.findall(r"<([^>]+)>", msg["List-Unsubscribe"])
+        assert links[0].startswith("https://lequotidien.example.ma/digest/unsubscribe/")
+        token = links[0].rsplit("/", 1)[1]
+        subscriber = room.store.get(address)
+        assert room.tokens.verify(token) == subscriber.id
+        assert address not in msg["List-Unsubscribe"]
+        html = msg.get_body(("html",)).get_content()
+        text = msg.get_body(("plain",)).get_content()
+        assert links[0] in html and links[0] in text
+        raw = received[0].data
+        assert max(len(line) for line in raw.splitlines()) <= 998
+
+
+def test_message_ids_are_deterministic_per_edition_and_subscriber(tmp_path):
+    first = Newsroom(tmp_path / "a", subscribers=4)
+    second = Newsroom(tmp_path / "b", subscribers=4)
+    ids = []
+    for room in (first, second):
+        report = run(room)
+        files = sorted((room.tmp / "outbox" / report.edition).glob("*.eml"))
+        ids.append([parse(f.read_bytes())["Message-ID"] for f in files])
+    assert ids[0] == ids[1] and len(set(ids[0])) == 4
+
+
+def test_hostile_names_and_titles_cannot_add_headers(tmp_path, server):
+    from sqlalchemy import update
+
+    from subscribers.schema import subscribers
+
+    room = Newsroom(tmp_path, subscribers=1)
+    # A name that went around validation (an older import, a direct write) still cannot inject.
+    with room.store.engine.begin() as conn:
+        conn.execute(update(subscribers).values(name="Eve\r\nBcc: victim@example.org\r\nX-Evil: 1"))
+    room.with_smtp(server.port)
+    run(room)
+    msg = parse(server.handler.messages[0].data)
+    assert msg.get_all("Bcc") is None and msg.get_all("X-Evil") is None
+    assert "victim@example.org" in str(msg["To"])  # kept as text of the display name, on one line
+    assert server.handler.messages[0].rcpt_tos == [room.emails[0]]
+
+
+# -- personal ---------------------------------------------------------------------------------------
+
+def _sections(msg) -> list[str]:
+    root = lxml.html.document_fromstring(msg.get_body(("html",)).get_content())
+    return [h.text_content().strip() for h in root.xpath("//h2[contains(@class,'rubric-title')]")]
+
+
+def test_each_reader_gets_the_rubrics_and_language_they_chose(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=0)
+    room.store.add("eco-sport@example.com", locale="fr", rubrics=frozenset({"economie", "sport"}))
+    room.store.add("english@example.com", locale="en")
+    room.store.add("arabic@example.com", locale="ar", rubrics=frozenset({"politique"}))
+    room.with_smtp(server.port)
+    run(room)
+    got = {a: parse(r[0].data) for a, r in server.handler.by_recipient().items()}
+    lead = room.made.edition.leads[0].item.title
+
+    eco = got["eco-sport@example.com"]
+    assert [s for s in _sections(eco) if s != "Plus sur le web"] == ["Économie", "Sport"]
+    assert lead in eco.get_body(("html",)).get_content()
+
+    english = got["english@example.com"]
+    html = english.get_body(("html",)).get_content()
+    assert 'lang="en"' in html and "Unsubscribe" in html and "Sunday, November 29, 2026" in html
+    assert "Economy" in _sections(english)
+
+    arabic = got["arabic@example.com"]
+    html = arabic.get_body(("html",)).get_content()
+    assert 'dir="rtl"' in html and 'lang="ar"' in html and "إلغاء الاشتراك" in html
+    assert _sections(arabic)[:1] == ["سياسة"]
+
+
+def test_mjml_compiles_once_per_variant_not_once_per_recipient(tmp_path, monkeypatch):
+    import digest.render as render
+
+    calls = []
+    original = render.mjml.mjml2html
+
+    def counting(source, **kwargs):
+        calls.append(1)
+        return original(source, **kwargs)
+
+    monkeypatch.setattr(render.mjml, "mjml2html", counting)
+    room = Newsroom(tmp_path, subscribers=36)  # 3 locales × 4 rubric choices = 12 variants
+    report = run(room)
+    assert report.outcomes["sent"] == 36
+    assert len(calls) == 12 == report.variants
+
+
+# -- SMTP outcomes ----------------------------------------------------------------------------------
+
+def test_a_4xx_is_retried_with_backoff_in_the_same_run(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=3)
+    server.handler.rcpt[room.emails[1]] = ["451 4.7.1 Greylisted, try again", None]
+    room.with_smtp(server.port)
+    report = run(room)
+    assert report.outcomes["sent"] == 3 and report.retried == 1
+    assert server.handler.attempts[room.emails[1]] == 2
+    assert len(server.handler.by_recipient()[room.emails[1]]) == 1
+
+
+@pytest.mark.parametrize("reply", ["450 4.2.0 Mailbox busy", "452 4.5.3 Too many recipients", "454 4.7.0 TLS not available"])
+def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_path, server, reply):
+    room = Newsroom(tmp_path, subscribers=2)
+    server.handler.rcpt[room.emails[0]] = [reply]
+    room.with_smtp(server.port)
+    room.with_delivery(retries=3, retry_base_seconds=0.02)
+    report = run(room)
+    assert report.outcomes == {"sent": 1, "deferred": 1}
+    assert server.handler.attempts[room.emails[0]] == 3
+    rows = room.ledger_rows()
+    assert rows[room.store.get(room.emails[0]).id] == "deferred"
+    assert room.store.get(room.emails[0]).status == "active"  # a 4xx never bounces anyone
+
+    # The next run, once the retry time has come, delivers it.
+    server.handler.rcpt.clear()
+    room.with_delivery(retry_later_minutes=0.0001)
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from digest.ledger import utcnow
+    from subscribers.schema import deliveries
+
+    with room.store.engine.begin() as conn:
+        conn.execute(update(deliveries).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+    again = run(room)
+    assert again.outcomes == {"sent": 1} and again.already_sent == 1
+
+
+def test_a_5xx_fails_for_good_and_bounces_the_subscriber(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=3)
+    server.handler.rcpt[room.emails[2]] = ["550 5.1.1 No such user"]
+    room.with_smtp(server.port)
+    report = run(room)
+    assert report.outcomes == {"sent": 2, "failed": 1} and report.bounced == 1
+    assert server.handler.attempts[room.emails[2]] == 1  # never retried
+    assert room.store.get(room.emails[2]).status == "bounced"
+    # Never sent to again, not even for the next edition's ledger.
+    assert run(room).outcomes == {}
+
+
+def test_421_on_data_reconnects_and_goes_on(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=4)
+    server.handler.data_replies = [None, "421 4.3.2 Shutting down", None]
+    room.with_smtp(server.port, connections=1)
+    report = run(room)
+    assert report.outcomes["sent"] == 4
+    assert sorted(server.handler.by_recipient()) == sorted(room.emails)
+    assert server.handler.sessions >= 2  # it connected again after the 421
+
+
+def test_a_server_that_stops_answering_hits_the_deadline_and_defers(tmp_path):
+    server = SmtpServer(Recorder(data_delay=3.0))
+    try:
+        room = Newsroom(tmp_path, subscribers=1)
+        room.with_smtp(server.port, deadline_seconds=0.5, connections=1)
+        room.with_delivery(retries=1)
+        report = run(room)
+    finally:
+        server.stop()
+    assert report.outcomes == {"deferred": 1}
+    assert report.elapsed < 3.0
+
+
+def test_starttls_required_never_falls_back_to_plaintext(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=1)
+    room.with_smtp(server.port, tls="starttls")  # aiosmtpd here offers no STARTTLS
+    room.with_delivery(retries=1)
+    report = run(room)
+    assert report.outcomes == {"deferred": 1}
+    assert server.handler.messages == []
+
+
+def test_tls_none_is_refused_for_a_server_that_is_not_on_this_machine():
+    from digest.errors import ConfigError
+    from digest.settings import parse as parse_settings
+
+    with pytest.raises(ConfigError, match="smtp.tls"):
+        parse_settings({"smtp": {"host": "smtp.example.ma", "tls": "none"}})
+    assert parse_settings({"smtp": {"host": "127.0.0.1", "tls": "none", "port": 25}}).smtp.tls == "none"
+
+
+def test_the_password_comes_from_the_environment_and_is_never_printed(monkeypatch):
+    from digest.settings import parse as parse_settings
+
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t-value")
+    smtp = parse_settings({"smtp": {"host": "smtp.example.ma", "username": "digest", "password_env": "TEST_SMTP_PASSWORD"}}).smtp
+    assert smtp.password == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(smtp)
+
+
+# -- Postfix's smtp-sink ----------------------------------------------------------------------------
+
+def test_smtp_sink_receives_every_message(tmp_path):
+    sink = SmtpSink(dump=True)
+    try:
+        room = Newsroom(tmp_path, subscribers=10)
+        room.with_smtp(sink.port, connections=3, messages_per_connection=4)
+        report = run(room)
+        dumped = sink.messages()
+    finally:
+        sink.stop()
+    assert report.outcomes == {"sent": 10}
+    assert len(dumped) == 10
+    # Each dump is the envelope smtp-sink saw, then the message as we sent it.
+    recipients = sorted(re.search(rb"(reader\d+@example\.com)", d).group(1).decode() for d in dumped)
+    assert recipients == sorted(room.emails)
+
+
+@pytest.mark.parametrize(
+    "options, outcome, status",
+    [(("-r", "RCPT"), "deferred", "active"), (("-f", "RCPT"), "failed", "bounced"), (("-q", "DATA"), "deferred", "active")],
+)
+def test_smtp_sink_failures(tmp_path, options, outcome, status):
+    sink = SmtpSink(*options)
+    try:
+        room = Newsroom(tmp_path, subscribers=3)
+        room.with_smtp(sink.port)
+        room.with_delivery(retries=2, retry_base_seconds=0.01)
+        report = run(room)
+    finally:
+        sink.stop()
+    assert report.outcomes == {outcome: 3}
+    assert {room.store.get(a).status for a in room.emails} == {status}
+
+
+# -- editors and jobs ------------------------------------------------------------------------------
+
+def test_test_to_sends_one_copy_and_leaves_the_ledger_alone(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=3)
+    room.config.write_text(room.config.read_text() + f'\n[smtp]\nhost = "127.0.0.1"\nport = {server.port}\ntls = "none"\n')
+    result = room.cli("send", "--test-to", "editor@lequotidien.example.ma")
+    assert result.returncode == 0, result.stderr
+    assert [m.rcpt_tos for m in server.handler.messages] == [["editor@lequotidien.example.ma"]]
+    assert room.ledger_rows() == {}
+
+
+def test_dry_run_renders_everything_sends_nothing_records_nothing(tmp_path):
+    room = Newsroom(tmp_path, subscribers=12)
+    result = room.cli("send", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "12 " in result.stdout and "nothing sent" in result.stdout
+    assert room.ledger_rows() == {}
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_renderer_is_not_touched_per_recipient(tmp_path, monkeypatch):
+    """Personalising a message is a string fill, not a render."""
+    room = Newsroom(tmp_path, subscribers=24)
+    sender = room.sender()
+    calls = []
+    original = Renderer.render
+    monkeypatch.setattr(Renderer, "render", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    from digest.send import dry_run
+
+    result = dry_run(sender)
+    assert result["messages"] == 24 and len(calls) == 12
