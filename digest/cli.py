@@ -196,6 +196,15 @@ def _print_build_report(built: pipeline.Built) -> None:
         _err("warning", warning)
 
 
+def _register_subscribers() -> None:
+    from subscribers.cli import subscribers
+
+    cli.add_command(subscribers)
+
+
+_register_subscribers()
+
+
 def main() -> None:
     """Entry point: a DigestError is one line on stderr with its exit code, never a traceback."""
     try:

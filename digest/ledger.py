@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from sqlalchemy import and_, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from subscribers.schema import deliveries, subscribers
@@ -89,6 +89,15 @@ class Ledger:
         self.engine = engine
         self.edition = edition
         self._conn: Connection | None = None
+        # One statement per transition, built once: each message costs two small committed
+        # updates, not two rounds of SQL construction.
+        row = update(deliveries).where(deliveries.c.edition == bindparam("e"), deliveries.c.subscriber_id == bindparam("sid"))
+        self._sending = row.values(status="sending", message_id=bindparam("mid"), updated_at=bindparam("now"),
+                                   attempts=deliveries.c.attempts + 1)
+        self._outcome = row.values(status=bindparam("st"), last_code=bindparam("code"), last_error=bindparam("err"),
+                                   next_attempt_at=bindparam("at"), updated_at=bindparam("now"))
+        self._bounce = update(subscribers).where(subscribers.c.id == bindparam("sid")).values(
+            status="bounced", updated_at=bindparam("now"))
 
     @property
     def conn(self) -> Connection:
@@ -181,29 +190,27 @@ class Ledger:
             after = rows[-1][0]
 
     # -- one message's life -------------------------------------------------------------------------
-    def _row(self, subscriber_id: int):
-        return update(deliveries).where(deliveries.c.edition == self.edition, deliveries.c.subscriber_id == subscriber_id)
+    def _record(self, status: str, subscriber_id: int, code: int | None, error: str | None, at: datetime | None) -> None:
+        self.conn.execute(self._outcome, {"e": self.edition, "sid": subscriber_id, "st": status, "code": code,
+                                          "err": error[:500] if error else None, "at": at, "now": utcnow()})
 
     def sending(self, subscriber_id: int, message_id: str) -> None:
-        self._commit(self._row(subscriber_id).values(status="sending", message_id=message_id, updated_at=utcnow(),
-                                                     attempts=deliveries.c.attempts + 1))
+        self.conn.execute(self._sending, {"e": self.edition, "sid": subscriber_id, "mid": message_id, "now": utcnow()})
+        self.conn.commit()
 
     def sent(self, subscriber_id: int, code: int | None) -> None:
-        self._commit(self._row(subscriber_id).values(status="sent", last_code=code, last_error=None,
-                                                     next_attempt_at=None, updated_at=utcnow()))
+        self._record("sent", subscriber_id, code, None, None)
+        self.conn.commit()
 
     def deferred(self, subscriber_id: int, code: int | None, error: str, retry_at: datetime) -> None:
-        self._commit(self._row(subscriber_id).values(status="deferred", last_code=code, last_error=error[:500],
-                                                     next_attempt_at=retry_at, updated_at=utcnow()))
+        self._record("deferred", subscriber_id, code, error, retry_at)
+        self.conn.commit()
 
     def failed(self, subscriber_id: int, code: int | None, error: str, bounce: bool) -> None:
         """Permanent: this edition will not be sent to them again; a refused address is also bounced."""
-        now = utcnow()
-        self.conn.execute(self._row(subscriber_id).values(status="failed", last_code=code, last_error=error[:500],
-                                                          next_attempt_at=None, updated_at=now))
+        self._record("failed", subscriber_id, code, error, None)
         if bounce:
-            self.conn.execute(update(subscribers).where(subscribers.c.id == subscriber_id)
-                              .values(status="bounced", updated_at=now))
+            self.conn.execute(self._bounce, {"sid": subscriber_id, "now": utcnow()})
         self.conn.commit()
 
     def later(self, minutes: float) -> datetime:

@@ -19,6 +19,12 @@ from .render import SLOT_TOKEN
 from .sanitize import one_line
 
 _QP_SOFT_BREAK = b"=\r\n"
+_LEADING_DOT = re.compile(rb"(?<=\r\n)\.")
+_BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
+
+
+class WireMessage(bytes):
+    """Message bytes already in SMTP DATA form: CRLF line endings, leading dots doubled."""
 _ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/^_`{|}~ -]*$")  # a display name that needs no quoting
 
 
@@ -72,8 +78,13 @@ class Template:
         del msg["Message-ID"]
         raw = message.to_bytes(msg)
         head, body = raw.split(b"\r\n\r\n", 1)
+        if not body.endswith(b"\r\n") or _BARE_LINE_END.search(raw):
+            raise ValueError("the encoded message must use CRLF line endings throughout")
         self._head = head + b"\r\n"
         self._pieces = self._split(b"\r\n" + body)
+        # The same message as SMTP's DATA carries it: lines that start with "." doubled (RFC 5321
+        # 4.5.2), done here once per variant instead of once per message on the sending path.
+        self._wire_pieces = self._split(_LEADING_DOT.sub(b"..", b"\r\n" + body))
 
     def _split(self, body: bytes) -> list[bytes | tuple[int, int]]:
         """The body as constant byte runs and (start, end) slices of the token, in order."""
@@ -106,6 +117,14 @@ class Template:
         return message.message_id(self.edition_key, email, self.domain)
 
     def fill(self, recipient: Recipient) -> bytes:
+        """The message as it is stored (outbox) and signed (DKIM)."""
+        return self._fill(recipient, self._pieces)
+
+    def fill_wire(self, recipient: Recipient, prefix: bytes = b"") -> WireMessage:
+        """The message ready for DATA: dot-stuffed, CRLF throughout (`prefix`: a DKIM-Signature)."""
+        return WireMessage(prefix + self._fill(recipient, self._wire_pieces))
+
+    def _fill(self, recipient: Recipient, pieces) -> bytes:
         token = recipient.token.encode("ascii")
         if len(token) != len(self.placeholder):
             raise ValueError("a token has the wrong length")
@@ -114,7 +133,7 @@ class Template:
             f"Message-ID: {self.message_id(recipient.email)}\r\n"
             f"List-Unsubscribe: {self.list_unsubscribe(recipient.token)}\r\n"
         ).encode("ascii")
-        return head + self._head + b"".join(p if isinstance(p, bytes) else token[p[0]:p[1]] for p in self._pieces)
+        return head + self._head + b"".join(p if isinstance(p, bytes) else token[p[0]:p[1]] for p in pieces)
 
 
 def format_to(name: str, email: str) -> str:

@@ -107,20 +107,25 @@ class Sender:
                         list_name=news.name, base_url=news.base_url, token_length=TOKEN_LENGTH,
                         unsubscribe_mailto=news.unsubscribe_mailto, reply_to=news.reply_to, date=self._date)
 
-    def message_for(self, due: Due) -> bytes:
+    def message_for(self, due: Due, wire: bool = False) -> bytes:
+        """The subscriber's message: as stored (outbox, dry run), or `wire`-ready for SMTP's DATA."""
         template = self.template(due.locale, due.rubrics)
-        data = template.fill(Recipient(due.subscriber_id, due.email, due.name, self.tokens.make(due.subscriber_id)))
-        if self.settings.dkim:
-            data = self._sign(data)
-        return data
+        recipient = Recipient(due.subscriber_id, due.email, due.name, self.tokens.make(due.subscriber_id))
+        return self._finish(template, recipient, wire)
 
-    def _sign(self, data: bytes) -> bytes:
+    def _finish(self, template: Template, recipient: Recipient, wire: bool) -> bytes:
+        if not self.settings.dkim:
+            return template.fill_wire(recipient) if wire else template.fill(recipient)
+        plain = template.fill(recipient)
+        signature = self._signature(plain)  # signed over the message itself, never its dot-stuffed form
+        return template.fill_wire(recipient, prefix=signature) if wire else signature + plain
+
+    def _signature(self, data: bytes) -> bytes:
         import dkim
 
         dk = self.settings.dkim
-        signature = dkim.sign(data, dk.selector.encode(), dk.domain.encode(), dk.key, include_headers=DKIM_HEADERS,
-                              linesep=b"\r\n")
-        return signature + data
+        return dkim.sign(data, dk.selector.encode(), dk.domain.encode(), dk.key, include_headers=DKIM_HEADERS,
+                         linesep=b"\r\n")
 
     # -- the run --------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -235,7 +240,7 @@ class Sender:
                 if self._stopping:
                     break
                 template = self.template(due.locale, due.rubrics)
-                await queue.put(_Job(due, self.message_for(due), template.message_id(due.email)))
+                await queue.put(_Job(due, self.message_for(due, wire=not use_outbox), template.message_id(due.email)))
             # Done when every job has been handled and no retry is waiting to be queued again (a
             # retry is queued before it stops counting as pending, so join() then covers it).
             while True:
@@ -299,7 +304,6 @@ def send_test_copy(sender: Sender, to: str, name: str = "") -> Outcome:
     locale = sender.settings.newsletter.locale
     template = sender.template(locale, "")
     # A token that belongs to nobody: the test copy's unsubscribe link must not unsubscribe anyone.
-    data = template.fill(Recipient(0, to, name, "0" * len(template.placeholder)))
-    if sender.settings.dkim:
-        data = sender._sign(data)
-    return asyncio.run(_send_one(sender, to, data))
+    recipient = Recipient(0, to, name, "0" * len(template.placeholder))
+    to_outbox = sender.outbox is not None or sender.settings.smtp is None
+    return asyncio.run(_send_one(sender, to, sender._finish(template, recipient, wire=not to_outbox)))

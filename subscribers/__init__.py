@@ -1,4 +1,34 @@
-"""The audience: who receives which rubrics, in which language (subscriber store, import/export, tokens).
+"""The audience: who receives which rubrics, in which language (store, CSV import/export, signed tokens).
 
-Filled by the delivery work; the package exists so that the layout is the one the project keeps.
+The public surface is re-exported here; the modules behind it are free to change.
+
+    InvalidSubscriber(DigestError, ValueError)   a field a user gave is wrong (exit 2)
+    StoreError(DigestError)                      the database cannot be opened (exit 2)
+    CsvError(DigestError)                        a CSV file cannot be imported at all (exit 2)
 """
+from __future__ import annotations
+
+from .csvio import CsvError, ImportReport, export_csv, import_csv
+from .model import LOCALES, STATUSES, Subscriber
+from .store import Store, StoreError, Upserted
+from .tokens import TOKEN_LENGTH, Tokens, load_keys
+from .validate import Fields, InvalidSubscriber, normalise_email
+
+__all__ = [
+    "LOCALES",
+    "STATUSES",
+    "TOKEN_LENGTH",
+    "CsvError",
+    "Fields",
+    "ImportReport",
+    "InvalidSubscriber",
+    "Store",
+    "StoreError",
+    "Subscriber",
+    "Tokens",
+    "Upserted",
+    "export_csv",
+    "import_csv",
+    "load_keys",
+    "normalise_email",
+]

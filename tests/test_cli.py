@@ -109,7 +109,7 @@ def test_a_failing_source_is_named_the_others_still_make_the_edition(tmp_path):
         (["gather", "-c", "/nonexistent/digest.toml"], "no such file"),
         (["gather", "--format", "xml"], "xml"),
         (["build", "--date", "2026-11-29"], "no sources"),
-        (["send"], "No such command"),
+        (["publish"], "No such command"),
     ],
 )
 def test_usage_and_config_errors_exit_2_with_one_clear_line(args, needle, tmp_path):

@@ -1,0 +1,262 @@
+"""`digest subscribers …`: the audience from the command line. Parses, calls the store, prints."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import click
+from sqlalchemy import exc as sa_exc
+
+from digest import settings as config
+from digest.errors import DigestError
+from digest.settings import Settings
+
+from .csvio import export_csv, import_csv, iso_utc
+from .model import STATUSES, Subscriber
+from .store import Store
+from .validate import check_rubrics, normalise_email, split_rubrics
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class UserError(click.ClickException):
+    """One line on stderr, `digest: error: …`, whether run standalone or under `digest`."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"digest: error: {self.format_message()}", err=True)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        # Turn what a user can cause into one line; anything else is a bug and keeps its traceback.
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise UserError(str(exc), exc.exit_code) from None
+        except sa_exc.OperationalError as exc:
+            raise UserError(f"database error: {str(exc.orig).splitlines()[0]}", 1) from None
+
+
+@click.group("subscribers", cls=_Group, context_settings=CONTEXT)
+def subscribers() -> None:
+    """Who receives the digest: add, import, export, list, count, remove, unsubscribe.
+
+    \b
+    The database is --database (a file path or a SQLAlchemy URL), else
+    `database` in the [subscribers] table of digest.toml, else ./digest.db.
+    Rubric keys are checked against the config's rubrics (-c, else
+    ./digest.toml, else the built-in defaults, which have only `actualite`).
+    """
+
+
+def _store_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--database", metavar="PATH_OR_URL", envvar="DIGEST_DATABASE",
+                        help="Subscriber database: a file path or a URL such as postgresql://… [env: DIGEST_DATABASE]")(func)
+    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
+                        help="digest.toml to read (default: ./digest.toml if present). [env: DIGEST_CONFIG]")(func)
+
+
+def _settings(config_path: str | None) -> Settings:
+    if config_path:
+        return config.load(config_path)
+    if Path("digest.toml").is_file():
+        return config.load("digest.toml")
+    return config.defaults()
+
+
+def _database(settings: Settings) -> str:
+    return getattr(settings, "database", None) or "digest.db"
+
+
+def _open(settings: Settings, database: str | None) -> Store:
+    return Store.open(database or _database(settings))
+
+
+def _known(settings: Settings) -> set[str]:
+    return {r.key for r in settings.rubrics}
+
+
+def _existing(store: Store, email: str) -> Subscriber:
+    subscriber = store.get(normalise_email(email))
+    if subscriber is None:
+        raise UserError(f"{email} is not a subscriber (see `digest subscribers list`)")
+    return subscriber
+
+
+@contextmanager
+def _utf8_stdout() -> Iterator[IO[str]]:
+    """UTF-8 whatever the terminal's locale says: names are in Arabic and French."""
+    stream = io.TextIOWrapper(click.get_binary_stream("stdout"), encoding="utf-8", newline="", write_through=True)
+    try:
+        yield stream
+    finally:
+        stream.detach()
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("email")
+@click.option("--name", default="", help="The name used in the greeting.")
+@click.option("--locale", type=click.Choice(config.LOCALES), help="Language of the email (default: newsletter.locale).")
+@click.option("--timezone", metavar="ZONE", help="IANA time zone, e.g. Africa/Casablanca (default: newsletter.timezone).")
+@click.option("--rubric", "rubrics", multiple=True, metavar="KEY", help="A rubric to receive; repeat for several (default: all).")
+@_store_options
+def add(email: str, name: str, locale: str | None, timezone: str | None, rubrics: tuple[str, ...],
+        config_path: str | None, database: str | None) -> None:
+    """Add one subscriber.
+
+    \b
+    Example:
+      digest subscribers add salma@example.ma --name "Salma Alaoui" --rubric economie --rubric sport
+    """
+    settings = _settings(config_path)
+    chosen = check_rubrics([key for value in rubrics for key in split_rubrics(value)], _known(settings))
+    normalise_email(email)  # before the database is created for nothing
+    store = _open(settings, database)
+    news = settings.newsletter
+    subscriber = store.add(email, name=name, locale=locale or news.locale, timezone=timezone or news.timezone, rubrics=chosen)
+    click.echo(f"added {subscriber.email} (id {subscriber.id}, {subscriber.locale}, {subscriber.timezone}, "
+               f"rubrics: {_rubrics(subscriber)})")
+
+
+@subscribers.command("import", context_settings=CONTEXT)
+@click.argument("file")
+@_store_options
+def import_(file: str, config_path: str | None, database: str | None) -> None:
+    """Add or update subscribers from a CSV file ('-' for standard input).
+
+    \b
+    Columns (header line required, any order, only email mandatory):
+      email,name,locale,timezone,rubrics,status,created_at
+    Rubrics are separated by ; or | or spaces. Bad rows are listed by line
+    and the good ones imported (exit code 1). Importing twice changes nothing;
+    an unsubscribed or bounced subscriber is never made active again.
+    """
+    settings = _settings(config_path)
+    store = _open(settings, database)
+    source: Any = click.get_binary_stream("stdin") if file == "-" else file
+    report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone)
+    click.echo(f"imported {file}: {report.created} created, {report.updated} updated, "
+               f"{report.unchanged} unchanged, {len(report.errors)} bad rows")
+    lines = [(line, reason) for line, reason in report.errors] + [(line, f"warning: {r}") for line, r in report.warnings]
+    for line, reason in sorted(lines):
+        click.echo(f"line {line}: {reason}")
+    if report.errors:
+        sys.exit(1)
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("file", default="-", required=False)
+@click.option("--status", type=click.Choice(STATUSES), help="Only subscribers with this status (default: all).")
+@_store_options
+def export(file: str, status: str | None, config_path: str | None, database: str | None) -> None:
+    """Write subscribers as CSV (UTF-8) to FILE, or to standard output ('-', the default).
+
+    The file imports back into an empty database as the same subscribers.
+    """
+    store = _open(_settings(config_path), database)
+    if file == "-":
+        with _utf8_stdout() as out:
+            export_csv(store, out, status)
+        return
+    try:
+        with open(file, "w", encoding="utf-8", newline="") as out:
+            count = export_csv(store, out, status)
+    except OSError as exc:
+        raise UserError(f"{file}: cannot write it: {exc.strerror}") from None
+    click.echo(f"exported {count} subscribers to {file}", err=True)
+
+
+@subscribers.command("list", context_settings=CONTEXT)
+@click.option("--status", type=click.Choice(STATUSES), help="Only subscribers with this status (default: all).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="A table for people; CSV or JSON for programs.")
+@_store_options
+def list_(status: str | None, fmt: str, config_path: str | None, database: str | None) -> None:
+    """List subscribers in the order they were added."""
+    store = _open(_settings(config_path), database)
+    with _utf8_stdout() as out:
+        if fmt == "csv":
+            count = export_csv(store, out, status)
+        elif fmt == "json":
+            count = _json(store.iter_subscribers(status), out)
+        else:
+            count = _table(store.iter_subscribers(status), out)
+    if fmt == "table":
+        click.echo(f"{count} subscribers", err=True)
+
+
+def _rubrics(subscriber: Subscriber) -> str:
+    return ";".join(sorted(subscriber.rubrics)) or "(all)"
+
+
+def _table(rows: Iterator[Subscriber], out: IO[str]) -> int:
+    out.write(f"{'id':>6}  {'email':<34} {'status':<12} {'locale':<6} {'timezone':<20} {'rubrics':<30} name\n")
+    count = 0
+    for s in rows:
+        out.write(f"{s.id:>6}  {s.email:<34} {s.status:<12} {s.locale:<6} {s.timezone:<20} {_rubrics(s):<30} {s.name}\n")
+        count += 1
+    return count
+
+
+def _json(rows: Iterator[Subscriber], out: IO[str]) -> int:
+    """A JSON array written as it streams: the list can be 200,000 long."""
+    count = 0
+    out.write("[")
+    for s in rows:
+        record = {"id": s.id, "email": s.email, "name": s.name, "locale": s.locale, "timezone": s.timezone,
+                  "rubrics": sorted(s.rubrics), "status": s.status, "created_at": iso_utc(s.created_at),
+                  "updated_at": iso_utc(s.updated_at)}
+        out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
+        count += 1
+    out.write("\n]\n" if count else "]\n")
+    return count
+
+
+@subscribers.command(context_settings=CONTEXT)
+@_store_options
+def count(config_path: str | None, database: str | None) -> None:
+    """How many subscribers, per status."""
+    counts = _open(_settings(config_path), database).count()
+    for status, n in counts.items():
+        click.echo(f"{status:<14}{n:>8}")
+    click.echo(f"{'total':<14}{sum(counts.values()):>8}")
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("email")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_store_options
+def remove(email: str, yes: bool, config_path: str | None, database: str | None) -> None:
+    """Delete a subscriber and their delivery history (to stop sending, prefer unsubscribe)."""
+    normalise_email(email)
+    store = _open(_settings(config_path), database)
+    subscriber = _existing(store, email)
+    if not yes and not click.confirm(f"Remove {subscriber.email} and their delivery history?", default=False):
+        click.echo("nothing removed")
+        return
+    store.remove(subscriber.email)
+    click.echo(f"removed {subscriber.email}")
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("email")
+@_store_options
+def unsubscribe(email: str, config_path: str | None, database: str | None) -> None:
+    """Stop sending to a subscriber (kept on the list, so that an import cannot add them back)."""
+    normalise_email(email)
+    store = _open(_settings(config_path), database)
+    subscriber = _existing(store, email)
+    if store.unsubscribe(subscriber.id):
+        click.echo(f"unsubscribed {subscriber.email}")
+    else:
+        click.echo(f"{subscriber.email} was already unsubscribed")
+

@@ -1,0 +1,23 @@
+"""Who receives the digest: the Subscriber record that crosses stages."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Status = Literal["active", "unsubscribed", "bounced"]
+STATUSES: tuple[str, ...] = ("active", "unsubscribed", "bounced")
+LOCALES: tuple[str, ...] = ("fr", "en", "ar")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str  # as validated: ASCII local part, domain as IDNA A-label, lowercased domain
+    name: str
+    locale: str  # fr, en, ar
+    timezone: str  # IANA name
+    rubrics: frozenset[str]  # chosen rubric keys; empty: every rubric
+    status: str  # active, unsubscribed, bounced
+    created_at: datetime
+    updated_at: datetime

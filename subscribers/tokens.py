@@ -1,0 +1,170 @@
+"""Signed tokens for unsubscribe and preferences links, and the secret keys that sign them.
+
+A token is 44 characters from [A-Za-z0-9_-], always the same length, so the sender can put it in
+place of a same-length placeholder inside already-encoded (quoted-printable) text:
+
+    vv            key version, 2 lowercase hex digits (1–255)
+    iiiiiiiiii    subscriber id, 10 lowercase hex digits (1 to 2**40 - 1)
+    m × 32        base64url (no padding) of the first 24 bytes of
+                  HMAC-SHA256(key[version], f"{version}:{subscriber_id}:{list_id}:{purpose}")
+
+The address never appears in a token. The list id and the purpose are signed but not written, so a
+token of another newsletter, or an unsubscribe token used as a preferences token, does not verify.
+Tokens of an older key version verify as long as that version is still in the keys: rotating the
+secret (adding DIGEST_SECRET_2 beside DIGEST_SECRET_1) keeps the links in old emails working.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+from digest.errors import ConfigError
+
+VERSION_CHARS = 2
+ID_CHARS = 10
+MAC_BYTES = 24  # 192 bits: far beyond guessing, and a multiple of 3, so base64 needs no padding
+MAC_CHARS = MAC_BYTES * 4 // 3
+TOKEN_LENGTH = VERSION_CHARS + ID_CHARS + MAC_CHARS  # 44
+MAX_VERSION = 16**VERSION_CHARS - 1
+MAX_SUBSCRIBER_ID = 16**ID_CHARS - 1
+MIN_SECRET_CHARS = 16
+PURPOSES = ("unsubscribe", "preferences")
+
+# Lowercase hex only: one subscriber and version have exactly one spelling, so a token can't be re-spelt.
+_SHAPE = re.compile(rf"[0-9a-f]{{{VERSION_CHARS + ID_CHARS}}}[A-Za-z0-9_-]{{{MAC_CHARS}}}")
+_PURPOSE = re.compile(r"[a-z][a-z0-9_-]*")
+_ENV = re.compile(r"DIGEST_SECRET(?:_([0-9]+))?")
+
+
+class Tokens:
+    """Makes and checks the tokens of one newsletter (``list_id``) with versioned keys."""
+
+    def __init__(self, keys: Mapping[int, bytes], current: int, list_id: str) -> None:
+        if not keys or current not in keys:
+            raise ValueError("the current key version must be one of the keys")
+        if any(not 1 <= v <= MAX_VERSION or not key for v, key in keys.items()):
+            raise ValueError(f"key versions run from 1 to {MAX_VERSION} and keys are not empty")
+        self._keys = dict(keys)
+        self.current = current
+        self.list_id = list_id
+
+    def make(self, subscriber_id: int, purpose: str = "unsubscribe") -> str:
+        if not 1 <= subscriber_id <= MAX_SUBSCRIBER_ID:
+            raise ValueError(f"subscriber id out of range: {subscriber_id}")
+        prefix = f"{self.current:0{VERSION_CHARS}x}{subscriber_id:0{ID_CHARS}x}"
+        return prefix + self._mac(self.current, subscriber_id, _check_purpose(purpose))
+
+    def verify(self, token: str, purpose: str = "unsubscribe") -> int | None:
+        """The subscriber id, or None for anything not made by ``make`` with a key we hold."""
+        if not isinstance(token, str) or len(token) != TOKEN_LENGTH or not _SHAPE.fullmatch(token):
+            return None
+        version = int(token[:VERSION_CHARS], 16)
+        subscriber_id = int(token[VERSION_CHARS:VERSION_CHARS + ID_CHARS], 16)
+        if version not in self._keys or subscriber_id < 1:
+            return None
+        expected = self._mac(version, subscriber_id, _check_purpose(purpose))
+        if not hmac.compare_digest(expected, token[VERSION_CHARS + ID_CHARS:]):
+            return None
+        return subscriber_id
+
+    def _mac(self, version: int, subscriber_id: int, purpose: str) -> str:
+        message = f"{version}:{subscriber_id}:{self.list_id}:{purpose}".encode()
+        digest = hmac.new(self._keys[version], message, hashlib.sha256).digest()[:MAC_BYTES]
+        return base64.urlsafe_b64encode(digest).decode("ascii")
+
+    def __repr__(self) -> str:  # never the keys
+        return f"Tokens(versions={sorted(self._keys)}, current={self.current}, list_id={self.list_id!r})"
+
+
+def _check_purpose(purpose: str) -> str:
+    # No ':' in a purpose, so the signed message splits one way only.
+    if not _PURPOSE.fullmatch(purpose):
+        raise ValueError(f"invalid token purpose {purpose!r}")
+    return purpose
+
+
+def load_keys(secret_file: Path | None, env: Mapping[str, str] = os.environ) -> tuple[dict[int, bytes], int]:
+    """(keys by version, current version) from DIGEST_SECRET[_N], else from ``secret_file``.
+
+    With neither, ``secret_file`` is created (mode 0600) with one random key, version 1, so that the
+    first run needs no configuration. Errors name the variable or the file and line, never a secret.
+    """
+    keys = _from_env(env)
+    if not keys and secret_file is not None:
+        keys = _from_file(Path(secret_file)) if Path(secret_file).exists() else _create(Path(secret_file))
+    if not keys:
+        raise ConfigError("no secret key to sign unsubscribe links",
+                          "set DIGEST_SECRET to a long random string, or give a secret file")
+    return keys, max(keys)
+
+
+def _from_env(env: Mapping[str, str]) -> dict[int, bytes]:
+    keys: dict[int, bytes] = {}
+    for name, value in env.items():
+        match = _ENV.fullmatch(name)
+        if not match:
+            continue
+        version = _version(match.group(1) or "1", name)
+        if version in keys:
+            raise ConfigError(f"{name}: key version {version} is set twice", "use DIGEST_SECRET or DIGEST_SECRET_1, not both")
+        keys[version] = _secret(value, name)
+    return keys
+
+
+def _from_file(path: Path) -> dict[int, bytes]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the secret file: {getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    keys: dict[int, bytes] = {}
+    for number, line in enumerate(lines, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}: line {number}"
+        version_text, colon, secret = line.partition(":")
+        if not colon:
+            raise ConfigError(f"{where}: expected VERSION:SECRET")
+        version = _version(version_text.strip(), where)
+        if version in keys:
+            raise ConfigError(f"{where}: key version {version} is there twice")
+        keys[version] = _secret(secret.strip(), where)
+    if not keys:
+        raise ConfigError(f"{path}: the secret file has no key", "write one line VERSION:SECRET, or delete the file to get a new one")
+    return keys
+
+
+def _create(path: Path) -> dict[int, bytes]:
+    secret = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: if another process made the file meanwhile, use theirs rather than overwrite it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _from_file(path)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the secret file: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # whatever the umask
+        handle.write("# digest signing keys, VERSION:SECRET; the highest version signs. Keep this file private.\n")
+        handle.write(f"1:{secret}\n")
+    return {1: secret.encode()}
+
+
+def _version(text: str, where: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_VERSION:
+        raise ConfigError(f"{where}: the key version must be a number from 1 to {MAX_VERSION}")
+    return int(text)
+
+
+def _secret(value: str, where: str) -> bytes:
+    if len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(f"{where}: the secret is shorter than {MIN_SECRET_CHARS} characters",
+                          "use a long random string, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`")
+    return value.encode("utf-8")

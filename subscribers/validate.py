@@ -1,0 +1,151 @@
+"""What a valid subscriber field is: address, name, locale, time zone, rubrics, status; and the error when not."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from zoneinfo import available_timezones
+
+from email_validator import EmailNotValidError, validate_email
+
+from digest.errors import DigestError
+
+from .model import LOCALES, STATUSES
+
+NAME_MAX = 200
+RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+class InvalidSubscriber(DigestError, ValueError):
+    """A field a user gave is not acceptable; ``reason`` says which and why, in a few words.
+
+    A ValueError for library callers, a DigestError so that the command line prints it on one line.
+    """
+
+    exit_code = 2
+
+    def __init__(self, reason: str, hint: str | None = None) -> None:
+        super().__init__(reason, hint)
+        self.reason = reason
+
+
+def normalise_email(raw: str) -> str:
+    """The address as stored and sent: ASCII, lowercased, the domain as an IDNA A-label.
+
+    The local part is lowercased too: RFC 5321 lets a server treat case as significant, but no
+    mailbox provider does, and two rows for Amine@ and amine@ would send the edition twice.
+    """
+    if not isinstance(raw, str):
+        raise InvalidSubscriber(f"invalid address {raw!r}: not text")
+    if "\r" in raw or "\n" in raw:
+        # A line break in an address is a header-injection attempt, never a typo worth repairing.
+        raise InvalidSubscriber(f"invalid address {raw!r}: it contains a line break")
+    address = raw.strip(" \t")
+    if not address:
+        raise InvalidSubscriber("missing address")
+    if "," in address:
+        raise InvalidSubscriber(f"invalid address {address!r}: it contains a comma (one address per row)")
+    try:
+        # No SMTPUTF8: Python would write a non-ASCII local part as an encoded word, which breaks it.
+        checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidSubscriber(f"invalid address {address!r}: {_short(str(exc))}") from None
+    return checked.ascii_email.lower()
+
+
+def _short(message: str) -> str:
+    return message.rstrip(".").replace("The email address", "it").replace("the @-sign", "the @")
+
+
+def clean_name(raw: str | None) -> str:
+    """One line of at most 200 characters: whitespace (CR/LF too) collapsed, control characters dropped."""
+    if not raw:
+        return ""
+    # Control characters (Cc) would reach a From-like display name; format marks (Cf) stay, Arabic needs them.
+    visible = "".join(" " if unicodedata.category(c) == "Cc" else c for c in raw)
+    return " ".join(visible.split())[:NAME_MAX].rstrip()
+
+
+def check_locale(raw: str) -> str:
+    """fr, en or ar; a regional form such as fr-MA or FR_ma is read as its language."""
+    locale = (raw or "").strip().replace("_", "-").split("-", 1)[0].lower()
+    if locale not in LOCALES:
+        raise InvalidSubscriber(f"unknown locale {raw!r}", f"use one of {', '.join(LOCALES)}")
+    return locale
+
+
+@lru_cache(maxsize=1)
+def _zones() -> dict[str, str]:
+    return {name.lower(): name for name in available_timezones()}
+
+
+def check_timezone(raw: str) -> str:
+    """An IANA time zone name, returned in its canonical spelling (africa/casablanca → Africa/Casablanca)."""
+    zone = _zones().get((raw or "").strip().lower())
+    if zone is None:
+        raise InvalidSubscriber(f"unknown time zone {raw!r}", "use an IANA name such as Africa/Casablanca")
+    return zone
+
+
+def check_status(raw: str) -> str:
+    status = (raw or "").strip().lower()
+    if status not in STATUSES:
+        raise InvalidSubscriber(f"unknown status {raw!r}", f"use one of {', '.join(STATUSES)}")
+    return status
+
+
+def split_rubrics(raw: str) -> list[str]:
+    """Rubric keys as a person types them in one cell: separated by ; | , or spaces."""
+    return [key for key in re.split(r"[;|,\s]+", raw or "") if key]
+
+
+def check_rubrics(keys: Iterable[str], known: set[str] | None = None) -> frozenset[str]:
+    """The chosen rubric keys; with ``known``, each must be one of them (None: the format is checked only)."""
+    chosen = set()
+    for raw in keys:
+        key = raw.strip().lower()
+        if not key:
+            continue
+        if not RUBRIC_KEY.fullmatch(key) or (known is not None and key not in known):
+            hint = f"known rubrics: {', '.join(sorted(known))}" if known else None
+            raise InvalidSubscriber(f"unknown rubric {raw.strip()!r}", hint)
+        chosen.add(key)
+    return frozenset(chosen)
+
+
+@dataclass(frozen=True)
+class Fields:
+    """A subscriber's fields after the checks above, as an import or a form gives them; None: not given."""
+
+    email: str
+    name: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    rubrics: frozenset[str] | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+
+
+def check_fields(
+    email: str,
+    name: str | None = None,
+    locale: str | None = None,
+    timezone: str | None = None,
+    rubrics: Iterable[str] | None = None,
+    status: str | None = None,
+    created_at: datetime | None = None,
+    known: set[str] | None = None,
+) -> Fields:
+    """Every given field checked and normalised; the first problem raises InvalidSubscriber."""
+    return Fields(
+        email=normalise_email(email),
+        name=None if name is None else clean_name(name),
+        locale=None if locale is None else check_locale(locale),
+        timezone=None if timezone is None else check_timezone(timezone),
+        rubrics=None if rubrics is None else check_rubrics(rubrics, known),
+        status=None if status is None else check_status(status),
+        created_at=created_at,
+    )

@@ -1,0 +1,221 @@
+"""`digest subscribers …` through Click's runner and as a real process: output, exit codes, no tracebacks."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from subscribers import Store
+from subscribers.cli import subscribers
+
+from conftest import EXAMPLES, ROOT
+
+CONFIG = str(EXAMPLES / "digest.toml")
+EXAMPLE = str(EXAMPLES / "subscribers.csv")
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "digest.db")
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    """run(*args, input=None): the group run in an empty folder with no DIGEST_* variables."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("DIGEST_CONFIG", "DIGEST_DATABASE"):
+        monkeypatch.delenv(name, raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None):
+        return runner.invoke(subscribers, list(args), input=input, env=env, catch_exceptions=False)
+
+    return invoke
+
+
+def _one_error_line(result, exit_code: int, fragment: str) -> None:
+    assert result.exit_code == exit_code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digest: error: "), result.stderr
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_add_then_list_and_count(run, db):
+    result = run("add", "Salma@Example.MA", "--name", "Salma Alaoui", "--locale", "ar", "--timezone", "Africa/Casablanca",
+                 "--rubric", "economie", "--rubric", "sport", "-c", CONFIG, "--database", db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "added salma@example.ma (id 1, ar, Africa/Casablanca, rubrics: economie;sport)\n"
+    listed = run("list", "--database", db)
+    assert "salma@example.ma" in listed.stdout and "economie;sport" in listed.stdout and "Salma Alaoui" in listed.stdout
+    assert listed.stderr == "1 subscribers\n"
+    assert run("count", "--database", db).stdout.split() == ["active", "1", "unsubscribed", "0", "bounced", "0", "total", "1"]
+
+
+def test_add_defaults_to_the_newsletter_locale_and_time_zone(run, db):
+    result = run("add", "omar@example.ma", "-c", CONFIG, "--database", db)
+    assert "(id 1, fr, Africa/Casablanca, rubrics: (all))" in result.stdout
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["add", "not-an-address"], "invalid address 'not-an-address'"),
+    (["add", "omar@example.ma\r\nBcc: all@example.com"], "line break"),
+    (["add", "omar@example.ma", "--rubric", "meteo", "-c", CONFIG], "unknown rubric 'meteo'"),
+    (["add", "omar@example.ma", "--timezone", "Casablanca"], "unknown time zone 'Casablanca'"),
+    (["remove", "nobody@example.ma", "--yes"], "nobody@example.ma is not a subscriber"),
+    (["unsubscribe", "nobody@example.ma"], "nobody@example.ma is not a subscriber"),
+    (["import", "missing.csv"], "missing.csv: cannot read it"),
+    (["list", "-c", "missing.toml"], "missing.toml: no such file"),
+])
+def test_user_errors_are_one_line_and_exit_2(run, db, args, fragment):
+    _one_error_line(run(*args, "--database", db), 2, fragment)
+
+
+def test_adding_twice_is_an_error(run, db):
+    run("add", "omar@example.ma", "--database", db)
+    _one_error_line(run("add", "omar@EXAMPLE.ma", "--database", db), 2, "omar@example.ma is a subscriber already")
+
+
+def test_import_reports_and_is_idempotent(run, db):
+    first = run("import", EXAMPLE, "-c", CONFIG, "--database", db)
+    assert first.exit_code == 0, first.output
+    assert first.stdout == f"imported {EXAMPLE}: 24 created, 0 updated, 0 unchanged, 0 bad rows\n"
+    again = run("import", EXAMPLE, "-c", CONFIG, "--database", db)
+    assert again.stdout == f"imported {EXAMPLE}: 0 created, 0 updated, 24 unchanged, 0 bad rows\n"
+    assert run("count", "--database", db).stdout.split()[-2:] == ["total", "24"]
+
+
+def test_import_without_the_config_checks_against_the_built_in_rubrics(run, db):
+    result = run("import", EXAMPLE, "--database", db)
+    assert result.exit_code == 1
+    assert "unknown rubric 'economie' (known rubrics: actualite)" in result.stdout
+
+
+def test_import_with_bad_rows_lists_them_and_exits_1(run, db, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("email,name,rubrics,status\n"
+                    "salma@example.ma,Salma,sport,active\n"
+                    "not-an-address,X,,\n"
+                    "omar@example.ma,Omar,meteo,active\n"
+                    "salma@example.ma,Salma bis,,\n", encoding="utf-8")
+    run("add", "khadija@example.ma", "--database", db)
+    run("unsubscribe", "khadija@example.ma", "--database", db)
+    path.write_text(path.read_text() + "khadija@example.ma,Khadija,,active\n", encoding="utf-8")
+    result = run("import", str(path), "-c", CONFIG, "--database", db)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"imported {path}: 1 created, 1 updated, 0 unchanged, 3 bad rows"
+    assert lines[1].startswith("line 3: invalid address 'not-an-address'")
+    assert lines[2].startswith("line 4: unknown rubric 'meteo'")
+    assert lines[3] == "line 5: duplicate address salma@example.ma (first on line 2)"
+    assert lines[4].startswith("line 6: warning: khadija@example.ma stays unsubscribed")
+    assert Store.open(db).get("khadija@example.ma").status == "unsubscribed"
+
+
+def test_import_of_a_file_that_is_not_utf8(run, db, tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("email;name\nhelene@example.com;Hélène\n".encode("cp1252"))
+    _one_error_line(run("import", str(path), "--database", db), 2, "not UTF-8")
+    assert Store.open(db).count()["active"] == 0
+
+
+def test_import_from_standard_input(run, db):
+    result = run("import", "-", "--database", db, input="email,name\nomar@example.ma,Omar\n")
+    assert result.stdout.startswith("imported -: 1 created")
+
+
+def test_export_to_stdout_and_to_a_file_imports_back_identically(run, db, tmp_path):
+    run("import", EXAMPLE, "-c", CONFIG, "--database", db)
+    to_stdout = run("export", "--database", db)
+    assert to_stdout.exit_code == 0
+    assert to_stdout.stdout.splitlines()[0] == "email,name,locale,timezone,rubrics,status,created_at"
+    assert "هشام التازي" in to_stdout.stdout and len(to_stdout.stdout.splitlines()) == 25
+    out = tmp_path / "out.csv"
+    result = run("export", str(out), "--database", db)
+    assert result.stderr == f"exported 24 subscribers to {out}\n"
+    assert out.read_text(encoding="utf-8") == to_stdout.stdout
+    other = str(tmp_path / "other.db")
+    assert run("import", str(out), "-c", CONFIG, "--database", other).exit_code == 0
+    assert run("export", "--database", other).stdout == to_stdout.stdout
+    assert len(run("export", "--status", "bounced", "--database", db).stdout.splitlines()) == 2
+
+
+def test_list_formats(run, db):
+    run("import", EXAMPLE, "-c", CONFIG, "--database", db)
+    records = json.loads(run("list", "--format", "json", "--status", "unsubscribed", "--database", db).stdout)
+    assert [r["email"] for r in records] == ["khadija.berrada@example.ma", "thomas.girard@example.com"]
+    assert records[0]["name"] == "خديجة برادة" and records[0]["rubrics"] == ["societe"]
+    assert json.loads(run("list", "--format", "json", "--status", "unsubscribed", "--database", str(db) + "x").stdout) == []
+    as_csv = run("list", "--format", "csv", "--status", "bounced", "--database", db).stdout
+    assert as_csv.splitlines()[1].startswith("old.reader@example.org,Pierre-Émile Roux,fr,America/Montreal,,bounced,")
+
+
+def test_remove_asks_first(run, db):
+    run("add", "nadia@example.com", "--database", db)
+    kept = run("remove", "nadia@example.com", "--database", db, input="n\n")
+    assert kept.exit_code == 0 and "nothing removed" in kept.stdout
+    assert Store.open(db).get("nadia@example.com") is not None
+    removed = run("remove", "nadia@example.com", "--database", db, input="y\n")
+    assert removed.exit_code == 0 and "removed nadia@example.com" in removed.stdout
+    run("add", "omar@example.ma", "--database", db)
+    assert run("remove", "omar@example.ma", "--yes", "--database", db).stdout == "removed omar@example.ma\n"
+    assert Store.open(db).count() == {"active": 0, "unsubscribed": 0, "bounced": 0}
+
+
+def test_unsubscribe_is_idempotent(run, db):
+    run("add", "youssef@example.ma", "--database", db)
+    assert run("unsubscribe", "youssef@Example.MA", "--database", db).stdout == "unsubscribed youssef@example.ma\n"
+    again = run("unsubscribe", "youssef@example.ma", "--database", db)
+    assert again.exit_code == 0 and again.stdout == "youssef@example.ma was already unsubscribed\n"
+
+
+def test_environment_variables_and_the_local_config(run, tmp_path):
+    env = {"DIGEST_DATABASE": str(tmp_path / "from-env.db"), "DIGEST_CONFIG": CONFIG}
+    assert run("add", "omar@example.ma", "--rubric", "tech", env=env).exit_code == 0
+    assert Store.open(tmp_path / "from-env.db").get("omar@example.ma").rubrics == frozenset({"tech"})
+    # No option, no variable: ./digest.toml for the rubrics, ./digest.db for the subscribers.
+    shutil.copy(CONFIG, tmp_path / "digest.toml")
+    assert run("add", "salma@example.ma", "--rubric", "culture").exit_code == 0
+    assert Store.open(tmp_path / "digest.db").get("salma@example.ma").timezone == "Africa/Casablanca"
+
+
+def test_errors_read_the_same_under_the_digest_command(tmp_path):
+    digest = click.Group("digest")
+    digest.add_command(subscribers)
+    result = CliRunner().invoke(digest, ["subscribers", "add", "bad-address", "--database", str(tmp_path / "d.db")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("digest: error: invalid address 'bad-address'")
+
+
+def _process(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    code = "from subscribers.cli import subscribers; subscribers()"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["count", "--database", "{tmp}/no/such/folder/digest.db"], "cannot open the database"),
+    (["count", "--database", "nosuchdialect://host/db"], "cannot use the database URL"),
+    (["add", "salma@@example.ma", "--database", "{tmp}/d.db"], "invalid address 'salma@@example.ma'"),
+])
+def test_a_real_process_prints_no_traceback(tmp_path, args, fragment):
+    done = _process(tmp_path, *(a.format(tmp=tmp_path) for a in args))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("digest: error: ") and fragment in lines[0]
+
+
+def test_a_real_process_counts(tmp_path):
+    db = str(tmp_path / "d.db")
+    assert _process(tmp_path, "import", EXAMPLE, "-c", CONFIG, "--database", db).returncode == 0
+    done = _process(tmp_path, "count", "--database", db)
+    assert done.returncode == 0 and done.stdout.split()[-2:] == ["total", "24"]
