@@ -295,9 +295,12 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
         total = ledger.due_count() + ledger.counts()["sending"]
     finally:
         ledger.close()
-    with click.progressbar(length=max(total, 1), label="Sending", file=sys.stderr, show_pos=True) as bar:
-        sender.progress = bar.update
-        report = sender.run()
+    if total == 0 or not sys.stderr.isatty():
+        report = sender.run()  # nothing due, or cron's log: the summary says it all
+    else:
+        with click.progressbar(length=total, label="Sending", file=sys.stderr, show_pos=True, show_eta=True) as bar:
+            sender.progress = bar.update
+            report = sender.run()
     _print_send_report(report)
     failed = report.outcomes["deferred"] or report.outcomes["failed"] or report.interrupted or made.gathered.errors
     sys.exit(1 if failed else 0)

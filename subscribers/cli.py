@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -248,15 +249,52 @@ def remove(email: str, yes: bool, config_path: str | None, database: str | None)
 
 
 @subscribers.command(context_settings=CONTEXT)
-@click.argument("email")
+@click.argument("email", required=False)
+@click.option("--from-message", is_flag=True,
+              help="Read an email on standard input (what a reader sends to newsletter.unsubscribe_mailto) "
+                   "and unsubscribe by the signed token in its subject, else by its From address.")
 @_store_options
-def unsubscribe(email: str, config_path: str | None, database: str | None) -> None:
-    """Stop sending to a subscriber (kept on the list, so that an import cannot add them back)."""
-    normalise_email(email)
-    store = _open(_settings(config_path), database)
-    subscriber = _existing(store, email)
+def unsubscribe(email: str | None, from_message: bool, config_path: str | None, database: str | None) -> None:
+    """Stop sending to a subscriber (kept on the list, so that an import cannot add them back).
+
+    \b
+    Wire the List-Unsubscribe mailto to it, e.g. a Postfix alias:
+      unsubscribe: "|digest subscribers unsubscribe --from-message -c /etc/digest/digest.toml"
+    """
+    settings = _settings(config_path)
+    if from_message == bool(email):
+        raise UserError("give either EMAIL or --from-message")
+    store = _open(settings, database)
+    if from_message:
+        subscriber = _from_message(sys.stdin.buffer.read(), store, settings)
+    else:
+        normalise_email(email)
+        subscriber = _existing(store, email)
     if store.unsubscribe(subscriber.id):
         click.echo(f"unsubscribed {subscriber.email}")
     else:
         click.echo(f"{subscriber.email} was already unsubscribed")
 
+
+def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
+    """The subscriber a mailto unsubscribe message is about: its token (signed, so it cannot be
+    forged) when the subject carries one, else the From address."""
+    from email import message_from_bytes, policy
+
+    from .tokens import TOKEN_LENGTH, Tokens, load_keys
+
+    message = message_from_bytes(raw, policy=policy.default)
+    subject = str(message.get("Subject", ""))
+    keys, current = load_keys(settings.secret_file)
+    tokens = Tokens(keys, current, settings.newsletter.list_id)
+    for word in re.findall(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}", subject):
+        subscriber_id = tokens.verify(word)
+        if subscriber_id is not None:
+            subscriber = store.get_by_id(subscriber_id)
+            if subscriber is not None:
+                return subscriber
+    try:
+        sender = message["From"].addresses[0].addr_spec
+    except (TypeError, AttributeError, IndexError):
+        raise UserError("the message has no valid token in its subject and no From address") from None
+    return _existing(store, sender)

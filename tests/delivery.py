@@ -25,8 +25,10 @@ def config_text(tmp: Path, smtp: str = "", delivery: str = "") -> str:
     """examples/digest.toml with absolute source paths and the store, key and outbox in `tmp`."""
     text = (EXAMPLES / "digest.toml").read_text(encoding="utf-8")
     text = text.replace('path = "', f'path = "{EXAMPLES}/')
-    text += f'\n[subscribers]\ndatabase = "{tmp / "digest.db"}"\nsecret_file = "{tmp / "digest.key"}"\n'
-    text += f'\n[delivery]\noutbox = "{tmp / "outbox"}"\nretry_base_seconds = 0.05\n{delivery}\n'
+    text = text.replace('database = "digest.db"', f'database = "{tmp / "digest.db"}"')
+    text = text.replace('secret_file = "digest.key"', f'secret_file = "{tmp / "digest.key"}"')
+    text = text.replace('outbox = "outbox"', f'outbox = "{tmp / "outbox"}"')
+    text = text.replace("retry_base_seconds = 2\n", "retry_base_seconds = 0.05\n" + delivery + "\n")
     if smtp:
         text += f"\n[smtp]\n{smtp}\n"
     return text

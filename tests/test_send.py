@@ -330,3 +330,56 @@ def test_renderer_is_not_touched_per_recipient(tmp_path, monkeypatch):
 
     result = dry_run(sender)
     assert result["messages"] == 24 and len(calls) == 12
+
+
+def test_the_quick_start_chain_from_the_readme(tmp_path):
+    """Import the example subscribers, send to the outbox, run again: what the README promises."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import EXAMPLES, ROOT
+
+    room = Newsroom(tmp_path, subscribers=0)
+    shutil.copy(EXAMPLES / "subscribers.csv", tmp_path / "subscribers.csv")
+    imported = subprocess.run([sys.executable, "-m", "digest", "subscribers", "import", str(tmp_path / "subscribers.csv"),
+                               "-c", str(room.config)], capture_output=True, text=True, cwd=ROOT)
+    assert imported.returncode == 0, imported.stderr
+    assert "24 created" in imported.stdout
+    counted = subprocess.run([sys.executable, "-m", "digest", "subscribers", "count", "-c", str(room.config)],
+                             capture_output=True, text=True, cwd=ROOT)
+    assert "active" in counted.stdout and "21" in counted.stdout
+    sent = room.cli("send")
+    assert sent.returncode == 0, sent.stderr
+    assert "sent                21" in sent.stdout.replace("  ", "  ")
+    assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 21
+    again = room.cli("send")
+    assert again.returncode == 0 and "Nothing new to send" in again.stdout
+
+
+def test_the_mailto_unsubscribe_message_unsubscribes_by_its_token(tmp_path, server):
+    """What a mail app sends to the List-Unsubscribe mailto, piped to `--from-message`."""
+    import subprocess
+    import sys
+    from email.message import EmailMessage
+    from urllib.parse import unquote, urlsplit
+
+    from conftest import ROOT
+
+    room = Newsroom(tmp_path, subscribers=3)
+    room.with_smtp(server.port)
+    run(room)
+    target = room.emails[1]
+    received = parse(server.handler.by_recipient()[target][0].data)
+    mailto = re.findall(r"<(mailto:[^>]+)>", received["List-Unsubscribe"])[0]
+    parts = urlsplit(mailto)
+    request = EmailMessage()
+    request["From"] = "someone-else@example.net"  # the token decides, not a forgeable From
+    request["To"] = parts.path
+    request["Subject"] = unquote(parts.query.split("subject=", 1)[1])
+    request.set_content("")
+    result = subprocess.run([sys.executable, "-m", "digest", "subscribers", "unsubscribe", "--from-message",
+                             "-c", str(room.config)], input=bytes(request), capture_output=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert room.store.get(target).status == "unsubscribed"
+    assert {room.store.get(a).status for a in room.emails if a != target} == {"active"}

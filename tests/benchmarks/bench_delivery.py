@@ -49,8 +49,9 @@ VARIANTS = [(loc, choice) for loc in LOCALES for choice in CHOICES][:20]
 def config(folder: Path, smtp: str = "", max_items: int | None = None) -> Path:
     text = (ROOT / "examples" / "digest.toml").read_text(encoding="utf-8")
     text = text.replace('path = "', f'path = "{ROOT / "examples"}/')
-    text += f'\n[subscribers]\ndatabase = "{folder / "digest.db"}"\nsecret_file = "{folder / "digest.key"}"\n'
-    text += f'\n[delivery]\noutbox = "{folder / "outbox"}"\n'
+    text = text.replace('database = "digest.db"', f'database = "{folder / "digest.db"}"')
+    text = text.replace('secret_file = "digest.key"', f'secret_file = "{folder / "digest.key"}"')
+    text = text.replace('outbox = "outbox"', f'outbox = "{folder / "outbox"}"')
     if smtp:
         text += f"\n[smtp]\n{smtp}\n"
     path = folder / "digest.toml"
