@@ -383,3 +383,24 @@ def test_the_mailto_unsubscribe_message_unsubscribes_by_its_token(tmp_path, serv
     assert result.returncode == 0, result.stderr
     assert room.store.get(target).status == "unsubscribed"
     assert {room.store.get(a).status for a in room.emails if a != target} == {"active"}
+
+
+def test_a_hostile_title_in_the_subject_cannot_add_a_header(tmp_path, server):
+    """A feature whose title carries CR/LF becomes the lead, so the subject: still one header."""
+    from dataclasses import replace
+
+    from digest.settings import SourceSpec
+
+    feature = tmp_path / "hostile.md"
+    feature.write_text('---\ntitle: "Alerte\\r\\nBcc: victim@example.com\\r\\nX-Evil: 1"\n'
+                       "published: 2026-11-29T23:00:00+01:00\nfeatured: true\npin: 1\n---\n\n" + "Un paragraphe de texte. " * 30,
+                       encoding="utf-8")
+    room = Newsroom(tmp_path, subscribers=2)
+    room.settings = replace(room.settings, sources=room.settings.sources + (SourceSpec("hostile", str(feature)),))
+    room.with_smtp(server.port)
+    run(room)
+    for received in server.handler.messages:
+        msg = parse(received.data)
+        assert msg.get_all("Bcc") is None and msg.get_all("X-Evil") is None
+        assert "Bcc: victim@example.com" in msg["Subject"] and "\n" not in msg["Subject"]
+        assert received.rcpt_tos in ([room.emails[0]], [room.emails[1]])
