@@ -156,7 +156,10 @@ def _as_json(ranked, lead: bool) -> dict:
 @click.option("--locale", type=click.Choice(config.LOCALES), envvar="DIGEST_LOCALE",
               help="Language of the email (default: newsletter.locale). [env: DIGEST_LOCALE]")
 @click.option("--for", "to", metavar="EMAIL", help="The To: of digest.eml (default: the sender's address).")
-def build(config_path, day, timezone, sources, out, locale, to) -> None:
+@click.option("--check", is_flag=True,
+              help="Also check the email (size, alt text, links, one h1, text size, contrast, unsubscribe link, "
+                   "subject and preheader lengths); exit 1 when one fails.")
+def build(config_path, day, timezone, sources, out, locale, to, check) -> None:
     """Make the day's edition and write it as HTML, plain text and a ready .eml.
 
     \b
@@ -168,7 +171,18 @@ def build(config_path, day, timezone, sources, out, locale, to) -> None:
     report_sources(made.gathered)
     built = pipeline.build(made, Path(out), to=to)
     _print_build_report(built)
-    if made.gathered.errors:
+    failures = []
+    if check:
+        from . import checks
+
+        results = checks.run(built.rendered, settings.layout.budget_bytes)
+        failures = checks.failed(results)
+        click.echo("Checks:")
+        for result in results:
+            click.echo(f"  {result}")
+        if failures:
+            _err("error", f"{len(failures)} check(s) failed: {', '.join(c.name for c in failures)}")
+    if made.gathered.errors or failures:
         sys.exit(1)
 
 
@@ -304,6 +318,32 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
     _print_send_report(report)
     failed = report.outcomes["deferred"] or report.outcomes["failed"] or report.interrupted or made.gathered.errors
     sys.exit(1 if failed else 0)
+
+
+@cli.command(context_settings=CONTEXT, short_help="Serve a live preview of the edition for editors.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
+              help="digest.toml to read (default: ./digest.toml if present, else built-in defaults). [env: DIGEST_CONFIG]")
+@click.option("--date", "day", metavar="YYYY-MM-DD", envvar="DIGEST_DATE", help="The edition's date (default: today). [env: DIGEST_DATE]")
+@click.option("--timezone", metavar="ZONE", envvar="DIGEST_TIMEZONE", help="The newsroom's IANA time zone. [env: DIGEST_TIMEZONE]")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="DIGEST_PREVIEW_HOST", help="Address to listen on.")
+@click.option("--port", default=8026, show_default=True, type=int, envvar="DIGEST_PREVIEW_PORT", help="Port to listen on.")
+def preview(config_path, day, timezone, host, port) -> None:
+    """Show the edition as readers will see it: at 375 px and 600+ px, as plain text, with the subject,
+    the preheader, the size against the budget and the checks; pick a language and rubrics.
+
+    \b
+    Editing a template, digest.toml or a local source file reloads the page by itself. Nothing is
+    opened for you: the URL is printed.
+    """
+    from .preview import State, serve
+
+    if config_path is None and Path("digest.toml").is_file():
+        config_path = "digest.toml"
+    state = State(Path(config_path) if config_path else None, day, timezone)
+    settings = state.load()  # a broken configuration is reported now, not on the first request
+    parse_day(day, settings)
+    click.echo(f"Preview of {settings.newsletter.name}: http://{host}:{port}/  (Ctrl-C to stop)")
+    serve(state, host, port)
 
 
 def _print_send_report(report) -> None:

@@ -121,6 +121,7 @@ class Settings:
     smtp: Smtp | None = None
     delivery: Delivery = field(default_factory=Delivery)
     dkim: Dkim | None = None
+    archive: Path = Path("archive")  # the web archive: one page per edition, served by `digest serve`
     fetch_timeout: float = 10.0
     path: Path | None = None  # the file these came from
 
@@ -338,6 +339,10 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         raise ConfigError(f"{file}: delivery.retries must be at least 1")
     d.done()
 
+    arc = _Table(top.get("archive", dict, {}), "archive", file)
+    archive = folder / os.path.expanduser(arc.get("folder", str, "archive"))
+    arc.done()
+
     smtp = _smtp(top.get("smtp", dict, None), file, folder) if "smtp" in raw else None
     dkim = _dkim(top.get("dkim", dict, None), file, folder) if "dkim" in raw else None
 
@@ -354,6 +359,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         smtp=smtp,
         delivery=delivery,
         dkim=dkim,
+        archive=archive,
         fetch_timeout=top.positive("fetch_timeout", float, 10.0),
         path=Path(file),
     )

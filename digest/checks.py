@@ -1,0 +1,172 @@
+"""What must hold for an email to look right and be deliverable: checked on the rendered HTML.
+
+Shared by `digest build --check` and `digest preview`. Each check reads the HTML as a mail app gets
+it (CSS inlined), follows inline styles down the tree as a browser would, and says where it failed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import lxml.html
+
+from .model import Rendered
+
+GMAIL_CLIP = 102_000  # bytes of HTML after which Gmail hides the rest ("[Message clipped]")
+MIN_FONT_PX = 14.0
+MIN_CONTRAST = 4.5
+MIN_CONTRAST_LARGE = 3.0  # WCAG: text of 24px, or 18.66px bold, and up
+SUBJECT_MAX = 100
+PREHEADER_RANGE = (30, 150)
+
+_FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)px")
+_FONT_WEIGHT = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)")
+_COLOR = re.compile(r"(?:^|;)\s*color\s*:\s*([^;!]+)")
+_BACKGROUND = re.compile(r"(?:^|;)\s*background(?:-color)?\s*:\s*([^;!]+)")
+_NAMED = {"white": "#ffffff", "black": "#000000", "red": "#ff0000", "gray": "#808080", "grey": "#808080"}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    message: str
+    details: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        mark = "ok  " if self.ok else "FAIL"
+        lines = [f"{mark}  {self.name:<12} {self.message}"]
+        lines += [f"      {'':<12} {d}" for d in self.details[:5]]
+        if len(self.details) > 5:
+            lines.append(f"      {'':<12} … and {len(self.details) - 5} more")
+        return "\n".join(lines)
+
+
+def parse_color(value: str) -> tuple[float, float, float] | None:
+    value = _NAMED.get(value.strip().lower(), value.strip().lower())
+    match = re.fullmatch(r"#([0-9a-f]{3}|[0-9a-f]{6})", value.split()[0] if value else "")
+    if match:
+        digits = match[1] if len(match[1]) == 6 else "".join(c * 2 for c in match[1])
+        return tuple(int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+    match = re.fullmatch(r"rgba?\((\d+),\s*(\d+),\s*(\d+)(?:,\s*([\d.]+))?\)", value)
+    if match and (match[4] is None or float(match[4]) > 0.5):
+        return tuple(int(match[i]) / 255 for i in (1, 2, 3))  # type: ignore[return-value]
+    return None
+
+
+def contrast(foreground: tuple[float, float, float], background: tuple[float, float, float]) -> float:
+    """WCAG 2 contrast ratio, 1 to 21."""
+
+    def luminance(rgb):
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+@dataclass(frozen=True)
+class TextRun:
+    text: str
+    size: float
+    bold: bool
+    color: tuple[float, float, float]
+    background: tuple[float, float, float]
+    tag: str
+
+
+def text_runs(root) -> list[TextRun]:
+    """Every visible run of text with the size, weight and colours it is shown in (inline styles,
+    inherited down the tree; a hidden element such as the preheader is skipped)."""
+    out: list[TextRun] = []
+
+    def walk(el, size, bold, color, background, hidden) -> None:
+        if not isinstance(el.tag, str):
+            return
+        style = el.get("style", "")
+        compact = style.replace(" ", "").lower()
+        hidden = hidden or "display:none" in compact or el.tag in ("style", "script", "head", "title")
+        sizes = _FONT_SIZE.findall(style)
+        size = float(sizes[-1]) if sizes else size
+        bold = bold or el.tag in ("h1", "h2", "h3", "h4", "b", "strong", "th") or bool(_FONT_WEIGHT.search(style))
+        colors = _COLOR.findall(style)
+        color = parse_color(colors[-1]) or color if colors else color
+        backgrounds = _BACKGROUND.findall(style)
+        if backgrounds and parse_color(backgrounds[-1]):
+            background = parse_color(backgrounds[-1])
+        elif el.get("bgcolor") and parse_color(el.get("bgcolor")):
+            background = parse_color(el.get("bgcolor"))
+        if el.text and el.text.strip() and not hidden:
+            out.append(TextRun(el.text.strip(), size, bold, color, background, el.tag))
+        for child in el:
+            walk(child, size, bold, color, background, hidden)
+            if child.tail and child.tail.strip() and not hidden:
+                out.append(TextRun(child.tail.strip(), size, bold, color, background, el.tag))
+
+    body = root.find("body")
+    if body is not None:
+        walk(body, 16.0, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False)
+    return out
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 50 else text[:49] + "…"
+
+
+def run(rendered: Rendered, budget: int = 100_000) -> list[Check]:
+    html = rendered.html
+    size = len(html.encode("utf-8"))
+    root = lxml.html.document_fromstring(html)
+    checks: list[Check] = []
+
+    checks.append(Check("size", size <= budget, f"{size:,} bytes of HTML, budget {budget:,} (Gmail clips near {GMAIL_CLIP:,})"))
+
+    images = root.findall(".//img")
+    missing = tuple(img.get("src", "?") for img in images if not (img.get("alt") or "").strip())
+    checks.append(Check("alt text", not missing, f"{len(images) - len(missing)} of {len(images)} images have alt text", missing))
+
+    bad_links = []
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for attribute in ("href", "src", "background"):
+            value = (el.get(attribute) or "").strip()
+            if value and not value.startswith(("https://", "mailto:")):
+                bad_links.append(f"<{el.tag} {attribute}=\"{_short(value)}\">")
+    checks.append(Check("links", not bad_links, "every link and image is https:// (or mailto:)" if not bad_links
+                        else f"{len(bad_links)} links are http: or relative", tuple(bad_links)))
+
+    h1 = root.findall(".//h1")
+    checks.append(Check("one h1", len(h1) == 1, f"{len(h1)} <h1> (one, the masthead)"))
+
+    runs = text_runs(root)
+    small = tuple(f"{r.size:g}px: {_short(r.text)}" for r in runs if r.size < MIN_FONT_PX)
+    checks.append(Check("text size", not small, f"body text at least {MIN_FONT_PX:g}px" if not small
+                        else f"{len(small)} runs of text under {MIN_FONT_PX:g}px", small))
+
+    faint = []
+    for r in runs:
+        needed = MIN_CONTRAST_LARGE if r.size >= 24 or (r.size >= 18.66 and r.bold) else MIN_CONTRAST
+        ratio = contrast(r.color, r.background)
+        if ratio < needed:
+            faint.append(f"{ratio:.2f}:1 (needs {needed}): {_short(r.text)}")
+    checks.append(Check("contrast", not faint, f"text contrast at least {MIN_CONTRAST}:1 against its background"
+                        if not faint else f"{len(faint)} runs of text below {MIN_CONTRAST}:1", tuple(faint)))
+
+    position = html.find("/unsubscribe/")
+    clip = min(budget, GMAIL_CLIP)
+    unsubscribe_ok = 0 <= position and len(html[:position].encode("utf-8")) < clip
+    checks.append(Check("unsubscribe", unsubscribe_ok,
+                        "unsubscribe link present before the clipping point" if unsubscribe_ok
+                        else ("no unsubscribe link" if position < 0 else "the unsubscribe link is past the clipping point")))
+
+    subject = rendered.subject
+    checks.append(Check("subject", 0 < len(subject) <= SUBJECT_MAX, f"{len(subject)} characters (1 to {SUBJECT_MAX})"))
+    low, high = PREHEADER_RANGE
+    pre = rendered.preheader
+    checks.append(Check("preheader", low <= len(pre) <= high, f"{len(pre)} characters ({low} to {high})"))
+    return checks
+
+
+def failed(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if not c.ok]

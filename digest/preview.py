@@ -1,0 +1,246 @@
+"""`digest preview`: the edition as readers will see it, for editors, reloading itself on every change.
+
+One page: the email at 375 px and at 600 px side by side, the text twin, subject, preheader, size
+against the budget and the checks, with a selector for the variant (language, rubrics). A watcher
+(watchfiles) follows digest.toml, the theme, the built-in templates and every local source file;
+a change rebuilds the edition on the next request and tells open pages to reload (server-sent events).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import checks, i18n
+from . import edition as pipeline
+from . import settings as config
+from .errors import DigestError
+from .model import Variant
+from .render import Renderer
+from .settings import Settings
+
+# The preview page runs one script of its own (for reloading); the email inside its frame runs none.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src https: data:; "
+            "frame-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+EMAIL_CSP = "default-src 'none'; img-src https: data:; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'self'"
+_HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+
+RELOAD_JS = """// Reload the preview when digest says the edition changed (server-sent events).
+const source = new EventSource("events");
+let seen = null;
+source.onmessage = (event) => {
+  if (seen !== null && event.data !== seen) { window.location.reload(); }
+  seen = event.data;
+};
+"""
+
+
+@dataclass
+class State:
+    """What the preview shows, rebuilt after a change (version counts the changes)."""
+
+    config_path: Path | None
+    day_option: str | None
+    timezone: str | None
+    version: int = 0
+    _cache: dict = field(default_factory=dict)
+    # The page and its two frames arrive together: one of them builds, the others wait for it.
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def load(self) -> Settings:
+        settings = config.load(self.config_path) if self.config_path else config.defaults()
+        return config.with_overrides(settings, timezone=self.timezone)
+
+    def bump(self) -> None:
+        with self._lock:
+            self.version += 1
+            self._cache.clear()
+        i18n.translations.cache_clear()  # a .po file may be what changed
+
+    def made(self):
+        """Settings, the edition and its renderer, made once per version."""
+        with self._lock:
+            return self._made()
+
+    def _made(self):
+        if "made" not in self._cache:
+            try:
+                settings = self.load()
+                day = _day(self.day_option, settings)
+                made = pipeline.make(settings, day)
+                self._cache["made"] = (settings, made, Renderer(settings), None)
+            except DigestError as exc:
+                self._cache["made"] = (None, None, None, str(exc))
+        return self._cache["made"]
+
+    def render(self, variant: Variant):
+        with self._lock:
+            return self._render(variant)
+
+    def _render(self, variant: Variant):
+        key = ("render", variant)
+        if key not in self._cache:
+            settings, made, renderer, error = self._made()
+            if error:
+                self._cache[key] = (None, error)
+            else:
+                try:
+                    self._cache[key] = (renderer.render(made.edition, variant), None)
+                except DigestError as exc:
+                    self._cache[key] = (None, str(exc))
+        return self._cache[key]
+
+    def watched(self) -> list[Path]:
+        """digest.toml, the theme and built-in templates, and every local source file."""
+        paths = [i18n.builtin_templates()]
+        if self.config_path:
+            paths.append(self.config_path)
+        try:
+            settings = self.load()
+        except DigestError:
+            return paths
+        if settings.theme:
+            paths.append(settings.theme)
+        paths += [Path(s.location) for s in settings.sources if not s.is_url]
+        return [p for p in paths if p.exists()]
+
+
+def _day(option: str | None, settings: Settings) -> date:
+    from .cli import parse_day
+
+    return parse_day(option, settings)
+
+
+def _variant(request: Request, settings: Settings) -> Variant:
+    locale = request.query_params.get("locale") or settings.newsletter.locale
+    if locale not in config.LOCALES:
+        locale = settings.newsletter.locale
+    known = {r.key for r in settings.rubrics}
+    chosen = frozenset(r for r in request.query_params.getlist("rubric") if r in known)
+    return Variant(locale, chosen or None)
+
+
+def _page_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(i18n.builtin_templates())),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env
+
+
+def create_app(state: State) -> Starlette:
+    env = _page_env()
+
+    def headers(csp: str) -> dict[str, str]:
+        return {**_HEADERS, "Content-Security-Policy": csp}
+
+    def page(request: Request) -> Response:  # sync: Starlette runs it in a thread, gathering uses its own loop
+        settings, made, _, error = state.made()
+        if error:
+            return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>digest preview</title><pre>{_escape(error)}</pre>"
+                                "<script src=\"preview.js\"></script>", status_code=500, headers=headers(PAGE_CSP))
+        variant = _variant(request, settings)
+        rendered, error = state.render(variant)
+        env.install_gettext_translations(i18n.translations(settings.newsletter.locale, settings.theme), newstyle=True)
+        results = checks.run(rendered, settings.layout.budget_bytes) if rendered else []
+        query = str(request.url.query)
+        html = env.get_template("preview/index.html.j2").render(
+            settings=settings,
+            edition=made.edition,
+            variant=variant,
+            rendered=rendered,
+            error=error,
+            checks=results,
+            failed=[c for c in results if not c.ok],
+            budget=settings.layout.budget_bytes,
+            date_long=i18n.long_date(made.edition.date, settings.newsletter.locale),
+            locales=config.LOCALES,
+            rubrics=[(r.key, r.label_for(settings.newsletter.locale)) for r in settings.rubrics],
+            email_url="email.html" + (f"?{query}" if query else ""),
+            version=state.version,
+        )
+        return HTMLResponse(html, headers=headers(PAGE_CSP))
+
+    def email(request: Request) -> Response:
+        settings, _, _, error = state.made()
+        if error:
+            return PlainTextResponse(error, status_code=500, headers=headers(EMAIL_CSP))
+        rendered, error = state.render(_variant(request, settings))
+        if error:
+            return PlainTextResponse(error, status_code=500, headers=headers(EMAIL_CSP))
+        return HTMLResponse(rendered.html, headers=headers(EMAIL_CSP))
+
+    def text(request: Request) -> Response:
+        settings, _, _, error = state.made()
+        rendered, error = (None, error) if error else state.render(_variant(request, settings))
+        return PlainTextResponse(rendered.text if rendered else error, headers=headers(EMAIL_CSP))
+
+    async def version(request: Request) -> Response:
+        return JSONResponse({"version": state.version}, headers=_HEADERS)
+
+    async def script(request: Request) -> Response:
+        return Response(RELOAD_JS, media_type="text/javascript", headers=_HEADERS)
+
+    async def events(request: Request) -> Response:
+        async def stream():
+            last, quiet = None, 0.0
+            while not await request.is_disconnected():
+                if state.version != last:
+                    last, quiet = state.version, 0.0
+                    yield f"data: {last}\n\n"
+                elif quiet >= 15:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
+                await asyncio.sleep(0.2)  # a version number to compare: cheap enough to poll
+                quiet += 0.2
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=_HEADERS)
+
+    async def watch() -> None:
+        from watchfiles import awatch
+
+        paths = state.watched()
+        async for _ in awatch(*paths, debounce=200, step=50, rust_timeout=500):
+            state.bump()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        watcher = asyncio.create_task(watch())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+
+    routes = [
+        Route("/", page),
+        Route("/email.html", email),
+        Route("/email.txt", text),
+        Route("/version", version),
+        Route("/events", events),
+        Route("/preview.js", script),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def serve(state: State, host: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(state), host=host, port=port, log_level="info", access_log=True)
+
+
