@@ -214,6 +214,8 @@ def _register_subscribers() -> None:
     from subscribers.cli import subscribers
 
     cli.add_command(subscribers)
+    from .serve_cli import serve
+    cli.add_command(serve)
 
 
 _register_subscribers()

@@ -83,5 +83,18 @@ def build(made: Made, out: Path, locale: str | None = None, to: str | None = Non
         files[2].write_bytes(message.to_bytes(msg))
     except OSError as exc:
         raise DigestError(f"cannot write the edition to {out}: {exc.strerror or exc}", "choose another --out") from None
+    page = publish_archive(made)
+    if page is not None:
+        files += (page,)
     timings = Timings(made.timings.gather, made.timings.rank, t1 - t0)
     return Built(Made(settings, made.gathered, made.edition, timings), rendered, files)
+
+
+def publish_archive(made: Made) -> Path | None:
+    """Write the edition's web page into the archive folder: the page each email's "view in your
+    browser" link opens. Built-in defaults (no digest.toml) have no site to publish to: None."""
+    if made.settings.path is None:
+        return None
+    from .archive import write_page
+
+    return write_page(made.settings, made.edition)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -125,6 +126,17 @@ def deduplicate(items: list[Item], similarity: float = 0.9) -> tuple[list[Item],
     return kept, len(items) - len(kept)
 
 
+def _run(coroutine):
+    """asyncio.run, also from code that already runs an event loop in this thread (a notebook, a
+    test driving a browser): then the fetching runs in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def in_day(item: Item, day: date, tz: ZoneInfo) -> bool:
     return item.published.astimezone(tz).date() == day
 
@@ -137,7 +149,7 @@ def gather(specs: list[SourceSpec], day: date, tz: ZoneInfo, timeout: float = 10
     warnings: list[str] = []
     errors: list[SourceError] = []
     items: list[Item] = []
-    for fetched in asyncio.run(fetch_all(list(specs), timeout)):
+    for fetched in _run(fetch_all(list(specs), timeout)):
         if isinstance(fetched, SourceError):
             errors.append(fetched)
             continue

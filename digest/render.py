@@ -177,6 +177,9 @@ class Renderer:
             compiled = mjml.mjml2html(source, fonts={})  # fonts={}: no Google Fonts link, ever
         except ValueError as exc:  # mrml's parse errors
             raise ThemeError(f"email/digest.mjml.j2 does not give valid MJML: {exc}", "check the theme's tags") from None
+        if context["rtl"]:
+            # mrml aligns every column left even when it runs right to left: mirror it.
+            compiled = compiled.replace("text-align:left;direction:rtl", "text-align:right;direction:rtl")
         return inline_css(compiled)
 
     def _template(self, env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Callable
 
 from . import message
-from .edition import Made, edition_key
+from .edition import Made, edition_key, publish_archive
 from .ledger import Due, EditionLock, Ledger, utcnow
 from .model import Rendered, Variant
 from .personalize import Recipient, Template
@@ -142,6 +142,7 @@ class Sender:
         return Outbox(self.outbox or self.settings.delivery.outbox, self.edition)
 
     def run(self) -> Report:
+        publish_archive(self.made)  # the page the messages' "view in your browser" link opens
         with EditionLock(self.settings.database, self.edition):
             return asyncio.run(self._run())
 

@@ -1,0 +1,215 @@
+"""The web archive: an edition's web page (rendered from the Edition, never from the email), the
+folder of those pages, and the Jinja environment every public web page (`digest serve`) shares.
+
+A page is `<archive folder>/YYYY-MM-DD.html`: the page every email's "view in your browser" link
+points to, and where an article with no URL of its own (a page-dump feature) has its full text, at
+`#a-<item id>`. Feed text reaches it only as escaped text (Jinja autoescape) and links only as
+http(s) URLs, so nothing a feed says can run in the reader's browser.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import jinja2
+from babel import Locale
+
+from . import i18n
+from .errors import DigestError
+from .model import Edition, Ranked
+from .settings import LOCALES, Settings
+
+PAGE_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.html")
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One brief or article as the web page shows it: text only, links checked."""
+
+    id: str
+    kind: str
+    title: str
+    url: str | None  # http(s) only; None when the item has none (its full text is on this page)
+    time: str
+    paragraphs: tuple[str, ...]
+    rubric: str
+    rubric_label: str
+    author: str | None
+    image_url: str | None
+    image_alt: str
+
+
+@dataclass(frozen=True)
+class SectionEntries:
+    key: str
+    label: str
+    entries: tuple[Entry, ...]
+
+
+def web_url(url: str | None) -> str | None:
+    """A link the page may carry: http or https, with no white space, quote or control character."""
+    if not url or not url.startswith(("https://", "http://")) or _UNSAFE_URL.search(url):
+        return None
+    return url
+
+
+def image_url(url: str | None) -> str | None:
+    """Images load over https only (the page's Content-Security-Policy allows no other source)."""
+    url = web_url(url)
+    if url and url.startswith("http://"):
+        url = "https://" + url[len("http://"):]
+    return url
+
+
+@cache
+def _environment(theme: Path | None, locale: str) -> jinja2.Environment:
+    folders = [str(theme)] if theme else []
+    folders.append(str(i18n.builtin_templates()))
+    env = jinja2.Environment(
+        # The theme's folder first, as for the email: a newsroom overrides one page, not all of them.
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(f) for f in folders]),
+        autoescape=True,  # every web page is HTML, and everything in it from a feed is text
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(i18n.translations(locale, theme), newstyle=True)
+    return env
+
+
+def render_page(settings: Settings, name: str, locale: str, **context) -> str:
+    """Render templates/web/NAME in a locale; a broken override is named with its line."""
+    locale = locale if locale in LOCALES else settings.newsletter.locale
+    env = _environment(settings.theme, locale)
+    base = {
+        "newsletter": settings.newsletter,
+        "lang": locale,
+        "dir": i18n.direction(locale),
+    }
+    try:
+        return env.get_template(f"web/{name}").render({**base, **context})
+    except jinja2.TemplateSyntaxError as exc:
+        raise DigestError(f"{exc.filename or name}, line {exc.lineno}: {exc.message}") from None
+    except jinja2.TemplateError as exc:
+        raise DigestError(f"web/{name}: {exc}", "check the template against the built-in one") from None
+
+
+def stylesheet(settings: Settings) -> str:
+    """The pages' one stylesheet, with a class per rubric for its colour (no inline style anywhere:
+    the Content-Security-Policy allows none)."""
+    env = _environment(settings.theme, settings.newsletter.locale)
+    return env.get_template("web/style.css.j2").render(rubrics=settings.rubrics)
+
+
+def language_name(locale: str) -> str:
+    name = Locale.parse(locale).get_display_name(locale) or locale
+    return name[:1].upper() + name[1:]
+
+
+# -- the edition's page -------------------------------------------------------------------------------
+
+def _entry(ranked: Ranked, settings: Settings, locale: str, tz: ZoneInfo) -> Entry:
+    item = ranked.item
+    rubric = settings.rubric(ranked.rubric)
+    paragraphs = item.body if item.kind == "article" and item.body else ((item.summary,) if item.summary else ())
+    return Entry(
+        id=item.id,
+        kind=item.kind,
+        title=item.title,
+        url=web_url(item.url),
+        time=item.published.astimezone(tz).strftime("%H:%M") if item.timed else "",
+        paragraphs=tuple(p for p in paragraphs if p),
+        rubric=rubric.key,
+        rubric_label=rubric.label_for(locale),
+        author=item.author,
+        image_url=image_url(item.image.url) if item.image else None,
+        image_alt=item.image.alt if item.image else "",
+    )
+
+
+def edition_page(settings: Settings, edition: Edition) -> str:
+    """The edition's web page, in the newsletter's language, with every item of the day."""
+    locale = settings.newsletter.locale
+    tz = ZoneInfo(edition.timezone)
+    sections = [
+        SectionEntries(s.rubric, settings.rubric(s.rubric).label_for(locale),
+                       tuple(_entry(r, settings, locale, tz) for r in s.items))
+        for s in edition.sections
+        if s.items
+    ]
+    return render_page(
+        settings,
+        "edition.html.j2",
+        locale,
+        date=edition.date,
+        date_long=i18n.long_date(edition.date, locale),
+        leads=[_entry(r, settings, locale, tz) for r in edition.leads],
+        sections=sections,
+        more=[_entry(r, settings, locale, tz) for r in edition.more],
+        # Relative links: the page works wherever the archive folder is served from.
+        css_href="../static/digest.css",
+        index_href="./",
+    )
+
+
+def page_path(settings: Settings, day: date) -> Path:
+    return settings.archive / f"{day.isoformat()}.html"
+
+
+def write_page(settings: Settings, edition: Edition) -> Path:
+    """Write (or replace) the edition's page atomically: `digest serve` never shows half a page."""
+    path = page_path(settings, edition.date)
+    html = edition_page(settings, edition)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(html)
+            os.chmod(temporary, 0o644)  # served to the public: no need for mkstemp's 0600
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise DigestError(f"cannot write the web archive page {path}: {exc.strerror or exc}",
+                          "check `folder` in the [archive] table of digest.toml") from None
+    return path
+
+
+def editions(folder: Path) -> list[date]:
+    """The dates of the pages in the archive folder, newest first; other files are ignored."""
+    found = []
+    try:
+        names = [entry.name for entry in os.scandir(folder) if entry.is_file()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    for name in names:
+        match = PAGE_NAME.fullmatch(name)
+        if match:
+            try:
+                found.append(date.fromisoformat(match.group(1)))
+            except ValueError:
+                continue
+    return sorted(found, reverse=True)
+
+
+def find_page(folder: Path, name: str) -> Path | None:
+    """The file for a requested page name, or None: only YYYY-MM-DD.html of a real date, in the folder."""
+    match = PAGE_NAME.fullmatch(name)
+    if not match:
+        return None
+    try:
+        date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+    path = folder / name
+    return path if path.is_file() else None

@@ -1,0 +1,60 @@
+"""`digest serve`: run the public web application (unsubscribe, preferences, archive) under uvicorn."""
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import click
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.command("serve", context_settings=CONTEXT, short_help="Serve one-click unsubscribe, preferences and the web archive.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
+              help="digest.toml to read (default: ./digest.toml if present, else built-in defaults). [env: DIGEST_CONFIG]")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="DIGEST_HOST",
+              help="Address to listen on; keep 127.0.0.1 behind a reverse proxy. [env: DIGEST_HOST]")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), envvar="DIGEST_PORT",
+              help="Port to listen on. [env: DIGEST_PORT]")
+@click.option("--database", metavar="URL_OR_PATH", envvar="DIGEST_DATABASE",
+              help="The subscribers' database (default: subscribers.database in digest.toml). [env: DIGEST_DATABASE]")
+@click.option("--trusted-proxy", "trusted", default="127.0.0.1", show_default=True, metavar="ADDRESSES",
+              envvar="DIGEST_TRUSTED_PROXY",
+              help="Comma-separated addresses whose X-Forwarded-For/-Proto headers are believed. [env: DIGEST_TRUSTED_PROXY]")
+def serve(config_path, host, port, database, trusted) -> None:
+    """Serve the pages the emails link to, under the path of newsletter.base_url:
+
+    \b
+      POST <base>/unsubscribe/TOKEN     RFC 8058 one-click unsubscribe (200, no redirect)
+      GET  <base>/unsubscribe/TOKEN     a confirmation page whose button POSTs
+      GET  <base>/preferences/TOKEN     language and rubrics, subscribe again (CSRF-protected)
+      GET  <base>/archive/              past editions; <base>/archive/YYYY-MM-DD.html each one
+
+    \b
+    Run it behind a reverse proxy that terminates TLS (see the README). One log line per request,
+    with tokens cut out of the path. SIGINT or SIGTERM finishes the requests in flight, then stops.
+    """
+    import uvicorn
+
+    from .cli import load_settings
+    from .serve import create_app, prefix_of
+
+    settings = load_settings(config_path, None)
+    if database:
+        settings = replace(settings, database=database)
+    app = create_app(settings)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prefix = prefix_of(settings.newsletter.base_url) or "/"
+    click.echo(f"Serving {settings.newsletter.name} at http://{host}:{port}{prefix} for {settings.newsletter.base_url} "
+               f"(archive {settings.archive}; Ctrl-C to stop)")
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,  # our logging, above
+        access_log=False,  # uvicorn's access log would write tokens down; digest.serve logs each request
+        proxy_headers=True,
+        forwarded_allow_ips=trusted,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,181 @@
+"""`digest preview`: a real server on a free port, pages parsed, a change on disk seen within a second
+or so, and the page in Chromium reloading itself."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import lxml.html
+import pytest
+import uvicorn
+from playwright.sync_api import Error as PlaywrightError, sync_playwright
+
+from digest.preview import State, create_app
+
+from browser import launch, screenshot_folder
+from conftest import EXAMPLES, ROOT
+from smtp_servers import free_port
+
+
+@pytest.fixture
+def newsroom(tmp_path):
+    """A copy of the example newsroom the test may edit: sources, features, a theme folder."""
+    shutil.copytree(EXAMPLES / "sources", tmp_path / "sources")
+    shutil.copytree(EXAMPLES / "features", tmp_path / "features")
+    (tmp_path / "theme" / "email").mkdir(parents=True)
+    text = (EXAMPLES / "digest.toml").read_text(encoding="utf-8").replace('# theme = "theme"', 'theme = "theme"')
+    (tmp_path / "digest.toml").write_text(text, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.fixture
+def server(newsroom):
+    state = State(newsroom / "digest.toml", "2026-11-29", None)
+    port = free_port()
+    uv = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "the preview server did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", state
+    uv.should_exit = True
+    thread.join(10)
+
+
+def get(url: str) -> httpx.Response:
+    return httpx.get(url, timeout=30)
+
+
+def test_the_page_shows_both_widths_the_text_twin_the_subject_size_and_checks(server):
+    base, _ = server
+    response = get(base + "/")
+    assert response.status_code == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    root = lxml.html.document_fromstring(response.text)
+    assert root.get_element_by_id("subject").text_content().startswith("Le Quotidien · 29 novembre — Bourita")
+    assert root.get_element_by_id("preheader").text_content()
+    assert "/ 100,000" in root.get_element_by_id("size").text_content()
+    frames = root.findall(".//iframe")
+    assert [f.get("class") for f in frames] == ["phone", "desktop"]
+    assert {f.get("src") for f in frames} == {"email.html"}
+    assert "Bourita et Blinken" in root.get_element_by_id("text").text_content()
+    checks = [li.text_content() for li in root.get_element_by_id("checks")]
+    assert len(checks) == 9 and all(c.startswith("✓") for c in checks), checks
+    assert "Aperçu" in root.findtext(".//title")  # the page's own strings come from the catalog
+
+
+def test_the_selector_switches_language_and_rubrics(server):
+    base, _ = server
+    page = lxml.html.document_fromstring(get(base + "/?locale=ar&rubric=economie&rubric=sport").text)
+    assert [f.get("src") for f in page.findall(".//iframe")][0] == "email.html?locale=ar&rubric=economie&rubric=sport"
+    email = get(base + "/email.html?locale=ar&rubric=economie&rubric=sport")
+    assert "script-src" not in email.headers["content-security-policy"] and "default-src 'none'" in email.headers["content-security-policy"]
+    root = lxml.html.document_fromstring(email.text)
+    assert root.get("dir") == "rtl" and root.get("lang") == "ar"
+    sections = [h.text_content().strip() for h in root.xpath("//h2[contains(@class,'rubric-title')]")]
+    assert sections[:2] == ["اقتصاد", "رياضة"]
+    english = get(base + "/email.txt?locale=en").text
+    assert "Sunday, November 29, 2026" in english and "Unsubscribe" in english
+
+
+def _wait_for_version(base: str, above: int, timeout: float = 5.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if get(base + "/version").json()["version"] > above:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError("the preview did not see the change")
+
+
+def test_editing_a_theme_file_a_source_or_the_config_rebuilds_the_preview(server, newsroom):
+    base, state = server
+    get(base + "/")  # warm: the edition is built
+    time.sleep(0.3)  # the watcher is running
+
+    (newsroom / "theme" / "email" / "subject.txt.j2").write_text("Édition du soir — {{ date_long }}", encoding="utf-8")
+    assert _wait_for_version(base, 0) < 2.0
+    root = lxml.html.document_fromstring(get(base + "/").text)
+    assert root.get_element_by_id("subject").text_content() == "Édition du soir — dimanche 29 novembre 2026"
+
+    version = state.version
+    dump = newsroom / "sources" / "homepage-2026-11-29.txt"
+    dump.write_text("- 23:55Dernière minute : un titre ajouté par la rédaction\n" + dump.read_text(encoding="utf-8"),
+                    encoding="utf-8")
+    assert _wait_for_version(base, version) < 2.0
+    assert "Dernière minute : un titre ajouté par la rédaction" in get(base + "/email.html").text
+
+    version = state.version
+    config = newsroom / "digest.toml"
+    config.write_text(config.read_text(encoding="utf-8").replace('name = "Le Quotidien"', 'name = "Le Quotidien du Soir"'),
+                      encoding="utf-8")
+    assert _wait_for_version(base, version) < 2.0
+    assert "Le Quotidien du Soir" in get(base + "/email.html").text
+
+
+def test_a_broken_template_is_shown_not_crashed(server, newsroom):
+    base, state = server
+    get(base + "/")
+    time.sleep(0.3)
+    (newsroom / "theme" / "email" / "subject.txt.j2").write_text("{{ oops }", encoding="utf-8")
+    _wait_for_version(base, 0)
+    response = get(base + "/")
+    assert "subject.txt.j2, line 1" in response.text
+    (newsroom / "theme" / "email" / "subject.txt.j2").unlink()
+    _wait_for_version(base, state.version)
+    assert get(base + "/").status_code == 200
+
+
+def test_the_page_reloads_itself_in_the_browser(server, newsroom, tmp_path_factory):
+    base, state = server
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(base + "/")
+            page.wait_for_timeout(500)  # the page has subscribed to changes
+            frames = page.evaluate("[...document.querySelectorAll('iframe')].map(f => f.clientWidth)")  # the email's own viewport
+            assert frames == [375, 640]
+            (newsroom / "theme" / "email" / "subject.txt.j2").write_text("Rechargé tout seul", encoding="utf-8")
+            deadline, subject = time.monotonic() + 5, None
+            while subject != "Rechargé tout seul" and time.monotonic() < deadline:
+                try:  # (the page's CSP forbids eval, so no wait_for_function)
+                    subject = page.text_content("#subject", timeout=500)
+                except PlaywrightError:  # the page is between two loads
+                    subject = None
+                time.sleep(0.1)
+            assert subject == "Rechargé tout seul"
+            page.screenshot(path=str(screenshot_folder(tmp_path_factory.getbasetemp()) / "preview.png"))
+        finally:
+            browser.close()
+
+
+def test_the_command_prints_the_url_and_refuses_a_bad_config(tmp_path):
+    bad = tmp_path / "digest.toml"
+    bad.write_text("[newsletter]\nlocale = 'xx'\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "digest", "preview", "-c", str(bad)], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2 and "newsletter.locale" in result.stderr and "Traceback" not in result.stderr
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "digest", "preview", "-c", str(EXAMPLES / "digest.toml"),
+                                "--date", "2026-11-29", "--port", str(port)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        line = process.stdout.readline()
+        assert f"http://127.0.0.1:{port}/" in line
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert get(f"http://127.0.0.1:{port}/").status_code == 200
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        process.wait(10)
