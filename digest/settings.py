@@ -72,6 +72,8 @@ class Newsletter:
     timezone: str = "UTC"
     list_id: str = "digest.localhost"
     unsubscribe_mailto: str | None = None  # an address that unsubscribes whoever writes to it
+    logo: str | None = None  # an https URL of the masthead logo; its alt text is the newsletter's name
+    logo_width: int = 180
 
 
 @dataclass(frozen=True)
@@ -233,7 +235,11 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         timezone=check_timezone(n.get("timezone", str, "UTC"), f"{file}: newsletter.timezone"),
         list_id=n.get("list_id", str, Newsletter.list_id),
         unsubscribe_mailto=n.get("unsubscribe_mailto", str, None),
+        logo=n.get("logo", str, None),
+        logo_width=n.positive("logo_width", int, 180),
     )
+    if newsletter.logo and not newsletter.logo.startswith("https://"):
+        raise ConfigError(f"{file}: newsletter.logo must be an https:// address", "email images load over https only")
     if not newsletter.base_url.startswith("https://"):
         raise ConfigError(f"{file}: newsletter.base_url must start with https://", "links in the email are https only")
     theme = n.get("theme", str, None)

@@ -109,3 +109,32 @@ def test_mixed_arabic_and_latin_titles_keep_their_own_direction(browser, tmp_pat
     finally:
         page.close()
     assert directions == {"page": "rtl", "title": "ltr", "kicker": "rtl"}
+
+
+def test_dark_mode_keeps_text_readable_and_the_logo_on_its_plate(browser, pages, shots):
+    from digest.checks import contrast, parse_color
+
+    page = browser.new_page(viewport={"width": 375, "height": 740}, color_scheme="dark")
+    try:
+        page.goto(pages["fr"].as_uri())
+        colours = page.evaluate("""() => {
+          const pick = (sel) => { const el = document.querySelector(sel); const s = getComputedStyle(el);
+            let bg = el, b = 'rgba(0, 0, 0, 0)';
+            while (bg && (b = getComputedStyle(bg).backgroundColor) === 'rgba(0, 0, 0, 0)') { bg = bg.parentElement; }
+            return [s.color, b]; };
+          return { lead: pick('h2.lead-title a'), brief: pick('td.brief a'), date: pick('p.masthead-date'),
+                   logo: getComputedStyle(document.querySelector('.logo-plate')).backgroundColor };
+        }""")
+        page.screenshot(path=str(shots / "email-fr-375-dark.png"), full_page=True)
+    finally:
+        page.close()
+
+    def rgb(css: str):
+        numbers = [int(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
+        return parse_color("#" + "".join(f"{n:02x}" for n in numbers))
+
+    for name in ("lead", "brief", "date"):
+        fg, bg = (rgb(c) for c in colours[name])
+        assert sum(bg) < 1.0, f"{name}: the background stayed light in dark mode"
+        assert contrast(fg, bg) >= 4.5, f"{name}: {colours[name]}"
+    assert colours["logo"] == "rgb(255, 255, 255)"
