@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from dataclasses import replace
 
 import click
@@ -47,6 +48,11 @@ def serve(config_path, host, port, database, trusted) -> None:
     prefix = prefix_of(settings.newsletter.base_url) or "/"
     click.echo(f"Serving {settings.newsletter.name} at http://{host}:{port}{prefix} for {settings.newsletter.base_url} "
                f"(archive {settings.archive}; Ctrl-C to stop)")
+    # uvicorn finishes the requests in flight on SIGINT/SIGTERM, then raises the signal again for
+    # the handler it found: this one, so that a clean shutdown ends with status 0 (and a signal that
+    # comes before uvicorn listens simply ends the process).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_cleanly)
     uvicorn.run(
         app,
         host=host,
@@ -58,3 +64,7 @@ def serve(config_path, host, port, database, trusted) -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _exit_cleanly(signum, frame) -> None:
+    raise SystemExit(0)

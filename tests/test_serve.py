@@ -19,7 +19,7 @@ from dataclasses import replace
 import httpx
 import pytest
 with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for its test client; httpx works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from conftest import ROOT
