@@ -26,7 +26,7 @@ from .model import Edition, Ranked
 from .settings import LOCALES, Settings
 
 PAGE_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.html")
-_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\"'<>\\`]")
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\"<>\\`]")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,7 @@ from premailer import Premailer
 
 from . import i18n
 from .errors import DigestError
-from .model import Edition, Image, Ranked, Rendered, Section, Variant
+from .model import Edition, Image, Ranked, Rendered, Variant
 from .rank import order_key
 from .settings import Settings
 

@@ -62,6 +62,23 @@ CSRF_MAX_AGE = 24 * 3600  # a preferences page left open for a day still saves
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 _TOKEN_IN_PATH = re.compile(r"/(unsubscribe|preferences)/.*", re.S)
 
+# What the pages say besides their templates: English msgids of templates/locale/*/digest.po.
+NOTICES = {  # (title, message)
+    "invalid_link": ("This link is not valid",
+                     "It may be incomplete: copy the whole link from the email, or use the link in a more recent email."),
+    "no_edition": ("Page not found", "There is no edition at this address."),
+    "not_found": ("Page not found", "There is no page at this address."),
+    "bad_request": ("Something is wrong with this request", "Check the address, or open the link in the email again."),
+    "not_one_click": ("Something is wrong with this request",
+                      "The unsubscribe button sends List-Unsubscribe=One-Click; this request did not."),
+    "expired": ("This form has expired", "Open the link in the email again and make your choice once more."),
+}
+DONE = {  # after a preferences form is sent, by its action
+    "save": "Your preferences are saved.",
+    "resubscribe": "You are subscribed again.",
+    "unsubscribe": "You are unsubscribed",
+}
+
 
 def redact(path: str) -> str:
     """The path as the log shows it: a token is a credential, so it is never written down."""
@@ -197,9 +214,10 @@ class Site:
         )
         return HTMLResponse(html, status_code=status, headers=PRIVATE if private else None)
 
-    def notice(self, status: int, title: str, message: str, locale: str | None = None,
+    def notice(self, status: int, key: str, locale: str | None = None,
                headers: Mapping[str, str] | None = None) -> HTMLResponse:
         locale = locale or self.settings.newsletter.locale
+        title, message = NOTICES[key]
         response = self.page("notice.html.j2", locale, status, private=True,
                              title=self._t(locale, title), message=self._t(locale, message))
         for name, value in (headers or {}).items():
@@ -207,8 +225,7 @@ class Site:
         return response
 
     def invalid_link(self) -> HTMLResponse:
-        return self.notice(404, "This link is not valid",
-                           "It may be incomplete: copy the whole link from the email, or use the link in a more recent email.")
+        return self.notice(404, "invalid_link")
 
     # -- archive ------------------------------------------------------------------------------------
     async def index(self, request: Request) -> Response:
@@ -223,7 +240,7 @@ class Site:
     async def edition(self, request: Request) -> Response:
         path = archive.find_page(self.settings.archive, request.path_params["name"])
         if path is None:
-            return self.notice(404, "Page not found", "There is no edition at this address.")
+            return self.notice(404, "no_edition")
         return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Cache-Control": "public, max-age=300"})
 
     async def stylesheet(self, request: Request) -> Response:
@@ -240,8 +257,7 @@ class Site:
             return self.invalid_link()
         if request.method == "POST":
             if not await _is_one_click(request):
-                return self.notice(400, "Something is wrong with this request",
-                                   "The unsubscribe button sends List-Unsubscribe=One-Click; this request did not.")
+                return self.notice(400, "not_one_click")
             subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
             if subscriber is not None and subscriber.status == "active":
                 # Idempotent: a second click, or a mail app's retry, finds them unsubscribed already.
@@ -298,35 +314,41 @@ class Site:
                 or not all(isinstance(k, str) and k in self.known for k in chosen)
                 or (action == "resubscribe" and subscriber.status == "bounced")):
             return self._preferences_page(token, subscriber, status=400,
-                                          error=self._t(subscriber.locale, "Something is wrong with this request"))
-        if action == "unsubscribe":
-            await run_in_threadpool(self.store.unsubscribe, subscriber_id)
-            log.info("subscriber %d unsubscribed (preferences page)", subscriber_id)
-            notice = "You are unsubscribed"
-        else:
-            await run_in_threadpool(self.store.upsert, subscriber.email, locale=locale, rubrics=frozenset(chosen))
-            notice = "Your preferences are saved."
-            if action == "resubscribe" and subscriber.status == "unsubscribed":
-                await run_in_threadpool(self.store.set_status, subscriber_id, "active")
-                log.info("subscriber %d subscribed again (preferences page)", subscriber_id)
-                notice = "You are subscribed again."
+                                          error=self._t(subscriber.locale, NOTICES["bad_request"][0]))
+        if await run_in_threadpool(self._apply, subscriber, action, locale, frozenset(chosen)):
+            log.info("subscriber %d %s (preferences page)", subscriber_id,
+                     "unsubscribed" if action == "unsubscribe" else "subscribed again")
         subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
-        return self._preferences_page(token, subscriber, notice=self._t(subscriber.locale, notice))
+        return self._preferences_page(token, subscriber, notice=self._t(subscriber.locale, DONE[action]))
+
+    def _apply(self, subscriber, action: str, locale: str, rubrics: frozenset[str]) -> bool:
+        """One transaction; True when the subscription itself changed."""
+        with self.store.bulk() as tx:
+            if action == "unsubscribe":
+                return tx.unsubscribe(subscriber.id)
+            tx.upsert(subscriber.email, locale=locale, rubrics=rubrics)
+            if action == "resubscribe" and subscriber.status == "unsubscribed":
+                return tx.set_status(subscriber.id, "active")
+        return False
 
     def _same_origin(self, request: Request) -> bool:
-        """Defence in depth beside the CSRF token: a browser names the page a POST comes from."""
+        """Defence in depth beside the CSRF token: a browser says where a POST comes from.
+
+        With `Referrer-Policy: no-referrer` browsers send `Origin: null` even for our own form, so
+        "null" proves nothing either way; Sec-Fetch-Site (every current browser) then decides, and
+        without it (older browsers, other clients) the CSRF token alone does.
+        """
         site = request.headers.get("sec-fetch-site")
         if site is not None and site not in ("same-origin", "none"):
             return False
         origin = request.headers.get("origin")
-        if origin is None:
-            return True  # older browsers and non-browser clients: the CSRF token decides
+        if origin is None or origin == "null":
+            return True
         own = f"{request.url.scheme}://{request.headers.get('host', '')}"
         return origin in (self.origin, own)
 
     def _expired(self, locale: str) -> Response:
-        return self.notice(403, "This form has expired", "Open the link in the email again and make your choice once more.",
-                           locale)
+        return self.notice(403, "expired", locale)
 
     def _preferences_page(self, token: str, subscriber, status: int = 200, notice: str = "", error: str = "") -> Response:
         locale = subscriber.locale if subscriber.locale in LOCALES else self.settings.newsletter.locale
@@ -343,10 +365,7 @@ class Site:
     # -- errors -----------------------------------------------------------------------------------
     async def http_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        titles = {404: ("Page not found", "There is no page at this address.")}
-        title, message = titles.get(exc.status_code, ("Something is wrong with this request",
-                                                      "Check the address, or open the link in the email again."))
-        return self.notice(exc.status_code, title, message, headers=exc.headers)
+        return self.notice(exc.status_code, "not_found" if exc.status_code == 404 else "bad_request", headers=exc.headers)
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         # Sent by Starlette's outermost middleware, around our _Guard: the headers are set here.

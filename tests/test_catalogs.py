@@ -1,8 +1,6 @@
 """Every fixed string of the email, the text twin and the preview comes from the fr, en and ar catalogs."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from babel.messages.pofile import read_po
 from jinja2.ext import babel_extract
@@ -10,7 +8,7 @@ from jinja2.ext import babel_extract
 from digest.i18n import builtin_templates, translations
 
 TEMPLATES = builtin_templates()
-EMAIL_AND_PREVIEW = sorted([*TEMPLATES.glob("email/*.j2"), *TEMPLATES.glob("preview/*.j2")])
+EMAIL_AND_PREVIEW = sorted([*TEMPLATES.glob("email/*.j2"), *TEMPLATES.glob("preview/*.j2"), *TEMPLATES.glob("web/*.j2")])
 
 
 def msgids() -> set[str | tuple[str, str]]:

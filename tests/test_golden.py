@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from conftest import EXAMPLES, ROOT, SEED
+from conftest import EXAMPLES, ROOT
 
 
 @pytest.fixture(scope="module")

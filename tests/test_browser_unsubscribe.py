@@ -1,0 +1,133 @@
+"""The whole path as a reader lives it, in headless Chromium against the real `digest serve`:
+a real `digest send` writes the .eml, its List-Unsubscribe URL opens the confirmation page, the button
+unsubscribes, the store says so and the next edition's ledger leaves the reader out; then the
+preferences page (CSRF form, real browser) subscribes them again with other rubrics.
+
+Chromium is Debian's (/usr/bin/chromium, which .ci/run installs), driven by Playwright with
+executable_path: no browser is ever downloaded. Screenshots go to $DIGEST_SCREENSHOTS or to a
+folder of this test run; the test prints where.
+"""
+from __future__ import annotations
+
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from playwright.sync_api import sync_playwright
+
+from browser import launch, screenshot_folder
+from delivery import Newsroom, parse
+from test_serve import free_port, start_serve
+
+BASE = "https://lequotidien.example.ma/digest"
+
+# A 1×1 transparent PNG: what the page's pictures (on the newsroom's real site) get here, offline.
+PIXEL = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    return screenshot_folder(tmp_path_factory.getbasetemp())
+
+
+def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path, shots):
+    room = Newsroom(tmp_path, subscribers=6)
+    sent = room.cli("send")
+    assert sent.returncode == 0, sent.stderr
+
+    # The reader: reader0003, French, Culture and Société (tests/delivery.py). Their message, as delivered.
+    reader = room.emails[3]
+    emls = [parse(f.read_bytes()) for f in sorted((tmp_path / "outbox").rglob("*.eml"))]
+    message = next(m for m in emls if m["To"].addresses[0].addr_spec == reader)
+    https_url = re.findall(r"<(https://[^>]+)>", message["List-Unsubscribe"])[0]
+    assert https_url.startswith(f"{BASE}/unsubscribe/") and message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    port = free_port()
+    local = f"http://127.0.0.1:{port}/digest"
+    url = https_url.replace(BASE, local)
+    server = start_serve(room, port)
+    problems: list[str] = []
+    try:
+        with sync_playwright() as playwright:
+            browser = launch(playwright)
+            try:
+                page = browser.new_page(viewport={"width": 390, "height": 844})
+                # Nothing leaves the machine: the pictures of the archive page (https, elsewhere) get a pixel.
+                page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"),
+                           lambda route: route.fulfill(status=200, content_type="image/png", body=PIXEL))
+                # A CSP violation, a failed load or a script error is a failure of the page.
+                page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+                page.on("pageerror", lambda e: problems.append(str(e)))
+                page.on("requestfailed", lambda r: problems.append(f"failed {r.url}"))
+
+                response = page.goto(url)
+                assert response.status == 200
+                assert "default-src 'none'" in response.headers["content-security-policy"]
+                assert page.locator("h1").inner_text() == "Se désabonner de Le Quotidien ?"
+                assert page.locator("html").get_attribute("lang") == "fr"
+                # The stylesheet loaded (from /digest/static/digest.css, under the CSP):
+                color = page.locator("#unsubscribe").evaluate("b => getComputedStyle(b).backgroundColor")
+                assert color == "rgb(155, 28, 28)"
+                assert room.store.get(reader).status == "active"  # opening the link changed nothing
+                page.screenshot(path=str(shots / "unsubscribe-1-confirm.png"), full_page=True)
+
+                page.click("#unsubscribe")
+                page.wait_for_selector("#unsubscribed")
+                assert page.url == url  # answered in place: no redirect
+                assert "Vous êtes désabonné(e)" in page.locator("h1").inner_text()
+                page.screenshot(path=str(shots / "unsubscribe-2-done.png"), full_page=True)
+                assert room.store.get(reader).status == "unsubscribed"
+
+                # The next edition leaves them out: its ledger is made of active subscribers only.
+                from digest.ledger import Ledger
+
+                ledger = Ledger(room.store.engine, "quotidien-2026-11-30")
+                try:
+                    assert ledger.prepare() == len(room.emails) - 1
+                finally:
+                    ledger.close()
+                rows = room.ledger_rows()  # of both editions, by subscriber id
+                assert room.store.get(reader).id in rows  # had the 29th…
+                from sqlalchemy import select
+
+                from subscribers.schema import deliveries
+
+                with room.store.engine.connect() as conn:
+                    next_ids = set(conn.execute(select(deliveries.c.subscriber_id)
+                                                .where(deliveries.c.edition == "quotidien-2026-11-30")).scalars())
+                assert room.store.get(reader).id not in next_ids  # …and not the 30th
+
+                # Changed their mind: the link on the page opens the preferences (CSRF-protected form).
+                page.click("a[href*='/preferences/']")
+                page.wait_for_selector("#resubscribe")
+                assert page.url == url.replace("/unsubscribe/", "/preferences/")
+                page.check("input[name=locale][value=en]")
+                page.check("input[name=rubric][value=sport]")
+                assert page.is_checked("input[name=rubric][value=societe]")  # their current choice
+                page.uncheck("input[name=rubric][value=societe]")
+                page.screenshot(path=str(shots / "preferences-1-form.png"), full_page=True)
+                page.click("#resubscribe")
+                page.wait_for_selector("#notice")
+                assert page.locator("#notice").inner_text() == "You are subscribed again."  # now in English
+                page.screenshot(path=str(shots / "preferences-2-saved.png"), full_page=True)
+                subscriber = room.store.get(reader)
+                assert (subscriber.status, subscriber.locale, subscriber.rubrics) == (
+                    "active", "en", frozenset({"sport", "culture"}))
+
+                # The "view in your browser" page of the same email, under the same policy.
+                archive_url = re.findall(rf"{re.escape(BASE)}/archive/[0-9-]+\.html",
+                                         message.get_body(("plain",)).get_content())[0].replace(BASE, local)
+                response = page.goto(archive_url)
+                assert response.status == 200
+                assert page.locator("h1").inner_text() == "dimanche 29 novembre 2026"
+                page.screenshot(path=str(shots / "archive-edition.png"))
+            finally:
+                browser.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, log = server.communicate(timeout=20)
+    assert problems == []
+    token = https_url.rsplit("/", 1)[1]
+    assert token not in log and "POST /digest/unsubscribe/… 200" in log and "POST /digest/preferences/… 200" in log
+    print(f"\nscreenshots: {shots}")
