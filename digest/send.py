@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Callable
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from . import message
+from .errors import DigestError
 from .edition import Made, edition_key, publish_archive
 from .ledger import Due, EditionLock, Ledger, utcnow
 from .model import Rendered, Variant
@@ -80,6 +83,7 @@ class Sender:
         self._templates: dict[tuple[str, str], Template] = {}
         self._known = {r.key for r in settings.rubrics}
         self._stopping = False
+        self._fatal: Exception | None = None
         self._date = message.now()
         news = settings.newsletter
         self.envelope_from = (settings.smtp.envelope_from if settings.smtp and settings.smtp.envelope_from
@@ -223,12 +227,18 @@ class Sender:
                         if self._stopping:
                             continue  # left pending (or deferred) in the ledger for the next run
                         await limiter.wait()
-                        ledger.sending(job.due.subscriber_id, job.message_id)
-                        if outbox is not None:
-                            outcome = await outbox.send(self.envelope_from, job.due.email, job.data, job.due.subscriber_id)
-                        else:
-                            outcome = await connection.send(self.envelope_from, job.due.email, job.data)
-                        record(job, outcome)
+                        try:
+                            ledger.sending(job.due.subscriber_id, job.message_id)
+                            if outbox is not None:
+                                outcome = await outbox.send(self.envelope_from, job.due.email, job.data, job.due.subscriber_id)
+                            else:
+                                outcome = await connection.send(self.envelope_from, job.due.email, job.data)
+                            record(job, outcome)
+                        except SQLAlchemyError as exc:
+                            # The ledger cannot be written (a locked or full database): sending on
+                            # without recording could double a reader, so the whole run stops here.
+                            self._fatal = self._fatal or exc
+                            self.stop()
                     finally:
                         queue.task_done()
             finally:
@@ -254,6 +264,16 @@ class Sender:
             for _ in tasks:
                 await queue.put(None)
             await asyncio.gather(*tasks)
+        if self._fatal is not None:
+            raise LedgerError(
+                f"the ledger in {self.settings.database} could not be written: {self._fatal.__class__.__name__}: "
+                f"{str(self._fatal).splitlines()[0]}",
+                "nothing more was sent; fix the database and run `digest send` again to finish",
+            )
+
+
+class LedgerError(DigestError):
+    exit_code = 1
 
 
 class _RateLimiter:

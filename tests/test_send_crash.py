@@ -91,3 +91,49 @@ def test_a_second_send_of_the_same_edition_refuses_while_one_runs(tmp_path, slow
     # Once the first is gone, the lock is free again (and the kernel frees it even after SIGKILL).
     again = room.cli("send")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_run_cleanly(tmp_path):
+    """A database locked by someone else for longer than the busy timeout: the run stops with one
+    clear error instead of sending on unrecorded, and the next run finishes the job."""
+    import sqlite3
+    import threading
+
+    from digest.send import LedgerError
+    from delivery import Newsroom as Room
+
+    room = Room(tmp_path, subscribers=12)
+    locked = threading.Event()
+    release = threading.Event()
+
+    class LockingRecorder(Recorder):
+        async def handle_DATA(self, server, session, envelope):
+            reply = await super().handle_DATA(server, session, envelope)
+            if len(self.messages) == 3 and not locked.is_set():
+                def hold():
+                    conn = sqlite3.connect(room.settings.database, timeout=1)
+                    conn.execute("BEGIN EXCLUSIVE")
+                    locked.set()
+                    release.wait(20)
+                    conn.rollback()
+                    conn.close()
+                threading.Thread(target=hold, daemon=True).start()
+                locked.wait(5)
+            return reply
+
+    server = SmtpServer(LockingRecorder())
+    try:
+        room.with_smtp(server.port, connections=1)
+        with pytest.raises(LedgerError, match="could not be written"):
+            room.sender().run()
+        first = len(server.handler.messages)
+        assert first < 12  # it stopped instead of sending on without a ledger
+        release.set()
+        report = room.sender().run()
+        assert report.ok
+        total = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
+        assert sorted(total) == sorted(room.emails)
+        assert sum(n - 1 for n in total.values()) <= 1  # at most the one message in flight
+    finally:
+        release.set()
+        server.stop()
