@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import lxml.html
 
 from .model import Rendered
+from .render import SLOT_TOKEN
 
 GMAIL_CLIP = 102_000  # bytes of HTML after which Gmail hides the rest ("[Message clipped]")
 MIN_FONT_PX = 14.0
@@ -153,7 +154,10 @@ def run(rendered: Rendered, budget: int = 100_000) -> list[Check]:
     checks.append(Check("contrast", not faint, f"text contrast at least {MIN_CONTRAST}:1 against its background"
                         if not faint else f"{len(faint)} runs of text below {MIN_CONTRAST}:1", tuple(faint)))
 
-    position = html.find("/unsubscribe/")
+    # The footer's link carries the subscriber's slot; any other "/unsubscribe/" (in a feed's URL,
+    # say) does not count.
+    match = re.search(r'<a\b[^>]*href="[^"]*/unsubscribe/' + re.escape(SLOT_TOKEN), html)
+    position = match.start() if match else -1
     clip = min(budget, GMAIL_CLIP)
     unsubscribe_ok = 0 <= position and len(html[:position].encode("utf-8")) < clip
     checks.append(Check("unsubscribe", unsubscribe_ok,

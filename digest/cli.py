@@ -57,6 +57,15 @@ def source_specs(values: tuple[str, ...], settings: Settings) -> list[SourceSpec
     return specs
 
 
+def _address(value: str, option: str) -> str:
+    from subscribers.validate import InvalidSubscriber, normalise_email
+
+    try:
+        return normalise_email(value)
+    except InvalidSubscriber as exc:
+        raise ConfigError(f"{option} {value!r}: {exc.reason if hasattr(exc, 'reason') else exc}") from None
+
+
 def report_sources(gathered: Gathered) -> None:
     for warning in gathered.warnings:
         _err("warning", warning)
@@ -167,6 +176,8 @@ def build(config_path, day, timezone, sources, out, locale, to, check) -> None:
       digest build -c examples/digest.toml --date 2026-11-29 --out edition/
     """
     settings = load_settings(config_path, timezone, locale)
+    if to:
+        to = _address(to, "--for")
     made = pipeline.make(settings, parse_day(day, settings), source_specs(sources, settings))
     report_sources(made.gathered)
     built = pipeline.build(made, Path(out), to=to)
@@ -267,6 +278,8 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
 
     from .send import Sender, dry_run as run_dry, send_test_copy
 
+    if dry_run and test_to:
+        raise click.UsageError("--dry-run and --test-to go one at a time")
     settings = load_settings(config_path, timezone)
     if database:
         settings = _replace(settings, database=database)
@@ -281,12 +294,7 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
     echo = click.echo
 
     if test_to:
-        from subscribers.validate import InvalidSubscriber, normalise_email
-
-        try:
-            address = normalise_email(test_to)
-        except InvalidSubscriber as exc:
-            raise ConfigError(f"--test-to {test_to!r}: {exc}") from None
+        address = _address(test_to, "--test-to")
         outcome = send_test_copy(sender, address)
         echo(f"test copy to {address} via {sender.destination()}: {outcome.kind}"
              + (f" ({outcome.code} {outcome.message})" if outcome.kind != "sent" else ""))
@@ -318,8 +326,7 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
             sender.progress = bar.update
             report = sender.run()
     _print_send_report(report)
-    failed = report.outcomes["deferred"] or report.outcomes["failed"] or report.interrupted or made.gathered.errors
-    sys.exit(1 if failed else 0)
+    sys.exit(0 if report.ok and not made.gathered.errors else 1)
 
 
 @cli.command(context_settings=CONTEXT, short_help="Serve a live preview of the edition for editors.")
@@ -351,8 +358,13 @@ def preview(config_path, day, timezone, host, port) -> None:
 def _print_send_report(report) -> None:
     echo = click.echo
     done = report.outcomes["sent"] + report.outcomes["deferred"] + report.outcomes["failed"]
-    if done == 0 and not report.interrupted:
-        echo(f"Nothing new to send: edition {report.edition} has gone to {report.already_sent:,} subscribers already.")
+    if done == 0 and not report.interrupted and not report.errors:
+        if report.left:
+            when = report.next_due.astimezone().strftime("%Y-%m-%d %H:%M %Z") if report.next_due else "later"
+            echo(f"Nothing due yet: {report.left:,} messages of edition {report.edition} are deferred until {when}; "
+                 f"{report.already_sent:,} sent already. Run again then.")
+        else:
+            echo(f"Nothing new to send: edition {report.edition} has gone to {report.already_sent:,} subscribers already.")
         return
     echo(f"Edition {report.edition} → {report.destination}")
     echo(f"  sent          {report.outcomes['sent']:>8,}")
@@ -363,5 +375,9 @@ def _print_send_report(report) -> None:
         echo(f"  resent        {report.recovered:>8,}   (in flight when a previous run was killed)")
     echo(f"  variants      {report.variants:>8,}   rendered")
     echo(f"  elapsed       {report.elapsed:>8.2f} s ({report.rate:,.0f} messages/s)")
+    if report.left:
+        echo(f"  left          {report.left:>8,}   (due again from {report.next_due.astimezone().strftime('%H:%M %Z') if report.next_due else 'the next run'})")
+    for error in report.errors:
+        _err("error", f"{error}; nothing more was sent, the rest stays due for the next run")
     if report.interrupted:
         _err("warning", "interrupted: what was in flight is recorded; run again to send the rest")

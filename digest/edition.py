@@ -1,6 +1,7 @@
 """The pipeline read top to bottom: gather → rank → render → write. The CLI only calls these."""
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -57,7 +58,12 @@ def make(settings: Settings, day: date, sources: list[SourceSpec] | None = None)
 
 
 def edition_key(settings: Settings, day: date) -> str:
-    return f"{settings.newsletter.list_id.split('.')[0]}-{day.isoformat()}"
+    """The ledger's and the Message-IDs' name for one day of one newsletter: the whole list id, so two
+    newsletters sharing a database never share an edition (hashed if too long for the ledger)."""
+    list_id = settings.newsletter.list_id
+    if len(list_id) > 40:
+        list_id = hashlib.sha256(list_id.encode()).hexdigest()[:16]
+    return f"{list_id}-{day.isoformat()}"
 
 
 def build(made: Made, out: Path, locale: str | None = None, to: str | None = None) -> Built:

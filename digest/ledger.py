@@ -157,6 +157,17 @@ class Ledger:
         out.update({status: count for status, count in rows})
         return out
 
+    def next_due(self) -> datetime | None:
+        """When the earliest deferred message of this edition is due again (active subscribers only)."""
+        value = self.conn.execute(
+            select(func.min(deliveries.c.next_attempt_at))
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(deliveries.c.edition == self.edition, deliveries.c.status == "deferred", subscribers.c.status == "active")
+        ).scalar_one_or_none()
+        if isinstance(value, datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)  # SQLite gives back naive UTC
+        return value
+
     def due_count(self, now: datetime | None = None) -> int:
         return self.conn.execute(select(func.count()).select_from(self._due_query(now).subquery())).scalar_one()
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -140,7 +142,7 @@ def _page_env() -> jinja2.Environment:
     return env
 
 
-def create_app(state: State) -> Starlette:
+def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
     env = _page_env()
 
     def headers(csp: str) -> dict[str, str]:
@@ -211,8 +213,18 @@ def create_app(state: State) -> Starlette:
     async def watch() -> None:
         from watchfiles import awatch
 
-        paths = state.watched()
-        async for _ in awatch(*paths, debounce=200, step=50, rust_timeout=500):
+        # Editors save by writing a new file and renaming it over the old one, which ends a watch on
+        # the file itself: watch the folders, and keep the changes to the watched paths.
+        paths = [p.resolve() for p in state.watched()]
+        folders = sorted({p if p.is_dir() else p.parent for p in paths})
+        trees = [p for p in paths if p.is_dir()]
+        files = {p for p in paths if not p.is_dir()}
+
+        def wanted(_change, path: str) -> bool:
+            target = Path(path).resolve()
+            return target in files or any(target.is_relative_to(tree) for tree in trees)
+
+        async for _ in awatch(*folders, watch_filter=wanted, debounce=200, step=50, rust_timeout=500):
             state.bump()
 
     @contextlib.asynccontextmanager
@@ -231,7 +243,10 @@ def create_app(state: State) -> Starlette:
         Route("/events", events),
         Route("/preview.js", script),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    # Only this machine's names: a page elsewhere cannot rebind a domain to 127.0.0.1 and read
+    # unpublished editions through the reader's browser.
+    hosts = sorted({host, "127.0.0.1", "localhost", "[::1]"})
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=hosts)])
 
 
 def _escape(text: str) -> str:
@@ -241,6 +256,6 @@ def _escape(text: str) -> str:
 def serve(state: State, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(state), host=host, port=port, log_level="info", access_log=True)
+    uvicorn.run(create_app(state, host), host=host, port=port, log_level="info", access_log=True)
 
 

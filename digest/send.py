@@ -14,7 +14,7 @@ import signal
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,6 +46,8 @@ class Report:
     outcomes: Counter = field(default_factory=Counter)  # sent, deferred, failed
     bounced: int = 0
     retried: int = 0
+    left: int = 0  # after the run: messages still owed (deferred, pending), for the next run
+    next_due: datetime | None = None
     interrupted: bool = False
     elapsed: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -57,7 +59,8 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and self.outcomes["deferred"] == 0 and self.outcomes["failed"] == 0
+        return (not self.interrupted and not self.errors and not self.left
+                and self.outcomes["deferred"] == 0 and self.outcomes["failed"] == 0)
 
 
 @dataclass
@@ -84,7 +87,10 @@ class Sender:
         self._known = {r.key for r in settings.rubrics}
         self._stopping = False
         self._fatal: Exception | None = None
+        self._interrupted = False
         self._date = message.now()
+        if settings.smtp is not None and outbox is None:
+            settings.smtp.resolve_password()  # a missing password is a configuration error now, not per message
         news = settings.newsletter
         self.envelope_from = (settings.smtp.envelope_from if settings.smtp and settings.smtp.envelope_from
                               else message.parse_sender(news.sender).addr_spec)
@@ -133,8 +139,13 @@ class Sender:
 
     # -- the run --------------------------------------------------------------------------------------
     def stop(self) -> None:
-        """SIGINT/SIGTERM: take nothing new; what is in flight finishes and is recorded."""
+        """Take nothing new; what is in flight finishes and is recorded."""
         self._stopping = True
+
+    def interrupt(self) -> None:
+        """SIGINT/SIGTERM."""
+        self._interrupted = True
+        self.stop()
 
     def destination(self) -> str:
         smtp = self.settings.smtp
@@ -154,7 +165,7 @@ class Sender:
         report = Report(self.edition, self.destination())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop)
+            loop.add_signal_handler(sig, self.interrupt)
         ledger = Ledger(self.store.engine, self.edition)
         started = time.perf_counter()
         try:
@@ -166,12 +177,15 @@ class Sender:
                 self.template(locale, ",".join(sorted(rubrics)))
             await self._deliver(ledger, report)
             report.variants = self.compiles
+            counts = ledger.counts()
+            report.left = counts["pending"] + counts["deferred"] + counts["sending"]
+            report.next_due = ledger.next_due()
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
             ledger.close()
             report.elapsed = time.perf_counter() - started
-            report.interrupted = self._stopping
+            report.interrupted = self._interrupted
         return report
 
     async def _deliver(self, ledger: Ledger, report: Report) -> None:
@@ -199,6 +213,14 @@ class Sender:
         def record(job: _Job, outcome: Outcome) -> None:
             nonlocal retries_pending
             sid = job.due.subscriber_id
+            if outcome.fatal:
+                # Nothing can go this way: keep this message due at once and stop taking new ones.
+                ledger.deferred(sid, outcome.code, outcome.message, utcnow())
+                if outcome.message not in report.errors:
+                    report.errors.append(outcome.message)
+                self.stop()
+                report.outcomes["deferred"] += 1
+                return
             if outcome.kind == "sent":
                 ledger.sent(sid, outcome.code)
             elif outcome.kind == "failed":
@@ -217,7 +239,7 @@ class Sender:
             self.progress(1)
 
         async def worker() -> None:
-            connection = None if use_outbox else SmtpConnection(smtp)
+            connection = None if use_outbox else SmtpConnection(smtp, delivery.retries, delivery.retry_base_seconds)
             try:
                 while True:
                     job = await queue.get()
@@ -312,8 +334,12 @@ def dry_run(sender: Sender) -> dict:
 
 async def _send_one(sender: Sender, to: str, data: bytes) -> Outcome:
     if sender.outbox is not None or sender.settings.smtp is None:
-        return await sender._outbox().send(sender.envelope_from, to, data, 0)
-    connection = SmtpConnection(sender.settings.smtp)
+        # Test copies go beside the edition's folder, never into it: the edition's folder holds
+        # exactly one message per subscriber.
+        test_box = Outbox(sender.outbox or sender.settings.delivery.outbox, f"{sender.edition}-test")
+        return await test_box.send(sender.envelope_from, to, data, 0)
+    delivery = sender.settings.delivery
+    connection = SmtpConnection(sender.settings.smtp, delivery.retries, delivery.retry_base_seconds)
     try:
         return await connection.send(sender.envelope_from, to, data)
     finally:

@@ -84,7 +84,10 @@ class Smtp:
     port: int = 587
     tls: str = "starttls"  # "starttls" (required, not opportunistic), "implicit" (port 465) or "none" (loopback only)
     username: str | None = None
-    password: str | None = field(default=None, repr=False)  # from password_env or password_file, never from the file itself
+    # The password is read from an environment variable or a file when `digest send` connects, never
+    # from digest.toml itself, so `build` and `serve` run without it; it is never printed.
+    password_env: str | None = None
+    password_file: Path | None = None
     connections: int = 4
     messages_per_connection: int = 100
     rate: float = 0.0  # messages per second over all connections; 0: as fast as the server takes them
@@ -92,6 +95,19 @@ class Smtp:
     timeout_seconds: float = 30.0  # for one socket operation
     local_hostname: str = "localhost"
     envelope_from: str | None = None  # the return path; default: the sender's address
+
+    def resolve_password(self) -> str:
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(f"smtp.password_env names {self.password_env}, which is not set in this environment")
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"smtp.password_file: cannot read {self.password_file}: {exc.strerror or exc}") from None
+        return ""
 
 
 @dataclass(frozen=True)
@@ -242,6 +258,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         raise ConfigError(f"{file}: newsletter.logo must be an https:// address", "email images load over https only")
     if not newsletter.base_url.startswith("https://"):
         raise ConfigError(f"{file}: newsletter.base_url must start with https://", "links in the email are https only")
+    _check_header_values(newsletter, file)
     theme = n.get("theme", str, None)
     n.done()
 
@@ -373,6 +390,29 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
     return settings
 
 
+_URL_UNSAFE = re.compile(r"[\s<>\"'\\^`{|}\x00-\x1f\x7f]")
+_LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+_MAILBOX = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def _check_header_values(news: Newsletter, file: str) -> None:
+    """Values that end up inside mail headers (List-Unsubscribe, List-Id, Reply-To) are checked
+    here, once: a space, a line break or an angle bracket in them could forge a header."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(news.base_url)
+    if _URL_UNSAFE.search(news.base_url) or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{file}: newsletter.base_url {news.base_url!r} is not a plain https URL",
+                          "write it like https://news.example.ma/digest, with no spaces, query or fragment")
+    if not _LIST_ID.fullmatch(news.list_id):
+        raise ConfigError(f"{file}: newsletter.list_id {news.list_id!r} must look like a domain name",
+                          "for example quotidien.news.example.ma")
+    for key in ("unsubscribe_mailto", "reply_to"):
+        value = getattr(news, key)
+        if value is not None and not _MAILBOX.fullmatch(value):
+            raise ConfigError(f"{file}: newsletter.{key} {value!r} must be a plain address like unsubscribe@news.example.ma")
+
+
 def _secret(t: _Table, key: str, file: str, folder: Path) -> str | None:
     """A secret comes from an environment variable (`<key>_env`) or a file (`<key>_file`), never
     from digest.toml itself, and is never printed."""
@@ -412,7 +452,8 @@ def _smtp(data: Any, file: str, folder: Path) -> Smtp:
         port=t.get("port", int, 465 if tls == "implicit" else 587),
         tls=tls,
         username=t.get("username", str, None),
-        password=_secret(t, "password", file, folder),
+        password_env=t.get("password_env", str, None),
+        password_file=(folder / os.path.expanduser(t.get("password_file", str))) if "password_file" in t.data else None,
         connections=t.positive("connections", int, Smtp.connections),
         messages_per_connection=t.positive("messages_per_connection", int, Smtp.messages_per_connection),
         rate=t.get("rate", float, 0.0),
@@ -426,7 +467,7 @@ def _smtp(data: Any, file: str, folder: Path) -> Smtp:
             f"{file}: smtp.tls = \"none\" is only allowed for a server on this machine (127.0.0.1, ::1, localhost)",
             "use starttls (port 587) or implicit (port 465)",
         )
-    if smtp.username and smtp.password is None:
+    if smtp.username and not (smtp.password_env or smtp.password_file):
         raise ConfigError(f"{file}: smtp.username is set but no password_env or password_file")
     if smtp.rate < 0:
         raise ConfigError(f"{file}: smtp.rate must be 0 (no limit) or more")

@@ -1,13 +1,17 @@
 """Where messages go: an SMTP relay (aiosmtplib) or the outbox folder. Both answer with an Outcome.
 
     Outcome.kind: "sent" | "deferred" (4xx, dropped connection, deadline) | "failed" (5xx)
-    Outcome.bounce: the recipient's address was refused for good (5xx to RCPT): never send again
+    Outcome.bounce: the recipient's address does not exist (550/551/553, x.1.x): never send again
     Outcome.reconnect: the connection cannot be trusted any more (421, drop, deadline)
+    Outcome.fatal: no message can go this way (server unreachable, login refused, our return path
+                   refused): the run stops, and this message stays due for the next one
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import random
+import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +31,23 @@ class Outcome:
     message: str = ""
     bounce: bool = False
     reconnect: bool = False
+    fatal: bool = False
 
 
 def _text(message: str) -> str:
     return " ".join(str(message).split())[:300]
+
+
+_ENHANCED = re.compile(r"\s*5\.(\d{1,3})\.(\d{1,3})")
+
+
+def _address_is_gone(code: int, message: str) -> bool:
+    """A 5xx to RCPT that says the mailbox does not exist (RFC 3463 x.1.x, x.2.1), not a policy
+    refusal (x.7.x: spam, relaying) after which the address itself may be fine."""
+    enhanced = _ENHANCED.match(message)
+    if enhanced:
+        return enhanced[1] == "1" or (enhanced[1] == "2" and enhanced[2] == "1")
+    return code in (550, 551, 553)
 
 
 def classify(exc: BaseException) -> Outcome:
@@ -40,15 +57,16 @@ def classify(exc: BaseException) -> Outcome:
         code = refused.code if refused else None
         message = _text(refused.message if refused else exc)
         if code is not None and 500 <= code < 600:
-            return Outcome("failed", code, message, bounce=True)
+            return Outcome("failed", code, message, bounce=_address_is_gone(code, message))
         return Outcome("deferred", code, message, reconnect=code == 421)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         code, message = exc.code, _text(exc.message)
         if 400 <= code < 500:
             return Outcome("deferred", code, message, reconnect=code == 421)
-        if isinstance(exc, aiosmtplib.SMTPSenderRefused) or not 500 <= code < 600:
-            # The server refuses our return path, or answered nonsense: not the reader's fault.
-            return Outcome("deferred", code, message, reconnect=True)
+        if isinstance(exc, aiosmtplib.SMTPSenderRefused) and 500 <= code < 600:
+            return Outcome("deferred", code, f"the server refuses the return path: {message}", reconnect=True, fatal=True)
+        if not 500 <= code < 600:
+            return Outcome("deferred", code, message, reconnect=True)  # nonsense: not the reader's fault
         # 5xx after DATA: this message is refused for good (its content); the address is not.
         return Outcome("failed", code, message)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError)):
@@ -90,10 +108,35 @@ class _WireProtocol(SMTPProtocol):
 class SmtpConnection:
     """One connection of the pool: connects on first use, reconnects after N messages or trouble."""
 
-    def __init__(self, config: Smtp) -> None:
+    def __init__(self, config: Smtp, retries: int = 3, backoff: float = 2.0) -> None:
         self.config = config
+        self.retries = retries
+        self.backoff = backoff
         self.client: aiosmtplib.SMTP | None = None
         self.used = 0
+
+    async def _connect_patiently(self) -> Outcome | None:
+        """Connect, trying again with backoff while the server is unreachable or busy (4xx); a login,
+        TLS or greeting refusal is a configuration error that no retry mends. None: connected."""
+        where = f"{self.config.host}:{self.config.port}"
+        for attempt in range(1, self.retries + 1):
+            try:
+                await self._connect()
+                return None
+            except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPNotSupported) as exc:
+                self.abort()
+                return Outcome("deferred", getattr(exc, "code", None), f"{where}: {_text(exc)}", fatal=True)
+            except aiosmtplib.SMTPResponseException as exc:
+                self.abort()
+                if not 400 <= exc.code < 500:
+                    return Outcome("deferred", exc.code, f"{where} refuses us: {_text(exc.message)}", fatal=True)
+                last = f"{where} is busy: {exc.code} {_text(exc.message)}"
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+                self.abort()
+                last = f"cannot reach {where}: {_text(f'{exc.__class__.__name__}: {exc}')}"
+            if attempt < self.retries:
+                await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
+        return Outcome("deferred", None, last, fatal=True)
 
     async def _connect(self) -> None:
         cfg = self.config
@@ -107,9 +150,10 @@ class SmtpConnection:
             timeout=cfg.timeout_seconds,
             local_hostname=cfg.local_hostname,  # else aiosmtplib calls getfqdn() on every connection
         )
+        self.client = client  # abort() can close it whatever happens next
         await client.connect()
         if cfg.username:
-            await client.login(cfg.username, cfg.password or "")
+            await client.login(cfg.username, cfg.resolve_password())
         # The same protocol object, with the DATA fast path for prepared messages (see _WireProtocol).
         if type(client.protocol) is SMTPProtocol:
             client.protocol.__class__ = _WireProtocol
@@ -132,11 +176,13 @@ class SmtpConnection:
             client.close()
 
     async def send(self, envelope_from: str, recipient: str, data: bytes) -> Outcome:
+        if self.client is None or not self.client.is_connected or self.used >= self.config.messages_per_connection:
+            await self.close()
+            trouble = await self._connect_patiently()
+            if trouble is not None:
+                return trouble
         try:
             async with asyncio.timeout(self.config.deadline_seconds):
-                if self.client is None or not self.client.is_connected or self.used >= self.config.messages_per_connection:
-                    await self.close()
-                    await self._connect()
                 self.used += 1
                 # sendmail with bytes: the message is serialised once, never again per attempt.
                 errors, response = await self.client.sendmail(envelope_from, [recipient], data)

@@ -252,7 +252,7 @@ def remove(email: str, yes: bool, config_path: str | None, database: str | None)
 @click.argument("email", required=False)
 @click.option("--from-message", is_flag=True,
               help="Read an email on standard input (what a reader sends to newsletter.unsubscribe_mailto) "
-                   "and unsubscribe by the signed token in its subject, else by its From address.")
+                   "and unsubscribe by the signed token in its subject.")
 @_store_options
 def unsubscribe(email: str | None, from_message: bool, config_path: str | None, database: str | None) -> None:
     """Stop sending to a subscriber (kept on the list, so that an import cannot add them back).
@@ -277,8 +277,8 @@ def unsubscribe(email: str | None, from_message: bool, config_path: str | None, 
 
 
 def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
-    """The subscriber a mailto unsubscribe message is about: its token (signed, so it cannot be
-    forged) when the subject carries one, else the From address."""
+    """The subscriber a mailto unsubscribe message is about: the signed token its subject carries
+    (the List-Unsubscribe mailto puts it there), which cannot be forged."""
     from email import message_from_bytes, policy
 
     from .tokens import TOKEN_LENGTH, Tokens, load_keys
@@ -287,14 +287,19 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     subject = str(message.get("Subject", ""))
     keys, current = load_keys(settings.secret_file)
     tokens = Tokens(keys, current, settings.newsletter.list_id)
-    for word in re.findall(rf"[A-Za-z0-9_-]{{{TOKEN_LENGTH}}}", subject):
-        subscriber_id = tokens.verify(word)
-        if subscriber_id is not None:
-            subscriber = store.get_by_id(subscriber_id)
-            if subscriber is not None:
-                return subscriber
+    # The token may stand alone or glued to what a mail app left of "%20": try each end of each run.
+    for run in re.findall(r"[A-Za-z0-9_-]+", subject):
+        for candidate in {run[:TOKEN_LENGTH], run[-TOKEN_LENGTH:]}:
+            subscriber_id = tokens.verify(candidate) if len(candidate) == TOKEN_LENGTH else None
+            if subscriber_id is not None:
+                subscriber = store.get_by_id(subscriber_id)
+                if subscriber is not None:
+                    return subscriber
+    # A From: address proves nothing (anyone can write anyone's): without a valid token, nothing changes.
+    sender = ""
     try:
         sender = message["From"].addresses[0].addr_spec
     except (TypeError, AttributeError, IndexError):
-        raise UserError("the message has no valid token in its subject and no From address") from None
-    return _existing(store, sender)
+        pass
+    raise UserError(f"no valid unsubscribe token in the subject {subject[:80]!r} (from {sender or 'unknown'}); "
+                    "nothing changed. Unsubscribe by hand with: digest subscribers unsubscribe ADDRESS")

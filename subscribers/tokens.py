@@ -21,6 +21,7 @@ import hmac
 import os
 import re
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -141,19 +142,28 @@ def _from_file(path: Path) -> dict[int, bytes]:
 
 
 def _create(path: Path) -> dict[int, bytes]:
+    """A new key file, made whole beside its place and then linked in: a second process starting at
+    the same moment (serve and send from one timer) either wins or reads the winner's key, never a
+    half-written file."""
     secret = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        # O_EXCL: if another process made the file meanwhile, use theirs rather than overwrite it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return _from_file(path)
+        fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot create the secret file: {exc.strerror}") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        os.fchmod(handle.fileno(), 0o600)  # whatever the umask
-        handle.write("# digest signing keys, VERSION:SECRET; the highest version signs. Keep this file private.\n")
-        handle.write(f"1:{secret}\n")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # whatever the umask
+            handle.write("# digest signing keys, VERSION:SECRET; the highest version signs. Keep this file private.\n")
+            handle.write(f"1:{secret}\n")
+        try:
+            os.link(partial, path)  # fails if the file exists: then theirs is the key
+        except FileExistsError:
+            return _from_file(path)
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot create the secret file: {exc.strerror}") from None
+    finally:
+        os.unlink(partial)
     return {1: secret.encode()}
 
 

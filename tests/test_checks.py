@@ -16,7 +16,7 @@ GOOD_BODY = (
     '<div style="background-color:#ffffff;font-size:16px;color:#1a1a1a">'
     '<h1 style="font-size:28px">Le Quotidien</h1><p>Texte lisible.</p>'
     '<img src="https://x.example/a.jpg" alt="Une photo">'
-    '<a href="https://x.example/unsubscribe/TOKEN" style="color:#1d3557">Se désabonner</a></div>'
+    '<a href="https://x.example/unsubscribe/__DIGEST_TOKEN__" style="color:#1d3557">Se désabonner</a></div>'
 )
 SUBJECT = "Le Quotidien · 29 novembre — À la une"
 PREHEADER = "Les titres du jour, de la politique au sport, en quelques lignes."
@@ -52,7 +52,10 @@ def test_a_good_email_passes_every_check():
         (GOOD_BODY + '<p style="color:#aaaaaa">Gris pâle</p>', "contrast", "Gris pâle"),
         (GOOD_BODY + '<div style="background:#1d3557"><p style="color:#333333">Sombre sur sombre</p></div>',
          "contrast", "Sombre sur sombre"),
-        (GOOD_BODY.replace("/unsubscribe/TOKEN", "/desinscription"), "unsubscribe", None),
+        (GOOD_BODY.replace("/unsubscribe/__DIGEST_TOKEN__", "/desinscription"), "unsubscribe", None),
+        # A feed's own "/unsubscribe/" link is not the reader's unsubscribe link.
+        (GOOD_BODY.replace("/unsubscribe/__DIGEST_TOKEN__", "/x") + '<a href="https://feed.example/unsubscribe/42">x</a>',
+         "unsubscribe", None),
         ('<p style="font-size:16px">' + "x" * 101_000 + "</p>" + GOOD_BODY, "unsubscribe", None),
         ('<p style="font-size:16px">' + "x" * 101_000 + "</p>" + GOOD_BODY, "size", None),
     ],

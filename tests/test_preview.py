@@ -2,6 +2,7 @@
 or so, and the page in Chromium reloading itself."""
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -68,6 +69,31 @@ def test_the_page_shows_both_widths_the_text_twin_the_subject_size_and_checks(se
     checks = [li.text_content() for li in root.get_element_by_id("checks")]
     assert len(checks) == 9 and all(c.startswith("✓") for c in checks), checks
     assert "Aperçu" in root.findtext(".//title")  # the page's own strings come from the catalog
+
+
+def test_only_this_machine_s_names_are_answered(server):
+    base, _ = server
+    assert httpx.get(base + "/", headers={"Host": "evil.example"}, timeout=10).status_code == 400
+    assert httpx.get(base + "/", headers={"Host": "localhost"}, timeout=30).status_code == 200
+
+
+def test_an_atomic_save_is_seen_too(server, newsroom):
+    """Editors write a new file and rename it over the old one: the preview still follows."""
+    import os
+
+    base, state = server
+    get(base + "/")
+    time.sleep(0.3)
+    config = newsroom / "digest.toml"
+    for round_ in range(3):
+        version = state.version
+        partial = newsroom / f".digest.toml.{round_}"
+        text = re.sub(r'^name = ".*"$', f'name = "Le Quotidien {round_}"', config.read_text(encoding="utf-8"),
+                      count=1, flags=re.M)
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, config)
+        assert _wait_for_version(base, version) < 2.0
+    assert "Le Quotidien 2" in get(base + "/email.html").text
 
 
 def test_the_selector_switches_language_and_rubrics(server):

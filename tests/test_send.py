@@ -256,12 +256,18 @@ def test_tls_none_is_refused_for_a_server_that_is_not_on_this_machine():
 
 
 def test_the_password_comes_from_the_environment_and_is_never_printed(monkeypatch):
+    from digest.errors import ConfigError
     from digest.settings import parse as parse_settings
 
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t-value")
     smtp = parse_settings({"smtp": {"host": "smtp.example.ma", "username": "digest", "password_env": "TEST_SMTP_PASSWORD"}}).smtp
-    assert smtp.password == "s3cr3t-value"
+    assert smtp.resolve_password() == "s3cr3t-value"
     assert "s3cr3t-value" not in repr(smtp)
+    monkeypatch.delenv("TEST_SMTP_PASSWORD")
+    # Loading does not need it (build and serve run without the password); connecting does.
+    smtp = parse_settings({"smtp": {"host": "smtp.example.ma", "username": "digest", "password_env": "TEST_SMTP_PASSWORD"}}).smtp
+    with pytest.raises(ConfigError, match="TEST_SMTP_PASSWORD"):
+        smtp.resolve_password()
 
 
 # -- Postfix's smtp-sink ----------------------------------------------------------------------------
@@ -284,7 +290,12 @@ def test_smtp_sink_receives_every_message(tmp_path):
 
 @pytest.mark.parametrize(
     "options, outcome, status",
-    [(("-r", "RCPT"), "deferred", "active"), (("-f", "RCPT"), "failed", "bounced"), (("-q", "DATA"), "deferred", "active")],
+    [
+        (("-r", "RCPT"), "deferred", "active"),  # 450 4.3.0: try later
+        (("-f", "RCPT", "-B", "550 5.1.1 Error: no such user"), "failed", "bounced"),  # the address is gone
+        (("-f", "RCPT"), "failed", "active"),  # 500 5.3.0: refused, but nothing says the address is bad
+        (("-q", "DATA"), "deferred", "active"),  # hangs up
+    ],
 )
 def test_smtp_sink_failures(tmp_path, options, outcome, status):
     sink = SmtpSink(*options)
@@ -404,3 +415,89 @@ def test_a_hostile_title_in_the_subject_cannot_add_a_header(tmp_path, server):
         assert msg.get_all("Bcc") is None and msg.get_all("X-Evil") is None
         assert "Bcc: victim@example.com" in msg["Subject"] and "\n" not in msg["Subject"]
         assert received.rcpt_tos in ([room.emails[0]], [room.emails[1]])
+
+
+# -- a relay that cannot be used: configuration errors stop the run, nobody is failed or bounced ----
+
+def test_a_refused_login_stops_the_run_and_fails_nobody(tmp_path, monkeypatch):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    from smtp_servers import free_port
+
+    accept = {"ok": False}
+    handler = Recorder()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, auth_require_tls=False,
+                            authenticator=lambda *args: AuthResult(success=accept["ok"], handled=False,
+                                                                   message=None if accept["ok"] else "535 5.7.8 Authentication credentials invalid"))
+    controller.start()
+    try:
+        monkeypatch.setenv("TEST_RELAY_PASSWORD", "wrong")
+        room = Newsroom(tmp_path, subscribers=5)
+        room.with_smtp(port, username="digest", password_env="TEST_RELAY_PASSWORD", connections=2)
+        report = run(room)
+        assert len(report.errors) == 1 and "535" in report.errors[0], report.errors
+        assert report.outcomes["failed"] == 0 and report.outcomes["sent"] == 0 and not report.ok
+        assert {room.store.get(a).status for a in room.emails} == {"active"}
+        assert handler.messages == []
+
+        accept["ok"] = True  # the newsroom fixes its password: the next run sends everything
+        again = run(room)
+        assert again.ok and again.outcomes["sent"] == 5
+    finally:
+        controller.stop()
+
+
+def test_an_unreachable_server_stops_the_run_after_bounded_retries(tmp_path):
+    from smtp_servers import free_port
+
+    room = Newsroom(tmp_path, subscribers=4)
+    room.with_smtp(free_port(), connections=2)  # nobody listens there
+    room.with_delivery(retries=2, retry_base_seconds=0.01)
+    report = run(room)
+    assert report.errors and "cannot reach 127.0.0.1" in report.errors[0]
+    assert not report.ok and report.outcomes["failed"] == 0
+    assert set(room.ledger_rows().values()) <= {"pending", "deferred"}
+    assert report.left == 4
+
+
+def test_a_policy_refusal_fails_the_message_without_bouncing_the_reader(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=2)
+    server.handler.rcpt[room.emails[0]] = ["554 5.7.1 Message refused by policy"]
+    room.with_smtp(server.port)
+    report = run(room)
+    assert report.outcomes == {"sent": 1, "failed": 1} and report.bounced == 0
+    assert room.store.get(room.emails[0]).status == "active"
+
+
+def test_deferred_messages_not_yet_due_are_reported_not_hidden(tmp_path, server):
+    room = Newsroom(tmp_path, subscribers=2)
+    server.handler.rcpt[room.emails[0]] = ["451 4.7.1 Try again later"]
+    room.config.write_text(room.config.read_text() + f'\n[smtp]\nhost = "127.0.0.1"\nport = {server.port}\ntls = "none"\n')
+    first = room.cli("send")
+    assert first.returncode == 1 and "left" in first.stdout
+    second = room.cli("send")
+    assert second.returncode == 1
+    assert "Nothing due yet: 1 messages" in second.stdout and "deferred until" in second.stdout
+
+
+def test_a_mailto_message_without_a_valid_token_changes_nothing(tmp_path):
+    """Anyone can write anyone's From: address; only the signed token unsubscribes."""
+    import subprocess
+    import sys
+    from email.message import EmailMessage
+
+    from conftest import ROOT
+
+    room = Newsroom(tmp_path, subscribers=2)
+    request = EmailMessage()
+    request["From"] = room.emails[0]
+    request["To"] = "unsubscribe@lequotidien.example.ma"
+    request["Subject"] = "unsubscribe"
+    request.set_content("")
+    result = subprocess.run([sys.executable, "-m", "digest", "subscribers", "unsubscribe", "--from-message",
+                             "-c", str(room.config)], input=bytes(request), capture_output=True, cwd=ROOT)
+    assert result.returncode != 0 and b"no valid unsubscribe token" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert room.store.get(room.emails[0]).status == "active"

@@ -58,6 +58,12 @@ def test_every_key_of_the_example_is_commented():
         ({"sources": [{"name": "x"}]}, "sources[x]"),
         ({"sources": [{"name": "x", "path": "a.txt", "kind": "pdf"}]}, "sources[x].kind"),
         ({"sources": [{"name": "x", "path": "a.txt", "rubric": "nope"}]}, "sources[x].rubric"),
+        # Values that go into mail headers: a line break there would forge a header.
+        ({"newsletter": {"unsubscribe_mailto": "u@x.ma>\r\nBcc: v@example.com\r\nX-A: <y"}}, "newsletter.unsubscribe_mailto"),
+        ({"newsletter": {"base_url": "https://x.ma/d\r\nX-Evil: 1"}}, "newsletter.base_url"),
+        ({"newsletter": {"base_url": "https://x.ma/d?next=https://evil.example"}}, "newsletter.base_url"),
+        ({"newsletter": {"list_id": "quotidien <x>"}}, "newsletter.list_id"),
+        ({"newsletter": {"reply_to": "a@x.ma, b@x.ma"}}, "newsletter.reply_to"),
     ],
 )
 def test_errors_name_the_file_and_the_key(raw, message):

@@ -83,7 +83,8 @@ async def _fetch_one(client: httpx.AsyncClient | None, spec: SourceSpec) -> Fetc
             raise SourceError(spec.name, f"cannot read {path}: {exc.strerror or exc}")
     assert client is not None
     try:
-        async with client.stream("GET", spec.location) as response:
+        # httpx's timeout is per read: a server dripping a byte at a time would never hit it.
+        async with asyncio.timeout(client.timeout.read or 10.0), client.stream("GET", spec.location) as response:
             if response.status_code >= 400:
                 raise SourceError(spec.name, f"{spec.location} answered HTTP {response.status_code}")
             chunks, size = [], 0
@@ -93,7 +94,7 @@ async def _fetch_one(client: httpx.AsyncClient | None, spec: SourceSpec) -> Fetc
                     raise SourceError(spec.name, f"{spec.location} is larger than {MAX_BYTES // 2**20} MiB")
                 chunks.append(chunk)
             return Fetched(spec, b"".join(chunks), response.headers.get("content-type", ""))
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         raise SourceError(spec.name, f"{spec.location} did not answer in time", "raise fetch_timeout or check the address")
     except httpx.HTTPError as exc:
         raise SourceError(spec.name, f"cannot fetch {spec.location}: {exc.__class__.__name__}: {exc}")

@@ -36,6 +36,9 @@ def read(data: bytes, context: Context) -> list[Item]:
     except yaml.YAMLError as exc:
         raise SourceError(name, f"front matter is not valid YAML: {exc}".splitlines()[0]) from None
     meta = post.metadata
+    for key in ("title", "rubric", "url", "summary", "image", "image_alt", "author"):
+        if key in meta and meta[key] is not None and not isinstance(meta[key], (str, int, float)):
+            raise SourceError(name, f"front matter {key!r} must be text, not {type(meta[key]).__name__}")
     unknown = sorted(set(meta) - KEYS)
     if unknown:
         context.warn(f"source {name!r}: unknown front matter key {unknown[0]!r} ignored")
