@@ -80,7 +80,7 @@ def fill_store(database: str, count: int) -> None:
 
 def forty_item_settings(settings):
     """The example day cut to 40 items (the caps sum to 40) for a like-for-like figure."""
-    caps = {"politique": 6, "economie": 9, "international": 6, "societe": 5, "culture": 5, "sport": 4, "tech": 4, "actualite": 2}
+    caps = {"politique": 6, "economie": 8, "international": 6, "societe": 5, "culture": 5, "sport": 4, "tech": 4, "actualite": 1}
     return replace(settings, rubrics=tuple(replace(r, max_items=caps.get(r.key, 2)) for r in settings.rubrics),
                    layout=replace(settings.layout, more_max=0))
 
