@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 
 import lxml.html
 
+from babel.numbers import format_decimal
+
+from . import i18n
 from .model import Rendered
 from .render import SLOT_TOKEN
 
@@ -29,10 +32,15 @@ _NAMED = {"white": "#ffffff", "black": "#000000", "red": "#ff0000", "gray": "#80
 
 @dataclass(frozen=True)
 class Check:
-    name: str
+    name: str  # a stable key: "size", "alt text", …
     ok: bool
     message: str
     details: tuple[str, ...] = field(default=())
+    label: str = ""  # the name in the reader's language
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
     def __str__(self) -> str:
         mark = "ok  " if self.ok else "FAIL"
@@ -114,17 +122,38 @@ def _short(text: str) -> str:
     return text if len(text) <= 50 else text[:49] + "…"
 
 
-def run(rendered: Rendered, budget: int = 100_000) -> list[Check]:
+# The checks' names as people read them (the preview translates them; `name` stays the key).
+def _labels(_):
+    return {"size": _("size"), "alt text": _("alt text"), "links": _("links"), "one h1": _("one h1"),
+            "text size": _("text size"), "contrast": _("contrast"), "unsubscribe": _("unsubscribe"),
+            "subject": _("subject"), "preheader": _("preheader")}
+
+
+def run(rendered: Rendered, budget: int = 100_000, locale: str = "en") -> list[Check]:
+    """Every check, its message in `locale` (English for the command line, the newsroom's language
+    in the preview)."""
+    _ = i18n.translations(locale).gettext
+    ngettext = i18n.translations(locale).ngettext
+
+    def num(value) -> str:
+        return format_decimal(value, locale=locale)
+
+    labels = _labels(_)
     html = rendered.html
     size = len(html.encode("utf-8"))
     root = lxml.html.document_fromstring(html)
     checks: list[Check] = []
 
-    checks.append(Check("size", size <= budget, f"{size:,} bytes of HTML, budget {budget:,} (Gmail clips near {GMAIL_CLIP:,})"))
+    def add(name: str, ok: bool, message: str, details: tuple[str, ...] = ()) -> None:
+        checks.append(Check(name, ok, message, details, labels[name]))
+
+    add("size", size <= budget, _("%(size)s bytes of HTML, budget %(budget)s (Gmail clips near %(clip)s)")
+        % {"size": num(size), "budget": num(budget), "clip": num(GMAIL_CLIP)})
 
     images = root.findall(".//img")
     missing = tuple(img.get("src", "?") for img in images if not (img.get("alt") or "").strip())
-    checks.append(Check("alt text", not missing, f"{len(images) - len(missing)} of {len(images)} images have alt text", missing))
+    add("alt text", not missing, _("%(with)s of %(all)s images have alt text")
+        % {"with": num(len(images) - len(missing)), "all": num(len(images))}, missing)
 
     bad_links = []
     for el in root.iter():
@@ -134,16 +163,17 @@ def run(rendered: Rendered, budget: int = 100_000) -> list[Check]:
             value = (el.get(attribute) or "").strip()
             if value and not value.startswith(("https://", "mailto:")):
                 bad_links.append(f"<{el.tag} {attribute}=\"{_short(value)}\">")
-    checks.append(Check("links", not bad_links, "every link and image is https:// (or mailto:)" if not bad_links
-                        else f"{len(bad_links)} links are http: or relative", tuple(bad_links)))
+    add("links", not bad_links, _("every link and image is https:// (or mailto:)") if not bad_links
+        else ngettext("%(num)d link is http: or relative", "%(num)d links are http: or relative", len(bad_links))
+        % {"num": len(bad_links)}, tuple(bad_links))
 
     h1 = root.findall(".//h1")
-    checks.append(Check("one h1", len(h1) == 1, f"{len(h1)} <h1> (one, the masthead)"))
+    add("one h1", len(h1) == 1, _("%(num)s <h1> (one, the masthead)") % {"num": num(len(h1))})
 
     runs = text_runs(root)
     small = tuple(f"{r.size:g}px: {_short(r.text)}" for r in runs if r.size < MIN_FONT_PX)
-    checks.append(Check("text size", not small, f"body text at least {MIN_FONT_PX:g}px" if not small
-                        else f"{len(small)} runs of text under {MIN_FONT_PX:g}px", small))
+    add("text size", not small, _("body text at least %(px)spx") % {"px": f"{MIN_FONT_PX:g}"} if not small
+        else _("%(num)s runs of text under %(px)spx") % {"num": num(len(small)), "px": f"{MIN_FONT_PX:g}"}, small)
 
     faint = []
     for r in runs:
@@ -151,8 +181,9 @@ def run(rendered: Rendered, budget: int = 100_000) -> list[Check]:
         ratio = contrast(r.color, r.background)
         if ratio < needed:
             faint.append(f"{ratio:.2f}:1 (needs {needed}): {_short(r.text)}")
-    checks.append(Check("contrast", not faint, f"text contrast at least {MIN_CONTRAST}:1 against its background"
-                        if not faint else f"{len(faint)} runs of text below {MIN_CONTRAST}:1", tuple(faint)))
+    add("contrast", not faint, _("text contrast at least %(ratio)s:1 against its background") % {"ratio": num(MIN_CONTRAST)}
+        if not faint else _("%(num)s runs of text below %(ratio)s:1") % {"num": num(len(faint)), "ratio": num(MIN_CONTRAST)},
+        tuple(faint))
 
     # The footer's link carries the subscriber's slot; any other "/unsubscribe/" (in a feed's URL,
     # say) does not count.
@@ -160,15 +191,16 @@ def run(rendered: Rendered, budget: int = 100_000) -> list[Check]:
     position = match.start() if match else -1
     clip = min(budget, GMAIL_CLIP)
     unsubscribe_ok = 0 <= position and len(html[:position].encode("utf-8")) < clip
-    checks.append(Check("unsubscribe", unsubscribe_ok,
-                        "unsubscribe link present before the clipping point" if unsubscribe_ok
-                        else ("no unsubscribe link" if position < 0 else "the unsubscribe link is past the clipping point")))
+    add("unsubscribe", unsubscribe_ok, _("unsubscribe link present before the clipping point") if unsubscribe_ok
+        else (_("no unsubscribe link") if position < 0 else _("the unsubscribe link is past the clipping point")))
 
     subject = rendered.subject
-    checks.append(Check("subject", 0 < len(subject) <= SUBJECT_MAX, f"{len(subject)} characters (1 to {SUBJECT_MAX})"))
+    add("subject", 0 < len(subject) <= SUBJECT_MAX, _("%(num)s characters (%(low)s to %(high)s)")
+        % {"num": num(len(subject)), "low": num(1), "high": num(SUBJECT_MAX)})
     low, high = PREHEADER_RANGE
     pre = rendered.preheader
-    checks.append(Check("preheader", low <= len(pre) <= high, f"{len(pre)} characters ({low} to {high})"))
+    add("preheader", low <= len(pre) <= high, _("%(num)s characters (%(low)s to %(high)s)")
+        % {"num": num(len(pre)), "low": num(low), "high": num(high)})
     return checks
 
 

@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 import jinja2
+from babel.numbers import format_decimal, format_percent
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -156,7 +157,7 @@ def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
         variant = _variant(request, settings)
         rendered, error = state.render(variant)
         env.install_gettext_translations(i18n.translations(settings.newsletter.locale, settings.theme), newstyle=True)
-        results = checks.run(rendered, settings.layout.budget_bytes) if rendered else []
+        results = checks.run(rendered, settings.layout.budget_bytes, settings.newsletter.locale) if rendered else []
         query = str(request.url.query)
         html = env.get_template("preview/index.html.j2").render(
             settings=settings,
@@ -172,6 +173,10 @@ def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
             rubrics=[(r.key, r.label_for(settings.newsletter.locale)) for r in settings.rubrics],
             email_url="email.html" + (f"?{query}" if query else ""),
             version=state.version,
+            size_text=(f"{format_decimal(rendered.html_bytes, locale=settings.newsletter.locale)} / "
+                       f"{format_decimal(settings.layout.budget_bytes, locale=settings.newsletter.locale)} "
+                       f"({format_percent(rendered.html_bytes / settings.layout.budget_bytes, locale=settings.newsletter.locale)})")
+            if rendered else "",
         )
         return HTMLResponse(html, headers=headers(PAGE_CSP))
 

@@ -7,12 +7,20 @@ from jinja2.ext import babel_extract
 
 from digest.i18n import builtin_templates, translations
 
+from conftest import ROOT
+
 TEMPLATES = builtin_templates()
 EMAIL_AND_PREVIEW = sorted([*TEMPLATES.glob("email/*.j2"), *TEMPLATES.glob("preview/*.j2"), *TEMPLATES.glob("web/*.j2")])
 
 
 def msgids() -> set[str | tuple[str, str]]:
+    from babel.messages.extract import extract_python
+
     found: set = set()
+    # The checks' names and messages show in the preview: they come from the catalogs too.
+    with (ROOT / "digest" / "checks.py").open("rb") as handle:
+        for _line, _function, message, _comments in extract_python(handle, ("_", "gettext", "ngettext"), [], {}):
+            found.add(message if isinstance(message, str) else tuple(m for m in message if m))
     for path in EMAIL_AND_PREVIEW:
         with path.open("rb") as handle:
             for _line, _function, message, _comments in babel_extract(handle, ("_", "gettext", "ngettext"), [], {

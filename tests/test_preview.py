@@ -10,6 +10,7 @@ import threading
 import time
 
 import httpx
+from babel.numbers import format_decimal
 import lxml.html
 import pytest
 import uvicorn
@@ -61,13 +62,15 @@ def test_the_page_shows_both_widths_the_text_twin_the_subject_size_and_checks(se
     root = lxml.html.document_fromstring(response.text)
     assert root.get_element_by_id("subject").text_content().startswith("Le Quotidien · 29 novembre — Bourita")
     assert root.get_element_by_id("preheader").text_content()
-    assert "/ 100,000" in root.get_element_by_id("size").text_content()
+    # Numbers and the checks in the newsroom's language, as the rest of the page.
+    assert f"/ {format_decimal(100_000, locale='fr')}" in root.get_element_by_id("size").text_content()
     frames = root.findall(".//iframe")
     assert [f.get("class") for f in frames] == ["phone", "desktop"]
     assert {f.get("src") for f in frames} == {"email.html"}
     assert "Bourita et Blinken" in root.get_element_by_id("text").text_content()
     checks = [li.text_content() for li in root.get_element_by_id("checks")]
     assert len(checks) == 9 and all(c.startswith("✓") for c in checks), checks
+    assert "✓ taille du texte" in checks and "✓ contraste" in checks
     assert "Aperçu" in root.findtext(".//title")  # the page's own strings come from the catalog
 
 
