@@ -320,14 +320,16 @@ def dry_run(sender: Sender) -> dict:
     """Render every variant and personalise every message, send nothing and record nothing."""
     started = time.perf_counter()
     count, size = 0, 0
-    per_variant: Counter = Counter()
+    per_key: Counter = Counter()  # by the stored (locale, rubrics): no Variant built per subscriber
     for subscriber in sender.store.iter_subscribers(status="active"):
         rubrics = ",".join(sorted(subscriber.rubrics))
-        due = Due(subscriber.id, subscriber.email, subscriber.name, subscriber.locale, rubrics, 0)
-        data = sender.message_for(due)
+        data = sender.message_for(Due(subscriber.id, subscriber.email, subscriber.name, subscriber.locale, rubrics, 0))
         count += 1
         size += len(data)
-        per_variant[sender.variant(subscriber.locale, rubrics)] += 1
+        per_key[(subscriber.locale, rubrics)] += 1
+    per_variant: Counter = Counter()
+    for (locale, rubrics), n in per_key.items():
+        per_variant[sender.variant(locale, rubrics)] += n
     return {"messages": count, "bytes": size, "variants": per_variant, "compiles": sender.compiles,
             "elapsed": time.perf_counter() - started}
 
