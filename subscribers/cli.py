@@ -96,7 +96,7 @@ def _existing(store: Store, email: str) -> Subscriber:
 @contextmanager
 def _utf8_stdout() -> Iterator[IO[str]]:
     """UTF-8 whatever the terminal's locale says: names are in Arabic and French."""
-    stream = io.TextIOWrapper(click.get_binary_stream("stdout"), encoding="utf-8", newline="", write_through=True)
+    stream = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="", write_through=True)
     try:
         yield stream
     finally:
@@ -143,7 +143,7 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
     """
     settings = _settings(config_path)
     store = _open(settings, database)
-    source: Any = click.get_binary_stream("stdin") if file == "-" else file
+    source: Any = sys.stdin.buffer if file == "-" else file
     report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone)
     click.echo(f"imported {file}: {report.created} created, {report.updated} updated, "
                f"{report.unchanged} unchanged, {len(report.errors)} bad rows")
