@@ -93,10 +93,14 @@ def common(func):
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="digest")
 def cli() -> None:
-    """digest: turn a newsroom's day into a ranked email digest.
+    """digest: turn a newsroom's day into a ranked email digest, and deliver it.
 
     \b
-    Exit codes: 0 ok, 1 some sources failed (the rest made the edition),
+    A day's work:  digest build -c digest.toml --check      look at it
+                   digest preview -c digest.toml            or watch it while editing
+                   digest send -c digest.toml               deliver it (again: only what is left)
+    \b
+    Exit codes: 0 ok; 1 partly done (a source failed, messages deferred or failed);
                 2 usage or configuration error.
     """
 
