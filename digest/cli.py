@@ -1,11 +1,10 @@
 """The `digest` command line: parses options, calls the pipeline, prints. No logic of its own."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -23,25 +22,10 @@ def _err(kind: str, text: str) -> None:
 
 
 def load_settings(config_path: str | None, timezone: str | None, locale: str | None = None) -> Settings:
-    if config_path:
-        settings = config.load(config_path)
-    elif Path("digest.toml").is_file():
-        settings = config.load("digest.toml")
-    else:
-        settings = config.defaults()
-    return config.with_overrides(settings, timezone=timezone, locale=locale)
+    return config.with_overrides(config.find(config_path), timezone=timezone, locale=locale)
 
 
-def parse_day(value: str | None, settings: Settings) -> date:
-    today = datetime.now(ZoneInfo(settings.newsletter.timezone)).date()
-    if value in (None, "", "today"):
-        return today
-    if value == "yesterday":
-        return today - timedelta(days=1)
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"--date: {value!r} is not a date", "write it as YYYY-MM-DD, 'today' or 'yesterday'") from None
+parse_day = config.edition_day
 
 
 def source_specs(values: tuple[str, ...], settings: Settings) -> list[SourceSpec] | None:
@@ -218,6 +202,8 @@ def _print_build_report(built: pipeline.Built) -> None:
         echo(f"  {'more on the web':<24}{len(edition.more) + rendered.moved_to_more:>4}")
     budget = settings.layout.budget_bytes
     echo(f"  HTML      {rendered.html_bytes:,} bytes of {budget:,} ({rendered.html_bytes / budget:.0%})")
+    if rendered.dropped:
+        echo(f"  not shown {rendered.dropped} items past layout.more_max (the email links to the archive for them)")
     timings = made.timings
     echo(f"  time      gather {timings.gather * 1000:.0f} ms, rank {timings.rank * 1000:.1f} ms, render {timings.render * 1000:.0f} ms")
     echo("  wrote     " + ", ".join(str(f) for f in built.files))
@@ -315,20 +301,16 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
         echo(f"  elapsed   {result['elapsed']:.2f} s")
         sys.exit(1 if made.gathered.errors else 0)
 
-    from .ledger import Ledger
+    with contextlib.ExitStack() as stack:
+        def start(due: int) -> None:
+            # A bar on a terminal only: cron's log gets the summary, which says it all.
+            if due and sys.stderr.isatty():
+                bar = stack.enter_context(
+                    click.progressbar(length=due, label="Sending", file=sys.stderr, show_pos=True, show_eta=True))
+                sender.progress = bar.update
 
-    ledger = Ledger(store.engine, sender.edition)
-    try:  # the bar's length: what is due now, and what a killed run left in flight
-        ledger.prepare()
-        total = ledger.due_count() + ledger.counts()["sending"]
-    finally:
-        ledger.close()
-    if total == 0 or not sys.stderr.isatty():
-        report = sender.run()  # nothing due, or cron's log: the summary says it all
-    else:
-        with click.progressbar(length=total, label="Sending", file=sys.stderr, show_pos=True, show_eta=True) as bar:
-            sender.progress = bar.update
-            report = sender.run()
+        sender.on_start = start
+        report = sender.run()
     _print_send_report(report)
     sys.exit(0 if report.ok and not made.gathered.errors else 1)
 
@@ -350,9 +332,7 @@ def preview(config_path, day, timezone, host, port) -> None:
     """
     from .preview import State, serve
 
-    if config_path is None and Path("digest.toml").is_file():
-        config_path = "digest.toml"
-    state = State(Path(config_path) if config_path else None, day, timezone)
+    state = State(config.config_path(config_path), day, timezone)
     settings = state.load()  # a broken configuration is reported now, not on the first request
     parse_day(day, settings)
     click.echo(f"Preview of {settings.newsletter.name}: http://{host}:{port}/  (Ctrl-C to stop)")
@@ -375,6 +355,10 @@ def _print_send_report(report) -> None:
     echo(f"  deferred      {report.outcomes['deferred']:>8,}   (4xx or no answer: the next run retries them)")
     echo(f"  failed        {report.outcomes['failed']:>8,}   ({report.bounced:,} addresses refused for good, marked bounced)")
     echo(f"  already sent  {report.already_sent:>8,}")
+    if report.retried:
+        echo(f"  retried       {report.retried:>8,}   (4xx or a dropped connection, sent again in this run)")
+    if report.added and report.already_sent:
+        echo(f"  new readers   {report.added:>8,}   (subscribed since this edition's last run)")
     if report.recovered:
         echo(f"  resent        {report.recovered:>8,}   (in flight when a previous run was killed)")
     echo(f"  variants      {report.variants:>8,}   rendered")

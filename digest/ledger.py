@@ -111,10 +111,6 @@ class Ledger:
             self._conn.close()
             self._conn = None
 
-    def _commit(self, statement) -> None:
-        self.conn.execute(statement)
-        self.conn.commit()
-
     # -- a run's start ------------------------------------------------------------------------------
     def prepare(self) -> int:
         """A pending row for every active subscriber who has none for this edition yet; set-based, so

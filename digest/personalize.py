@@ -40,6 +40,7 @@ class Recipient:
     email: str  # validated: ASCII, no CR/LF
     name: str
     token: str  # exactly the placeholder's length
+    message_id: str | None = None  # when the caller has it already (the ledger records it too)
 
 
 class Template:
@@ -130,7 +131,7 @@ class Template:
             raise ValueError("a token has the wrong length")
         head = (
             f"To: {format_to(recipient.name, recipient.email)}\r\n"
-            f"Message-ID: {self.message_id(recipient.email)}\r\n"
+            f"Message-ID: {recipient.message_id or self.message_id(recipient.email)}\r\n"
             f"List-Unsubscribe: {self.list_unsubscribe(recipient.token)}\r\n"
         ).encode("ascii")
         return head + self._head + b"".join(p if isinstance(p, bytes) else token[p[0]:p[1]] for p in pieces)

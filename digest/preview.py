@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import threading
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import jinja2
@@ -78,7 +77,7 @@ class State:
         if "made" not in self._cache:
             try:
                 settings = self.load()
-                day = _day(self.day_option, settings)
+                day = config.edition_day(self.day_option, settings)
                 made = pipeline.make(settings, day)
                 self._cache["made"] = (settings, made, Renderer(settings), None)
             except DigestError as exc:
@@ -115,12 +114,6 @@ class State:
             paths.append(settings.theme)
         paths += [Path(s.location) for s in settings.sources if not s.is_url]
         return [p for p in paths if p.exists()]
-
-
-def _day(option: str | None, settings: Settings) -> date:
-    from .cli import parse_day
-
-    return parse_day(option, settings)
 
 
 def _variant(request: Request, settings: Settings) -> Variant:

@@ -40,7 +40,7 @@ class Report:
     destination: str
     variants: int = 0
     due: int = 0
-    added: int = 0
+    added: int = 0  # ledger rows made in this run: subscribers new since the last run of this edition
     recovered: int = 0  # left in flight by a killed run, sent again
     already_sent: int = 0
     outcomes: Counter = field(default_factory=Counter)  # sent, deferred, failed
@@ -73,7 +73,8 @@ class _Job:
 
 class Sender:
     def __init__(self, settings: Settings, made: Made, store, tokens, *, outbox=None,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None,
+                 on_start: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.made = made
         self.store = store
@@ -81,6 +82,7 @@ class Sender:
         self.edition = edition_key(settings, made.edition.date)
         self.renderer = Renderer(settings)
         self.progress = progress or (lambda n: None)
+        self.on_start = on_start or (lambda due: None)  # told how many messages are due, once the ledger knows
         self.outbox = outbox
         self.compiles = 0  # MJML compiles this run: one per variant, never one per recipient
         self._templates: dict[tuple[str, str], Template] = {}
@@ -119,9 +121,14 @@ class Sender:
 
     def message_for(self, due: Due, wire: bool = False) -> bytes:
         """The subscriber's message: as stored (outbox, dry run), or `wire`-ready for SMTP's DATA."""
+        return self._message(due, wire)[0]
+
+    def _message(self, due: Due, wire: bool) -> tuple[bytes, str]:
+        """The message and its Message-ID, each made once per recipient."""
         template = self.template(due.locale, due.rubrics)
-        recipient = Recipient(due.subscriber_id, due.email, due.name, self.tokens.make(due.subscriber_id))
-        return self._finish(template, recipient, wire)
+        message_id = template.message_id(due.email)
+        recipient = Recipient(due.subscriber_id, due.email, due.name, self.tokens.make(due.subscriber_id), message_id)
+        return self._finish(template, recipient, wire), message_id
 
     def _finish(self, template: Template, recipient: Recipient, wire: bool) -> bytes:
         if not self.settings.dkim:
@@ -173,6 +180,7 @@ class Sender:
             report.recovered = ledger.recover()
             report.already_sent = ledger.counts()["sent"]
             report.due = ledger.due_count()
+            self.on_start(report.due)
             for locale, rubrics in self.store.variants():
                 self.template(locale, ",".join(sorted(rubrics)))
             await self._deliver(ledger, report)
@@ -272,8 +280,8 @@ class Sender:
             for due in ledger.due():
                 if self._stopping:
                     break
-                template = self.template(due.locale, due.rubrics)
-                await queue.put(_Job(due, self.message_for(due, wire=not use_outbox), template.message_id(due.email)))
+                data, message_id = self._message(due, wire=not use_outbox)
+                await queue.put(_Job(due, data, message_id))
             # Done when every job has been handled and no retry is waiting to be queued again (a
             # retry is queued before it stops counting as pending, so join() then covers it).
             while True:

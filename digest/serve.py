@@ -264,11 +264,11 @@ class Site:
                 if await run_in_threadpool(self.store.unsubscribe, subscriber_id):
                     log.info("subscriber %d unsubscribed (one-click)", subscriber_id)
                 subscriber = _replace(subscriber, status="unsubscribed")
-            return self._unsubscribe_page(token, subscriber, after_post=True)
+            return self._unsubscribe_page(token, subscriber)
         subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
-        return self._unsubscribe_page(token, subscriber, after_post=False)
+        return self._unsubscribe_page(token, subscriber)
 
-    def _unsubscribe_page(self, token: str, subscriber, after_post: bool) -> Response:
+    def _unsubscribe_page(self, token: str, subscriber) -> Response:
         locale = subscriber.locale if subscriber else self.settings.newsletter.locale
         if subscriber is None:
             state = "done"

@@ -5,6 +5,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -484,6 +485,32 @@ def _dkim(data: Any, file: str, folder: Path) -> Dkim:
         raise ConfigError(f"{file}: dkim needs key_file or key_env (a PEM private key)")
     t.done()
     return Dkim(domain=domain, selector=selector, key=key.encode())
+
+
+def config_path(given: str | Path | None) -> Path | None:
+    """The configuration every command reads: -c (or DIGEST_CONFIG), else ./digest.toml when there
+    is one, else none (the built-in defaults)."""
+    if given:
+        return Path(given)
+    return Path("digest.toml") if Path("digest.toml").is_file() else None
+
+
+def find(given: str | Path | None) -> Settings:
+    path = config_path(given)
+    return load(path) if path else defaults()
+
+
+def edition_day(value: str | None, settings: Settings) -> date:
+    """--date: YYYY-MM-DD, 'today' or 'yesterday', in the newsroom's time zone (default today)."""
+    today = datetime.now(ZoneInfo(settings.newsletter.timezone)).date()
+    if value in (None, "", "today"):
+        return today
+    if value == "yesterday":
+        return today - timedelta(days=1)
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"--date: {value!r} is not a date", "write it as YYYY-MM-DD, 'today' or 'yesterday'") from None
 
 
 def with_overrides(settings: Settings, timezone: str | None = None, locale: str | None = None) -> Settings:

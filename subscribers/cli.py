@@ -7,7 +7,6 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -66,20 +65,11 @@ def _store_options(func: Callable[..., Any]) -> Callable[..., Any]:
                         help="digest.toml to read (default: ./digest.toml if present). [env: DIGEST_CONFIG]")(func)
 
 
-def _settings(config_path: str | None) -> Settings:
-    if config_path:
-        return config.load(config_path)
-    if Path("digest.toml").is_file():
-        return config.load("digest.toml")
-    return config.defaults()
-
-
-def _database(settings: Settings) -> str:
-    return getattr(settings, "database", None) or "digest.db"
+_settings = config.find
 
 
 def _open(settings: Settings, database: str | None) -> Store:
-    return Store.open(database or _database(settings))
+    return Store.open(database or settings.database)
 
 
 def _known(settings: Settings) -> set[str]:

@@ -51,10 +51,6 @@ class ImportReport:
     errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): rows not imported
     warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): imported, with a remark
 
-    @property
-    def imported(self) -> int:
-        return self.created + self.updated + self.unchanged
-
 
 def import_csv(
     store: Store,

@@ -3,9 +3,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
-
-Status = Literal["active", "unsubscribed", "bounced"]
 STATUSES: tuple[str, ...] = ("active", "unsubscribed", "bounced")
 LOCALES: tuple[str, ...] = ("fr", "en", "ar")
 

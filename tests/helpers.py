@@ -1,7 +1,6 @@
-"""Building blocks for tests: make items and editions without sources, and read rendered HTML."""
+"""Building blocks for tests: make items and editions without sources, and parse rendered HTML."""
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 import lxml.html
@@ -10,7 +9,6 @@ from digest.model import Image, Item
 
 from conftest import DAY, TZ
 
-_FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)px")
 
 
 def item(title: str, hour: int = 12, minute: int = 0, kind: str = "brief", **fields) -> Item:
@@ -46,29 +44,3 @@ def day_of(count: int, rubrics: list[str], with_images: bool = False) -> list[It
 
 def parse(html: str):
     return lxml.html.document_fromstring(html)
-
-
-def text_font_sizes(root) -> list[tuple[float, str]]:
-    """(effective font size, text) for every visible text run, following inline styles down the tree.
-
-    The preheader (display:none) is skipped: it is hidden on purpose.
-    """
-    out: list[tuple[float, str]] = []
-
-    def walk(element, inherited: float, hidden: bool) -> None:
-        if not isinstance(element.tag, str):
-            return
-        style = element.get("style", "")
-        sizes = _FONT_SIZE.findall(style)
-        size = float(sizes[-1]) if sizes else inherited
-        hidden = hidden or "display:none" in style.replace(" ", "")
-        if element.text and element.text.strip() and not hidden:
-            out.append((size, element.text.strip()))
-        for child in element:
-            walk(child, size, hidden)
-            if child.tail and child.tail.strip() and not hidden:
-                out.append((size, child.tail.strip()))
-
-    body = root.find("body")
-    walk(body, 16.0, False)
-    return out

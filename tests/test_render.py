@@ -13,7 +13,7 @@ from digest.render import SLOT_TOKEN, Renderer
 from digest.settings import defaults
 
 from conftest import DAY, TZ_NAME
-from helpers import day_of, item, parse, text_font_sizes
+from helpers import day_of, item, parse
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,9 @@ def test_every_image_has_alt_text():
 
 def test_body_text_is_at_least_14px(example):
     _, _, _, root = example
-    sizes = text_font_sizes(root)
+    from digest.checks import text_runs  # the inline styles followed down the tree, as a mail app does
+
+    sizes = [(run.size, run.text) for run in text_runs(root)]
     assert len(sizes) > 100
     small = [(size, text) for size, text in sizes if size < 14]
     assert not small, small[:5]
