@@ -70,19 +70,7 @@ def image_url(url: str | None) -> str | None:
 
 @cache
 def _environment(theme: Path | None, locale: str) -> jinja2.Environment:
-    folders = [str(theme)] if theme else []
-    folders.append(str(i18n.builtin_templates()))
-    env = jinja2.Environment(
-        # The theme's folder first, as for the email: a newsroom overrides one page, not all of them.
-        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(f) for f in folders]),
-        autoescape=True,  # every web page is HTML, and everything in it from a feed is text
-        extensions=["jinja2.ext.i18n"],
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.install_gettext_translations(i18n.translations(locale, theme), newstyle=True)
-    return env
+    return i18n.environment(theme, locale)
 
 
 def render_page(settings: Settings, name: str, locale: str, **context) -> str:

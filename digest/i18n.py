@@ -1,4 +1,5 @@
-"""Message catalogs (gettext .po files under templates/locale/) and locale-aware dates, via babel."""
+"""Message catalogs (gettext .po files under templates/locale/), locale-aware dates (babel), and the
+Jinja environment every template is rendered in (email, text twin, preview, web pages)."""
 from __future__ import annotations
 
 import gettext
@@ -8,6 +9,7 @@ from importlib.resources import files
 from io import BytesIO
 from pathlib import Path
 
+import jinja2
 from babel import Locale
 from babel.dates import format_date
 from babel.messages.mofile import write_mo
@@ -44,6 +46,24 @@ def translations(locale: str, theme: Path | None = None) -> gettext.NullTranslat
             buffer.seek(0)
             return Translations(buffer, domain=DOMAIN)
     return gettext.NullTranslations()
+
+
+def environment(theme: Path | None, locale: str) -> jinja2.Environment:
+    """Templates from the user's theme folder first, then the built-in theme (override one file, not
+    all), with the locale's catalog installed. HTML and MJML templates are escaped, text ones not.
+    Not cached here: each caller keeps its own, so a preview that saw a change can start afresh."""
+    folders = [str(theme)] if theme else []
+    folders.append(str(builtin_templates()))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(f) for f in folders]),
+        autoescape=jinja2.select_autoescape(["html", "mjml.j2", "html.j2"], default_for_string=False),
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.install_gettext_translations(translations(locale, theme), newstyle=True)
+    return env
 
 
 def long_date(day: date, locale: str) -> str:

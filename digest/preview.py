@@ -101,6 +101,13 @@ class State:
                     self._cache[key] = (None, str(exc))
         return self._cache[key]
 
+    def page_environment(self, settings: Settings) -> jinja2.Environment:
+        """The preview page's own templates and strings, made afresh after each change."""
+        with self._lock:
+            if "page_env" not in self._cache:
+                self._cache["page_env"] = i18n.environment(settings.theme, settings.newsletter.locale)
+            return self._cache["page_env"]
+
     def watched(self) -> list[Path]:
         """digest.toml, the theme and built-in templates, and every local source file."""
         paths = [i18n.builtin_templates()]
@@ -125,20 +132,7 @@ def _variant(request: Request, settings: Settings) -> Variant:
     return Variant(locale, chosen or None)
 
 
-def _page_env() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(i18n.builtin_templates())),
-        autoescape=True,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    return env
-
-
 def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
-    env = _page_env()
-
     def headers(csp: str) -> dict[str, str]:
         return {**_HEADERS, "Content-Security-Policy": csp}
 
@@ -149,10 +143,9 @@ def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
                                 "<script src=\"preview.js\"></script>", status_code=500, headers=headers(PAGE_CSP))
         variant = _variant(request, settings)
         rendered, error = state.render(variant)
-        env.install_gettext_translations(i18n.translations(settings.newsletter.locale, settings.theme), newstyle=True)
         results = checks.run(rendered, settings.layout.budget_bytes, settings.newsletter.locale) if rendered else []
         query = str(request.url.query)
-        html = env.get_template("preview/index.html.j2").render(
+        html = state.page_environment(settings).get_template("preview/index.html.j2").render(
             settings=settings,
             edition=made.edition,
             variant=variant,

@@ -83,19 +83,7 @@ class Renderer:
 
     def env(self, locale: str) -> jinja2.Environment:
         if locale not in self._envs:
-            folders = [str(self.settings.theme)] if self.settings.theme else []
-            folders.append(str(i18n.builtin_templates()))
-            env = jinja2.Environment(
-                # A user's theme folder first, then the built-in theme: override one file, not all.
-                loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(f) for f in folders]),
-                autoescape=jinja2.select_autoescape(["html", "mjml.j2", "html.j2"], default_for_string=False),
-                extensions=["jinja2.ext.i18n"],
-                undefined=jinja2.StrictUndefined,
-                trim_blocks=True,
-                lstrip_blocks=True,
-            )
-            env.install_gettext_translations(i18n.translations(locale, self.settings.theme), newstyle=True)
-            self._envs[locale] = env
+            self._envs[locale] = i18n.environment(self.settings.theme, locale)
         return self._envs[locale]
 
     # -- views -----------------------------------------------------------------------------------
