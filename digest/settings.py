@@ -1,6 +1,7 @@
 """digest.toml (and DIGEST_* variables) → typed, frozen settings; every error names file and key."""
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -17,6 +18,10 @@ from .errors import ConfigError
 LOCALES = ("fr", "en", "ar")
 SOURCE_KINDS = ("pagedump", "feed", "markdown")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+TOP = "(top level)"
+# The tables digest.toml may hold (a table absent from a file is never read, so it is listed here).
+TABLES = ("newsletter", "ranking", "layout", "rubrics", "sources", "subscribers", "delivery", "archive", "smtp",
+          "dkim", "fetch_timeout")
 
 
 @dataclass(frozen=True)
@@ -198,10 +203,34 @@ class _Table:
             raise self._fail(key, "must be a list of non-empty strings")
         return tuple(v.strip() for v in values)
 
-    def done(self) -> None:
-        unknown = sorted(set(self.data) - self.seen)
-        if unknown:
-            raise ConfigError(f"{self.file}: unknown key {self.where}.{unknown[0]}", "check its spelling")
+    def done(self, known: tuple[str, ...] = ()) -> None:
+        """Every key not read is a mistake: all of them are named at once, each with the closest
+        known names (a typo in a table's name must not silently drop the whole table)."""
+        names = sorted(self.seen | set(known))
+        unknown = sorted(set(self.data) - set(names))
+        if not unknown:
+            return
+        problems, unmatched = [], False
+        for key in unknown:
+            close = difflib.get_close_matches(key, names, n=3, cutoff=0.6)
+            unmatched = unmatched or not close
+            problems.append(self._describe(key) + (f" (did you mean {_or(close)}?)" if close else ""))
+        hint = f"known here: {', '.join(names)}" if unmatched and names else None
+        raise ConfigError(f"{self.file}: " + "; ".join(problems), hint)
+
+    def _describe(self, key: str) -> str:
+        value = self.data[key]
+        if self.where == TOP:
+            if isinstance(value, dict):
+                return f"unknown table [{key}]"
+            if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                return f"unknown table [[{key}]]"
+            return f"unknown key {key}"
+        return f"unknown key {self.where}.{key}"
+
+
+def _or(names: list[str]) -> str:
+    return " or ".join(names) if len(names) <= 2 else ", ".join(names[:-1]) + f" or {names[-1]}"
 
 
 def check_timezone(name: str, where: str = "--timezone") -> str:
@@ -238,8 +267,7 @@ def load(path: str | Path) -> Settings:
 
 
 def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".")) -> Settings:
-    top = _Table(raw, "", file)
-    top.where = "(top level)"
+    top = _Table(raw, TOP, file)
 
     n = _Table(top.get("newsletter", dict, {}), "newsletter", file)
     newsletter = Newsletter(
@@ -343,7 +371,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         if rubric is not None and rubric not in {r.key for r in rubrics}:
             raise ConfigError(f"{file}: sources[{name}].rubric {rubric!r} is not a rubric key")
         sources.append(SourceSpec(name, location, kind, rubric, t.get("featured", bool, None)))
-        t.done()
+        t.done(known=("path", "url"))
 
     sub = _Table(top.get("subscribers", dict, {}), "subscribers", file)
     database = sub.get("database", str, "digest.db")
@@ -387,7 +415,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         fetch_timeout=top.positive("fetch_timeout", float, 10.0),
         path=Path(file),
     )
-    top.done()
+    top.done(known=TABLES)
     return settings
 
 
@@ -472,7 +500,7 @@ def _smtp(data: Any, file: str, folder: Path) -> Smtp:
         raise ConfigError(f"{file}: smtp.username is set but no password_env or password_file")
     if smtp.rate < 0:
         raise ConfigError(f"{file}: smtp.rate must be 0 (no limit) or more")
-    t.done()
+    t.done(known=("password_file",))
     return smtp
 
 

@@ -79,3 +79,29 @@ def test_a_missing_or_broken_file_is_a_config_error(tmp_path):
     broken.write_text("[newsletter\nname = 1", encoding="utf-8")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(broken)
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"newsleter": {"name": "x"}}, "unknown table [newsleter] (did you mean newsletter?)"),
+        ({"sourcess": [{"name": "a", "path": "a.txt"}]}, "unknown table [[sourcess]] (did you mean sources?)"),
+        ({"fetch_timout": 3}, "unknown key fetch_timout (did you mean fetch_timeout?)"),
+        ({"smtp": {"host": "127.0.0.1", "tls": "none", "pasword_file": "p"}},
+         "unknown key smtp.pasword_file (did you mean password_file"),
+    ],
+)
+def test_an_unknown_table_or_key_is_named_as_such_with_the_closest_names(raw, expected):
+    with pytest.raises(ConfigError) as info:
+        parse(raw, file="conf/digest.toml")
+    assert expected in str(info.value)
+    assert "(top level)" not in str(info.value)
+
+
+def test_every_unknown_key_of_a_table_is_named_at_once():
+    with pytest.raises(ConfigError) as info:
+        parse({"newsletter": {"nmae": "x", "sendr": "y", "zzz": 1}}, file="digest.toml")
+    message = str(info.value)
+    assert "newsletter.nmae (did you mean name?)" in message
+    assert "newsletter.sendr (did you mean sender?)" in message
+    assert "newsletter.zzz" in message and "known here: " in message  # no close name: the list helps
