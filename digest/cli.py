@@ -168,6 +168,9 @@ def build(config_path, day, timezone, sources, out, locale, to, check) -> None:
         to = _address(to, "--for")
     made = pipeline.make(settings, parse_day(day, settings), source_specs(sources, settings))
     report_sources(made.gathered)
+    if not made.edition.items:
+        what = "every source failed" if made.gathered.errors and not made.gathered.items else "the day has no items"
+        raise DigestError(f"the edition has no items ({what}): nothing is written", "check the sources and --date")
     built = pipeline.build(made, Path(out), to=to)
     _print_build_report(built)
     failures = []
@@ -266,20 +269,35 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
     from subscribers.store import Store
     from subscribers.tokens import Tokens, load_keys
 
+    from .ledger import Ledger
     from .send import Sender, dry_run as run_dry, send_test_copy
 
     if dry_run and test_to:
         raise click.UsageError("--dry-run and --test-to go one at a time")
     settings = load_settings(config_path, timezone)
+    if settings.path is None:
+        raise ConfigError("no digest.toml here and no -c: digest send needs one (the sender, the links in the "
+                          "email and the list id come from it)",
+                          "pass -c path/to/digest.toml or set DIGEST_CONFIG; `digest build --source …` makes an "
+                          "edition without one")
     if database:
         settings = _replace(settings, database=database)
-    made = pipeline.make(settings, parse_day(day, settings), source_specs(sources, settings))
+    day_ = parse_day(day, settings)
+    store = Store.open(settings.database, create=test_to is not None)
+    if not test_to and not sum(store.count().values()):
+        raise DigestError(f"the subscriber list in {settings.database} is empty: nothing to send",
+                          f"import subscribers first: digest subscribers import FILE.csv -c {settings.path}")
+    if not dry_run and not test_to:
+        backlog = Ledger(store.engine, pipeline.edition_key(settings, day_)).read(Ledger.backlog)
+        if backlog.idle:  # the ledger says it all: no source is read, no variant rendered
+            _print_idle(pipeline.edition_key(settings, day_), backlog)
+            sys.exit(0 if not backlog.owed else 1)
+    made = pipeline.make(settings, day_, source_specs(sources, settings))
     report_sources(made.gathered)
     if not made.edition.items:
         raise DigestError("the edition has no items: nothing is sent", "check the sources and --date")
     keys, current = load_keys(settings.secret_file)
     tokens = Tokens(keys, current, settings.newsletter.list_id)
-    store = Store.open(settings.database)
     sender = Sender(settings, made, store, tokens, outbox=Path(outbox) if outbox else None)
     echo = click.echo
 
@@ -298,6 +316,9 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
         for variant, count in sorted(result["variants"].items(), key=lambda kv: (-kv[1], kv[0].locale)):
             chosen = ", ".join(sorted(variant.rubrics)) if variant.rubrics else "all rubrics"
             echo(f"    {variant.locale}  {chosen:<50} {count:>8,}")
+        backlog = result["backlog"]
+        echo(f"  ledger    a real run now would send {backlog.would_send:,}: {backlog.sent:,} sent already, "
+             f"{backlog.owed - backlog.due - backlog.in_flight:,} deferred until later, {backlog.new:,} new readers")
         echo(f"  elapsed   {result['elapsed']:.2f} s")
         sys.exit(1 if made.gathered.errors else 0)
 
@@ -337,6 +358,15 @@ def preview(config_path, day, timezone, host, port) -> None:
     parse_day(day, settings)
     click.echo(f"Preview of {settings.newsletter.name}: http://{host}:{port}/  (Ctrl-C to stop)")
     serve(state, host, port)
+
+
+def _print_idle(edition: str, backlog) -> None:
+    if backlog.owed:
+        when = backlog.next_due.astimezone().strftime("%Y-%m-%d %H:%M %Z") if backlog.next_due else "later"
+        click.echo(f"Nothing due yet: {backlog.owed:,} messages of edition {edition} are deferred until {when}; "
+                   f"{backlog.sent:,} sent already. Run again then.")
+    else:
+        click.echo(f"Nothing new to send: edition {edition} has gone to {backlog.sent:,} subscribers already.")
 
 
 def _print_send_report(report) -> None:

@@ -43,6 +43,27 @@ class Due:
     attempts: int
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """Where an edition stands for its active subscribers, read without changing anything."""
+
+    new: int  # active subscribers with no row for this edition yet
+    due: int  # pending, or deferred and due again now
+    in_flight: int  # `sending`: left by a killed run, or being sent by a run right now
+    sent: int
+    owed: int  # pending + deferred + sending: what the edition still owes (due now or later)
+    next_due: datetime | None
+
+    @property
+    def would_send(self) -> int:
+        """What a run started now would send."""
+        return self.new + self.due + self.in_flight
+
+    @property
+    def idle(self) -> bool:
+        return self.would_send == 0
+
+
 class AlreadySending(DigestError):
     exit_code = 2
 
@@ -106,6 +127,13 @@ class Ledger:
             self._conn = self.engine.connect()
         return self._conn
 
+    def read(self, query):
+        """One read-only look (``ledger.read(Ledger.backlog)``), its connection closed after."""
+        try:
+            return query(self)
+        finally:
+            self.close()
+
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
@@ -148,6 +176,30 @@ class Ledger:
     def counts(self) -> dict[str, int]:
         rows = self.conn.execute(
             select(deliveries.c.status, func.count()).where(deliveries.c.edition == self.edition).group_by(deliveries.c.status)
+        )
+        out = {"pending": 0, "sending": 0, "sent": 0, "deferred": 0, "failed": 0}
+        out.update({status: count for status, count in rows})
+        return out
+
+    def backlog(self) -> Backlog:
+        counts = self.active_counts()
+        missing = self.conn.execute(
+            select(func.count()).select_from(subscribers).where(subscribers.c.status == "active")
+            .where(~select(deliveries.c.subscriber_id)
+                   .where(and_(deliveries.c.edition == self.edition, deliveries.c.subscriber_id == subscribers.c.id))
+                   .exists())
+        ).scalar_one()
+        return Backlog(new=missing, due=self.due_count(), in_flight=counts["sending"], sent=counts["sent"],
+                       owed=counts["pending"] + counts["deferred"] + counts["sending"], next_due=self.next_due())
+
+    def active_counts(self) -> dict[str, int]:
+        """Rows by status, for subscribers still active (a row left pending for someone who has
+        unsubscribed since is owed to nobody)."""
+        rows = self.conn.execute(
+            select(deliveries.c.status, func.count())
+            .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+            .where(deliveries.c.edition == self.edition, subscribers.c.status == "active")
+            .group_by(deliveries.c.status)
         )
         out = {"pending": 0, "sending": 0, "sent": 0, "deferred": 0, "failed": 0}
         out.update({status: count for status, count in rows})

@@ -181,13 +181,13 @@ class Sender:
             report.already_sent = ledger.counts()["sent"]
             report.due = ledger.due_count()
             self.on_start(report.due)
-            for locale, rubrics in self.store.variants():
-                self.template(locale, ",".join(sorted(rubrics)))
-            await self._deliver(ledger, report)
+            if report.due:  # nothing due: no variant is rendered for nothing
+                for locale, rubrics in self.store.variants():
+                    self.template(locale, ",".join(sorted(rubrics)))
+                await self._deliver(ledger, report)
             report.variants = self.compiles
-            counts = ledger.counts()
-            report.left = counts["pending"] + counts["deferred"] + counts["sending"]
-            report.next_due = ledger.next_due()
+            backlog = ledger.backlog()
+            report.left, report.next_due = backlog.owed, backlog.next_due
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
@@ -218,9 +218,14 @@ class Sender:
                 retries_pending -= 1
                 retry_done.set()
 
+        # Deferred in the ledger with a retry to come in this run; any still here at the end (the run
+        # stopped first) is counted as deferred, so that the summary says what the ledger says.
+        awaiting_retry: set[int] = set()
+
         def record(job: _Job, outcome: Outcome) -> None:
             nonlocal retries_pending
             sid = job.due.subscriber_id
+            awaiting_retry.discard(sid)
             if outcome.fatal:
                 # Nothing can go this way: keep this message due at once and stop taking new ones.
                 ledger.deferred(sid, outcome.code, outcome.message, utcnow())
@@ -239,6 +244,7 @@ class Sender:
                 ledger.deferred(sid, outcome.code, outcome.message, utcnow() + timedelta(seconds=delay))
                 retries_pending += 1
                 report.retried += 1
+                awaiting_retry.add(sid)
                 asyncio.create_task(retry_later(job, delay))
                 return
             else:
@@ -294,6 +300,9 @@ class Sender:
             for _ in tasks:
                 await queue.put(None)
             await asyncio.gather(*tasks)
+        if awaiting_retry:
+            report.outcomes["deferred"] += len(awaiting_retry)
+            self.progress(len(awaiting_retry))
         if self._fatal is not None:
             raise LedgerError(
                 f"the ledger in {self.settings.database} could not be written: {self._fatal.__class__.__name__}: "
@@ -338,8 +347,9 @@ def dry_run(sender: Sender) -> dict:
     per_variant: Counter = Counter()
     for (locale, rubrics), n in per_key.items():
         per_variant[sender.variant(locale, rubrics)] += n
+    backlog = Ledger(sender.store.engine, sender.edition).read(Ledger.backlog)
     return {"messages": count, "bytes": size, "variants": per_variant, "compiles": sender.compiles,
-            "elapsed": time.perf_counter() - started}
+            "elapsed": time.perf_counter() - started, "backlog": backlog}
 
 
 async def _send_one(sender: Sender, to: str, data: bytes) -> Outcome:

@@ -36,18 +36,24 @@ def serve(config_path, host, port, database, trusted) -> None:
     with tokens cut out of the path. SIGINT or SIGTERM finishes the requests in flight, then stops.
     """
     import uvicorn
+    from subscribers.store import Store
 
     from .cli import load_settings
+    from .errors import ConfigError
     from .serve import create_app, prefix_of
 
     settings = load_settings(config_path, None)
+    if settings.path is None:
+        raise ConfigError("no digest.toml here and no -c: digest serve needs one (the site's address, the list id "
+                          "and the archive come from it)", "pass -c path/to/digest.toml or set DIGEST_CONFIG")
     if database:
         settings = replace(settings, database=database)
-    app = create_app(settings)
+    store = Store.open(settings.database, create=False)  # unsubscribe pages for a list that does not exist: no
+    app = create_app(settings, store)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prefix = prefix_of(settings.newsletter.base_url) or "/"
     click.echo(f"Serving {settings.newsletter.name} at http://{host}:{port}{prefix} for {settings.newsletter.base_url} "
-               f"(archive {settings.archive}; Ctrl-C to stop)")
+               f"(config {settings.path}, subscribers {store.where()}, archive {settings.archive}; Ctrl-C to stop)")
     # uvicorn finishes the requests in flight on SIGINT/SIGTERM, then raises the signal again for
     # the handler it found: this one, so that a clean shutdown ends with status 0 (and a signal that
     # comes before uvicorn listens simply ends the process).

@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -68,8 +69,20 @@ def _store_options(func: Callable[..., Any]) -> Callable[..., Any]:
 _settings = config.find
 
 
-def _open(settings: Settings, database: str | None) -> Store:
-    return Store.open(database or settings.database)
+def _open(settings: Settings, database: str | None, create: bool = False) -> Store:
+    """The store the command works on. Only `add` and `import` may create it; and without a
+    digest.toml and a --database, the command says which database it falls back to, or refuses
+    where it would show a list made up out of nothing."""
+    target = database or settings.database
+    if settings.path is None and database is None:
+        where = Path(target).resolve()
+        if create:
+            click.echo(f"digest: note: no digest.toml here and no -c: built-in defaults, subscribers in {where}", err=True)
+        elif not where.is_file():
+            raise UserError(f"no digest.toml here and no -c, and no database {where}: there is no subscriber list yet "
+                            "(pass -c path/to/digest.toml or --database, or start one with "
+                            "`digest subscribers import FILE.csv -c digest.toml`)")
+    return Store.open(target, create=create)
 
 
 def _known(settings: Settings) -> set[str]:
@@ -111,7 +124,7 @@ def add(email: str, name: str, locale: str | None, timezone: str | None, rubrics
     settings = _settings(config_path)
     chosen = check_rubrics([key for value in rubrics for key in split_rubrics(value)], _known(settings))
     normalise_email(email)  # before the database is created for nothing
-    store = _open(settings, database)
+    store = _open(settings, database, create=True)
     news = settings.newsletter
     subscriber = store.add(email, name=name, locale=locale or news.locale, timezone=timezone or news.timezone, rubrics=chosen)
     click.echo(f"added {subscriber.email} (id {subscriber.id}, {subscriber.locale}, {subscriber.timezone}, "
@@ -132,7 +145,7 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
     an unsubscribed or bounced subscriber is never made active again.
     """
     settings = _settings(config_path)
-    store = _open(settings, database)
+    store = _open(settings, database, create=True)
     source: Any = sys.stdin.buffer if file == "-" else file
     report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone)
     click.echo(f"imported {file}: {report.created} created, {report.updated} updated, "

@@ -77,6 +77,14 @@ def database_url(path_or_url: str | Path) -> str:
     return f"sqlite:///{Path(text).expanduser().resolve()}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file behind a SQLite URL (None for another engine or an in-memory database)."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url in (prefix, prefix + ":memory:"):
+        return None
+    return Path(url[len(prefix):].split("?", 1)[0])
+
+
 class Store:
     """Subscribers over a SQLAlchemy engine (SQLite by default, PostgreSQL in principle).
 
@@ -90,12 +98,20 @@ class Store:
         try:
             metadata.create_all(self.engine)
         except sa_exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the database {self._where()}: {_first_line(exc)}",
+            raise StoreError(f"cannot open the database {self.where()}: {_first_line(exc)}",
                              "check --database (or DIGEST_DATABASE) and that its folder exists") from None
 
     @classmethod
-    def open(cls, path_or_url: str | Path) -> Store:
-        return cls(database_url(path_or_url))
+    def open(cls, path_or_url: str | Path, create: bool = True) -> Store:
+        """The store at a path or URL; with ``create=False`` a SQLite file must exist already (a
+        command that reads the list must not make up an empty one)."""
+        url = database_url(path_or_url)
+        path = sqlite_file(url)
+        if not create and path is not None and not path.is_file():
+            raise StoreError(f"cannot open the database {path}: there is no such file",
+                             "import subscribers first (digest subscribers import FILE.csv -c digest.toml), "
+                             "or pass -c / --database to name the right one")
+        return cls(url)
 
     @staticmethod
     def _create_engine(url: str) -> Engine:
@@ -108,8 +124,10 @@ class Store:
             event.listen(engine, "connect", _pragmas)
         return engine
 
-    def _where(self) -> str:
-        return make_url(str(self.engine.url)).render_as_string(hide_password=True)
+    def where(self) -> str:
+        """The database as a person reads it: a file's path, or the URL without its password."""
+        path = sqlite_file(str(self.engine.url))
+        return str(path) if path is not None else make_url(str(self.engine.url)).render_as_string(hide_password=True)
 
     # -- transactions -------------------------------------------------------------------------
 

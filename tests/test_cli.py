@@ -132,3 +132,42 @@ def test_an_unwritable_out_folder_is_one_clear_error(tmp_path):
     result = digest("build", "--source", str(SEED), "--date", "2026-11-29", "--out", str(blocker / "sub"))
     assert result.returncode == 2
     assert "cannot write the edition" in result.stderr
+
+
+def test_a_build_whose_every_source_failed_writes_nothing(tmp_path):
+    result = digest("build", "--source", str(tmp_path / "absent.xml"), "--date", "2026-11-29",
+                    "--out", str(tmp_path / "edition"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "the edition has no items (every source failed): nothing is written" in result.stderr
+    assert str(tmp_path / "absent.xml") in result.stderr  # the source is still named
+    assert not (tmp_path / "edition").exists()
+
+
+def test_a_build_of_a_day_without_items_writes_nothing(tmp_path):
+    feed = ROOT / "tests" / "fixtures" / "feeds" / "rss2.xml"  # dated items, none on that day
+    result = digest("build", "--source", str(feed), "--date", "2020-01-01", "--out", str(tmp_path / "edition"),
+                    cwd=tmp_path)
+    assert result.returncode == 2 and "the day has no items" in result.stderr
+    assert not (tmp_path / "edition").exists()
+
+
+@pytest.mark.parametrize("command", ["send", "serve"])
+def test_send_and_serve_without_a_config_refuse_and_create_nothing(tmp_path, command):
+    result = digest(command, "--source", str(SEED), cwd=tmp_path) if command == "send" else digest(command, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"no digest.toml here and no -c: digest {command} needs one" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no digest.db, no digest.key
+
+
+@pytest.mark.parametrize("command", ["send", "serve"])
+def test_send_and_serve_refuse_a_subscriber_database_that_does_not_exist(tmp_path, command):
+    config = tmp_path / "digest.toml"
+    config.write_text((EXAMPLES / "digest.toml").read_text(encoding="utf-8").replace('path = "', f'path = "{EXAMPLES}/'),
+                      encoding="utf-8")
+    dated = ["--date", "2026-11-29"] if command == "send" else []
+    result = digest(command, "-c", str(config), *dated, cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"cannot open the database {tmp_path / 'digest.db'}: there is no such file" in result.stderr
+    assert "digest subscribers import" in result.stderr
+    assert not (tmp_path / "digest.db").exists() and not (tmp_path / "digest.key").exists()

@@ -7,6 +7,7 @@ import lxml.html
 import pytest
 
 from digest.render import Renderer
+from conftest import EXAMPLES
 from delivery import Newsroom, parse
 from smtp_servers import Recorder, SmtpServer, SmtpSink
 
@@ -501,3 +502,77 @@ def test_a_mailto_message_without_a_valid_token_changes_nothing(tmp_path):
     assert result.returncode != 0 and b"no valid unsubscribe token" in result.stderr
     assert b"Traceback" not in result.stderr
     assert room.store.get(room.emails[0]).status == "active"
+
+
+def test_when_the_relay_goes_away_mid_run_the_summary_matches_the_ledger(tmp_path):
+    """Messages cut off in the middle of their transaction are deferred in the ledger, and the
+    summary counts them so: what it prints is what the next run will find."""
+    import threading
+    from collections import Counter
+
+    gone = threading.Event()
+
+    class Vanishing(Recorder):
+        async def handle_DATA(self, server, session, envelope):
+            if len(self.messages) >= 5 and not gone.is_set():
+                gone.set()
+                # The relay goes away while this transaction (and the other connection's) is open.
+                threading.Thread(target=relay.stop, daemon=True).start()
+                await asyncio.sleep(30)
+            return await super().handle_DATA(server, session, envelope)
+
+    import asyncio
+
+    relay = SmtpServer(Vanishing())
+    room = Newsroom(tmp_path, subscribers=20)
+    room.with_smtp(relay.port, connections=2)
+    room.with_delivery(retries=3, retry_base_seconds=0.2)
+    try:
+        report = run(room)
+    finally:
+        if not gone.is_set():
+            relay.stop()
+    ledger = Counter(room.ledger_rows().values())
+    assert report.errors and not report.ok  # the run stopped on an unreachable relay
+    assert report.outcomes["sent"] == ledger["sent"] == len(relay.handler.messages)
+    assert report.outcomes["deferred"] == ledger["deferred"] >= 1
+    assert report.left == ledger["pending"] + ledger["deferred"] + ledger["sending"] == 20 - ledger["sent"]
+
+
+def test_a_run_with_nothing_due_renders_nothing(tmp_path, monkeypatch):
+    room = Newsroom(tmp_path, subscribers=6)
+    assert run(room).outcomes["sent"] == 6
+    calls = []
+    original = Renderer.render
+    monkeypatch.setattr(Renderer, "render", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    again = room.sender().run()
+    assert again.due == 0 and again.variants == 0 and calls == []
+
+
+def test_a_second_run_looks_at_the_ledger_before_reading_any_source(tmp_path):
+    room = Newsroom(tmp_path, subscribers=4)
+    assert room.cli("send").returncode == 0
+    # The sources are gone: a run that had to gather would name them; one that reads the ledger first does not.
+    room.config.write_text(room.config.read_text().replace(f'path = "{EXAMPLES}/', f'path = "{tmp_path}/gone/'))
+    again = room.cli("send")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"Nothing new to send: edition {room.sender().edition} has gone to 4 subscribers already.\n"
+    assert again.stderr == ""
+
+
+def test_a_dry_run_of_an_edition_already_sent_says_so(tmp_path):
+    room = Newsroom(tmp_path, subscribers=5)
+    before = room.cli("send", "--dry-run")
+    assert "a real run now would send 5: 0 sent already, 0 deferred until later, 5 new readers" in before.stdout
+    assert room.cli("send").returncode == 0
+    after = room.cli("send", "--dry-run")
+    assert after.returncode == 0
+    assert "a real run now would send 0: 5 sent already" in after.stdout
+
+
+def test_an_empty_subscriber_list_is_refused(tmp_path):
+    room = Newsroom(tmp_path, subscribers=0)
+    result = room.cli("send")
+    assert result.returncode == 2
+    assert "the subscriber list in" in result.stderr and "is empty: nothing to send" in result.stderr
+    assert not (tmp_path / "outbox").exists()

@@ -74,7 +74,29 @@ def test_add_defaults_to_the_newsletter_locale_and_time_zone(run, db):
     (["list", "-c", "missing.toml"], "missing.toml: no such file"),
 ])
 def test_user_errors_are_one_line_and_exit_2(run, db, args, fragment):
+    Store.open(db).engine.dispose()  # an empty list: the commands that read it find it
     _one_error_line(run(*args, "--database", db), 2, fragment)
+
+
+@pytest.mark.parametrize("command", [["list"], ["count"], ["export"], ["remove", "a@example.ma", "--yes"],
+                                     ["unsubscribe", "a@example.ma"]])
+def test_reading_a_list_that_does_not_exist_refuses_instead_of_making_one_up(run, tmp_path, command):
+    """No digest.toml, no -c, no --database: nothing is created in the current folder."""
+    result = run(*command)
+    _one_error_line(result, 2, "no digest.toml here and no -c")
+    assert "digest subscribers import" in result.stderr
+    assert not (tmp_path / "digest.db").exists() and not (tmp_path / "digest.key").exists()
+    # A database named on purpose that is not there: the same refusal, naming it.
+    named = run(*command, "--database", str(tmp_path / "elsewhere.db"))
+    _one_error_line(named, 2, f"cannot open the database {tmp_path / 'elsewhere.db'}: there is no such file")
+    assert not (tmp_path / "elsewhere.db").exists()
+
+
+def test_adding_without_a_config_says_which_database_it_uses(run, tmp_path):
+    result = run("add", "salma@example.ma")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"digest: note: no digest.toml here and no -c: built-in defaults, subscribers in {tmp_path / 'digest.db'}\n"
+    assert run("count").stdout.split()[-2:] == ["total", "1"]
 
 
 def test_adding_twice_is_an_error(run, db):
@@ -151,7 +173,8 @@ def test_list_formats(run, db):
     records = json.loads(run("list", "--format", "json", "--status", "unsubscribed", "--database", db).stdout)
     assert [r["email"] for r in records] == ["khadija.berrada@example.ma", "thomas.girard@example.com"]
     assert records[0]["name"] == "خديجة برادة" and records[0]["rubrics"] == ["societe"]
-    assert json.loads(run("list", "--format", "json", "--status", "unsubscribed", "--database", str(db) + "x").stdout) == []
+    missing = run("list", "--format", "json", "--status", "unsubscribed", "--database", str(db) + "x")
+    assert missing.exit_code == 2 and missing.stdout == ""  # no made-up empty list
     as_csv = run("list", "--format", "csv", "--status", "bounced", "--database", db).stdout
     assert as_csv.splitlines()[1].startswith("old.reader@example.org,Pierre-Émile Roux,fr,America/Montreal,,bounced,")
 
