@@ -17,6 +17,7 @@ from digest.errors import DigestError
 from digest.settings import Settings
 
 from .csvio import export_csv, import_csv, iso_utc
+from .mailin import read_headers, read_piped
 from .model import STATUSES, Subscriber
 from .store import Store
 from .validate import check_rubrics, normalise_email, split_rubrics
@@ -242,7 +243,8 @@ def remove(email: str, yes: bool, config_path: str | None, database: str | None)
 @click.argument("email", required=False)
 @click.option("--from-message", is_flag=True,
               help="Read an email on standard input (what a reader sends to newsletter.unsubscribe_mailto) "
-                   "and unsubscribe by the signed token in its subject.")
+                   "and unsubscribe by the signed token in its subject. Only the first 256 KiB are read "
+                   "(the header must be within them); the rest is drained unread.")
 @_store_options
 def unsubscribe(email: str | None, from_message: bool, config_path: str | None, database: str | None) -> None:
     """Stop sending to a subscriber (kept on the list, so that an import cannot add them back).
@@ -256,7 +258,7 @@ def unsubscribe(email: str | None, from_message: bool, config_path: str | None, 
         raise UserError("give either EMAIL or --from-message")
     store = _open(settings, database)
     if from_message:
-        subscriber = _from_message(sys.stdin.buffer.read(), store, settings)
+        subscriber = _from_message(read_piped(sys.stdin.buffer).head, store, settings)
     else:
         normalise_email(email)
         subscriber = _existing(store, email)
@@ -268,17 +270,15 @@ def unsubscribe(email: str | None, from_message: bool, config_path: str | None, 
 
 def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     """The subscriber a mailto unsubscribe message is about: the signed token its subject carries
-    (the List-Unsubscribe mailto puts it there), which cannot be forged."""
-    from email import message_from_bytes, policy
-
+    (the List-Unsubscribe mailto puts it there), which cannot be forged. ``raw`` comes from anyone:
+    mailin reads it at bounded cost, never email.policy.default."""
     from .tokens import TOKEN_LENGTH, Tokens, load_keys
 
-    message = message_from_bytes(raw, policy=policy.default)
-    subject = str(message.get("Subject", ""))
+    incoming = read_headers(raw)
     keys, current = load_keys(settings.secret_file)
     tokens = Tokens(keys, current, settings.newsletter.list_id)
     # The token may stand alone or glued to what a mail app left of "%20": try each end of each run.
-    for run in re.findall(r"[A-Za-z0-9_-]+", subject):
+    for run in re.findall(r"[A-Za-z0-9_-]+", incoming.subject):
         for candidate in {run[:TOKEN_LENGTH], run[-TOKEN_LENGTH:]}:
             subscriber_id = tokens.verify(candidate) if len(candidate) == TOKEN_LENGTH else None
             if subscriber_id is not None:
@@ -286,10 +286,7 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
                 if subscriber is not None:
                     return subscriber
     # A From: address proves nothing (anyone can write anyone's): without a valid token, nothing changes.
-    sender = ""
-    try:
-        sender = message["From"].addresses[0].addr_spec
-    except (TypeError, AttributeError, IndexError):
-        pass
-    raise UserError(f"no valid unsubscribe token in the subject {subject[:80]!r} (from {sender or 'unknown'}); "
+    # Both are shown as repr: what a stranger wrote must not reach the terminal or a log unescaped.
+    sender = repr(incoming.sender[:80]) if incoming.sender else "unknown"
+    raise UserError(f"no valid unsubscribe token in the subject {incoming.subject[:80]!r} (from {sender}); "
                     "nothing changed. Unsubscribe by hand with: digest subscribers unsubscribe ADDRESS")
