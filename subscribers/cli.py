@@ -129,19 +129,25 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
     Columns (header line required, any order, only email mandatory):
       email,name,locale,timezone,rubrics,status,created_at
     Rubrics are separated by ; or | or spaces. Bad rows are listed by line
-    and the good ones imported (exit code 1). Importing twice changes nothing;
-    an unsubscribed or bounced subscriber is never made active again.
+    (the first 100, then a count) and the good ones imported (exit code 1).
+    Importing twice changes nothing; an unsubscribed or bounced subscriber is
+    never made active again. One leading ' is taken off a cell when = + - @
+    or ' follows it: export writes it so that spreadsheets run no formulas.
     """
     settings = _settings(config_path)
     store = _open(settings, database)
     source: Any = sys.stdin.buffer if file == "-" else file
     report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone)
     click.echo(f"imported {file}: {report.created} created, {report.updated} updated, "
-               f"{report.unchanged} unchanged, {len(report.errors)} bad rows")
+               f"{report.unchanged} unchanged, {report.bad} bad rows")
     lines = [(line, reason) for line, reason in report.errors] + [(line, f"warning: {r}") for line, r in report.warnings]
     for line, reason in sorted(lines):
         click.echo(f"line {line}: {reason}")
-    if report.errors:
+    if report.bad > len(report.errors):
+        click.echo(f"… and {report.bad - len(report.errors)} more bad rows")
+    if report.warned > len(report.warnings):
+        click.echo(f"… and {report.warned - len(report.warnings)} more warnings")
+    if report.bad:
         sys.exit(1)
 
 
@@ -152,7 +158,9 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
 def export(file: str, status: str | None, config_path: str | None, database: str | None) -> None:
     """Write subscribers as CSV (UTF-8) to FILE, or to standard output ('-', the default).
 
-    The file imports back into an empty database as the same subscribers.
+    The file imports back into an empty database as the same subscribers. A
+    cell a spreadsheet would run as a formula (starting with = + - @, a tab or
+    a carriage return) is written with a leading ', which import takes off.
     """
     store = _open(_settings(config_path), database)
     if file == "-":
