@@ -84,8 +84,9 @@ def header_fields(raw: bytes, names: tuple[str, ...]) -> dict[str, str]:
         line = line.removesuffix(b"\r")
         if line[:1] in (b" ", b"\t"):  # a folded line: the line break goes, the white space stays
             if current is not None and room > 0:
-                current.append(line[:room])
-                room -= len(line[:room])
+                piece = line[:room]
+                current.append(piece)
+                room -= len(piece)
             continue
         name, colon, value = line.partition(b":")
         name = name.strip().lower()
