@@ -18,6 +18,7 @@ from digest.errors import DigestError
 from digest.settings import Settings
 
 from .csvio import export_csv, import_csv, iso_utc
+from .mailin import read_headers, read_piped
 from .model import STATUSES, Subscriber
 from .store import Store
 from .validate import check_rubrics, normalise_email, split_rubrics
@@ -141,19 +142,25 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
     Columns (header line required, any order, only email mandatory):
       email,name,locale,timezone,rubrics,status,created_at
     Rubrics are separated by ; or | or spaces. Bad rows are listed by line
-    and the good ones imported (exit code 1). Importing twice changes nothing;
-    an unsubscribed or bounced subscriber is never made active again.
+    (the first 100, then a count) and the good ones imported (exit code 1).
+    Importing twice changes nothing; an unsubscribed or bounced subscriber is
+    never made active again. One leading ' is taken off a cell when = + - @
+    or ' follows it: export writes it so that spreadsheets run no formulas.
     """
     settings = _settings(config_path)
     store = _open(settings, database, create=True)
     source: Any = sys.stdin.buffer if file == "-" else file
     report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone)
     click.echo(f"imported {file}: {report.created} created, {report.updated} updated, "
-               f"{report.unchanged} unchanged, {len(report.errors)} bad rows")
+               f"{report.unchanged} unchanged, {report.bad} bad rows")
     lines = [(line, reason) for line, reason in report.errors] + [(line, f"warning: {r}") for line, r in report.warnings]
     for line, reason in sorted(lines):
         click.echo(f"line {line}: {reason}")
-    if report.errors:
+    if report.bad > len(report.errors):
+        click.echo(f"… and {report.bad - len(report.errors)} more bad rows")
+    if report.warned > len(report.warnings):
+        click.echo(f"… and {report.warned - len(report.warnings)} more warnings")
+    if report.bad:
         sys.exit(1)
 
 
@@ -164,7 +171,9 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
 def export(file: str, status: str | None, config_path: str | None, database: str | None) -> None:
     """Write subscribers as CSV (UTF-8) to FILE, or to standard output ('-', the default).
 
-    The file imports back into an empty database as the same subscribers.
+    The file imports back into an empty database as the same subscribers. A
+    cell a spreadsheet would run as a formula (starting with = + - @, a tab or
+    a carriage return) is written with a leading ', which import takes off.
     """
     store = _open(_settings(config_path), database)
     if file == "-":
@@ -255,7 +264,8 @@ def remove(email: str, yes: bool, config_path: str | None, database: str | None)
 @click.argument("email", required=False)
 @click.option("--from-message", is_flag=True,
               help="Read an email on standard input (what a reader sends to newsletter.unsubscribe_mailto) "
-                   "and unsubscribe by the signed token in its subject.")
+                   "and unsubscribe by the signed token in its subject. Only the first 256 KiB are read "
+                   "(the header must be within them); the rest is drained unread.")
 @_store_options
 def unsubscribe(email: str | None, from_message: bool, config_path: str | None, database: str | None) -> None:
     """Stop sending to a subscriber (kept on the list, so that an import cannot add them back).
@@ -269,7 +279,7 @@ def unsubscribe(email: str | None, from_message: bool, config_path: str | None, 
         raise UserError("give either EMAIL or --from-message")
     store = _open(settings, database)
     if from_message:
-        subscriber = _from_message(sys.stdin.buffer.read(), store, settings)
+        subscriber = _from_message(read_piped(sys.stdin.buffer).head, store, settings)
     else:
         normalise_email(email)
         subscriber = _existing(store, email)
@@ -281,17 +291,15 @@ def unsubscribe(email: str | None, from_message: bool, config_path: str | None, 
 
 def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     """The subscriber a mailto unsubscribe message is about: the signed token its subject carries
-    (the List-Unsubscribe mailto puts it there), which cannot be forged."""
-    from email import message_from_bytes, policy
-
+    (the List-Unsubscribe mailto puts it there), which cannot be forged. ``raw`` comes from anyone:
+    mailin reads it at bounded cost, never email.policy.default."""
     from .tokens import TOKEN_LENGTH, Tokens, load_keys
 
-    message = message_from_bytes(raw, policy=policy.default)
-    subject = str(message.get("Subject", ""))
+    incoming = read_headers(raw)
     keys, current = load_keys(settings.secret_file)
     tokens = Tokens(keys, current, settings.newsletter.list_id)
     # The token may stand alone or glued to what a mail app left of "%20": try each end of each run.
-    for run in re.findall(r"[A-Za-z0-9_-]+", subject):
+    for run in re.findall(r"[A-Za-z0-9_-]+", incoming.subject):
         for candidate in {run[:TOKEN_LENGTH], run[-TOKEN_LENGTH:]}:
             subscriber_id = tokens.verify(candidate) if len(candidate) == TOKEN_LENGTH else None
             if subscriber_id is not None:
@@ -299,10 +307,7 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
                 if subscriber is not None:
                     return subscriber
     # A From: address proves nothing (anyone can write anyone's): without a valid token, nothing changes.
-    sender = ""
-    try:
-        sender = message["From"].addresses[0].addr_spec
-    except (TypeError, AttributeError, IndexError):
-        pass
-    raise UserError(f"no valid unsubscribe token in the subject {subject[:80]!r} (from {sender or 'unknown'}); "
+    # Both are shown as repr: what a stranger wrote must not reach the terminal or a log unescaped.
+    sender = repr(incoming.sender[:80]) if incoming.sender else "unknown"
+    raise UserError(f"no valid unsubscribe token in the subject {incoming.subject[:80]!r} (from {sender}); "
                     "nothing changed. Unsubscribe by hand with: digest subscribers unsubscribe ADDRESS")

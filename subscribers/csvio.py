@@ -5,14 +5,21 @@ free, only ``email`` is mandatory. An empty cell in locale, timezone, status or 
 given" (an existing subscriber keeps theirs, a new one gets the default); an empty name or rubrics cell
 is a value (no name; every rubric). Line numbers are physical lines of the file, the header being line
 1; a row whose quoted cell holds a line break is reported at the line where it starts.
+
+A file may come from anyone and be of any size: the import streams it (one line, one record, one page
+of rows at a time), keeps the first ERRORS_KEPT bad rows and counts the rest, and a cell or a line too
+long for the limits below is a bad row. Export writes a cell that a spreadsheet would run as a formula
+with a leading apostrophe, which import takes off again (``neutralise`` and ``restore``).
 """
 from __future__ import annotations
 
 import csv
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,6 +42,16 @@ COLUMNS = ("email", "name", "locale", "timezone", "rubrics", "status", "created_
 # Headers written by French-speaking staff or other tools, read as ours.
 ALIASES = {"e-mail": "email", "mail": "email", "courriel": "email", "nom": "name", "langue": "locale", "rubriques": "rubrics", "statut": "status"}
 EXCEL_HINT = "save it from your spreadsheet as “CSV UTF-8”"
+ERRORS_KEPT = 100  # bad rows (and warnings) kept with their line for the report; the rest are counted
+LINE_MAX = 1024 * 1024  # characters in a physical line: seven cells at csv's field limit fit, and 80,000 header names
+IGNORED_SHOWN = 10  # ignored header names listed in the warning
+REASON_MAX = 400  # characters of a reason kept in the report
+PAGE = 500  # rows per merge: the store looks a page of addresses up at once
+# A cell starting with one of these is a formula to a spreadsheet (=, +, - and @ run; tab and CR are
+# skipped before looking). On export it gets a leading apostrophe, shown as text; so that import can take
+# it off, a cell already starting with an apostrophe and one of these (or another apostrophe) gets one too.
+FORMULA_STARTS = frozenset("=+-@\t\r")
+_ESCAPED = FORMULA_STARTS | {"'"}
 
 
 class CsvError(DigestError):
@@ -48,8 +65,25 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): rows not imported
-    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): imported, with a remark
+    errors: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): the first bad rows, not imported
+    warnings: list[tuple[int, str]] = field(default_factory=list)  # (line, reason): the first rows imported with a remark
+    bad: int = 0  # every bad row, those past ``errors`` too
+    warned: int = 0  # every warning, those past ``warnings`` too
+
+    def reject(self, line: int, reason: str) -> None:
+        self.bad += 1
+        if len(self.errors) < ERRORS_KEPT:
+            self.errors.append((line, _cut(reason)))
+
+    def remark(self, line: int, reason: str) -> None:
+        self.warned += 1
+        if len(self.warnings) < ERRORS_KEPT:
+            self.warnings.append((line, _cut(reason)))
+
+
+def _cut(reason: str) -> str:
+    # A reason quotes the cell: one of 100,000 characters is not worth printing whole.
+    return reason if len(reason) <= REASON_MAX else reason[:REASON_MAX] + "…"
 
 
 def import_csv(
@@ -59,21 +93,20 @@ def import_csv(
     default_locale: str = "fr",
     default_timezone: str = "UTC",
 ) -> ImportReport:
-    """Check every row, then import the good ones in one transaction; the report names each bad row."""
-    name, text = _read(path_or_file)
+    """Check each row as the file streams in and merge the good ones a page at a time, all in one
+    transaction: all good rows or none (a file that cannot be read to its end imports nothing)."""
     report = ImportReport()
-    lines: list[int] = []
-    rows: list[Fields] = []
-    for line, fields in _checked_rows(name, text, known_rubrics, report):
-        lines.append(line)
-        rows.append(fields)
-    done = store.merge(rows, default_locale, default_timezone)  # one transaction: all good rows or none
-    for line, fields, upserted in zip(lines, rows, done):
-        setattr(report, upserted.outcome, getattr(report, upserted.outcome) + 1)
-        if upserted.kept_status:
-            report.warnings.append((line, f"{fields.email} stays {upserted.kept_status}: "
-                                          "only the subscriber can subscribe again"))
+    with _opened(path_or_file) as (name, lines), store.bulk() as tx:
+        rows = _checked_rows(name, lines, known_rubrics, report)
+        while page := list(islice(rows, PAGE)):
+            done = tx.merge([fields for _, fields in page], default_locale, default_timezone)
+            for (line, fields), upserted in zip(page, done):
+                setattr(report, upserted.outcome, getattr(report, upserted.outcome) + 1)
+                if upserted.kept_status:
+                    report.remark(line, f"{fields.email} stays {upserted.kept_status}: "
+                                        "only the subscriber can subscribe again")
     report.errors.sort()
+    report.warnings.sort()
     return report
 
 
@@ -83,9 +116,23 @@ def export_csv(store: Store, file: IO[str], status: str | None = None) -> int:
     writer.writerow(COLUMNS)
     count = 0
     for s in store.iter_subscribers(status=status):
-        writer.writerow((s.email, s.name, s.locale, s.timezone, ";".join(sorted(s.rubrics)), s.status, iso_utc(s.created_at)))
+        row = (s.email, s.name, s.locale, s.timezone, ";".join(sorted(s.rubrics)), s.status, iso_utc(s.created_at))
+        writer.writerow([neutralise(cell) for cell in row])
         count += 1
     return count
+
+
+def neutralise(cell: str) -> str:
+    """The cell as export writes it: an apostrophe before a formula (see FORMULA_STARTS)."""
+    if cell[:1] in FORMULA_STARTS or (cell[:1] == "'" and cell[1:2] in _ESCAPED):
+        return "'" + cell
+    return cell
+
+
+def restore(cell: str) -> str:
+    """The inverse of ``neutralise``: one apostrophe off before a formula character or an apostrophe.
+    A name such as "'Tis" was never neutralised and stays as it is."""
+    return cell[1:] if cell[:1] == "'" and cell[1:2] in _ESCAPED else cell
 
 
 def iso_utc(moment: datetime) -> str:
@@ -95,24 +142,93 @@ def iso_utc(moment: datetime) -> str:
 # -- reading the file ---------------------------------------------------------------------------
 
 
-def _read(path_or_file: str | Path | IO[str] | IO[bytes]) -> tuple[str, str]:
-    """The file's name for messages and its text, from UTF-8 with or without a BOM."""
+class _LongLine(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+class _Lines:
+    """The physical lines of a text stream, numbered, for csv.reader: each at most LINE_MAX characters
+    (a longer one is read past in pieces and raised as _LongLine) and checked as UTF-8, so that a byte
+    that is not names its line. ``peek`` gives the first line without taking it."""
+
+    def __init__(self, name: str, stream: IO[str]) -> None:
+        self.name = name
+        self.number = 0  # lines taken so far
+        self._stream = stream
+        self._ahead: str | None = None
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self._ahead is not None:
+            line, self._ahead = self._ahead, None
+        else:
+            line = self._read()
+        if not line:
+            raise StopIteration
+        self.number += 1
+        return line
+
+    def peek(self) -> str:
+        if self._ahead is None:
+            self._ahead = self._read()
+        return self._ahead
+
+    def _read(self) -> str:
+        line = self._stream.readline(LINE_MAX)
+        if self.number == 0:
+            line = line.removeprefix("\ufeff")
+        if len(line) >= LINE_MAX and not line.endswith(("\n", "\r")):
+            while (rest := self._stream.readline(LINE_MAX)) and not rest.endswith(("\n", "\r")):
+                pass
+            self.number += 1  # the long line is taken: the next record starts after it
+            raise _LongLine(self.number)
+        if not line.isascii():
+            _check_utf8(self.name, self.number + 1, line)
+        return line
+
+
+def _check_utf8(name: str, number: int, line: str) -> None:
+    """A byte that was not UTF-8 came through as a lone surrogate (errors="surrogateescape")."""
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        code = ord(line[exc.start])
+        what = f"has the byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else "has a lone surrogate"
+        raise CsvError(f"{name}: not UTF-8 (line {number} {what})", EXCEL_HINT) from None
+
+
+@contextmanager
+def _opened(path_or_file: str | Path | IO[str] | IO[bytes]) -> Iterator[tuple[str, _Lines]]:
+    """The file's name for messages and its lines, from UTF-8 with or without a BOM; a stream given
+    by the caller is left open."""
     if isinstance(path_or_file, (str, Path)):
         name = str(path_or_file)
         try:
-            data: str | bytes = Path(path_or_file).read_bytes()
+            binary: IO[bytes] = open(path_or_file, "rb")
         except OSError as exc:
             raise CsvError(f"{name}: cannot read it: {exc.strerror or exc}") from None
-    else:
-        name = str(getattr(path_or_file, "name", "<file>"))
-        data = path_or_file.read()
-    if isinstance(data, bytes):
-        try:
-            data = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise CsvError(f"{name}: not UTF-8 (line {line} has the byte 0x{data[exc.start]:02x})", EXCEL_HINT) from None
-    return name, data.removeprefix("\ufeff")
+        with binary, _text(binary) as text:
+            yield name, _Lines(name, text)
+        return
+    name = str(getattr(path_or_file, "name", "<file>"))
+    if isinstance(path_or_file.read(0), str):
+        yield name, _Lines(name, path_or_file)  # type: ignore[arg-type]
+        return
+    wrapper = _text(path_or_file)  # type: ignore[arg-type]
+    try:
+        yield name, _Lines(name, wrapper)
+    finally:
+        wrapper.detach()  # the caller's stream (standard input) stays open
+
+
+def _text(binary: IO[bytes]) -> io.TextIOWrapper:
+    # newline="": csv sees each line end as written (a quoted cell may hold one); surrogateescape: a
+    # byte that is not UTF-8 is found by _Lines with its line number rather than somewhere in a chunk.
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")  # type: ignore[arg-type]
 
 
 def _delimiter(header: str) -> str:
@@ -120,81 +236,118 @@ def _delimiter(header: str) -> str:
     return ";" if header.count(";") > header.count(",") else ","
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """(starting physical line, cells) for each record, blank lines skipped."""
-    header = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(header))
-    start = 1
-    for cells in reader:
+def _records(lines: _Lines) -> Iterator[tuple[int, list[str] | None, str]]:
+    """(starting physical line, cells, "") for each record, blank lines skipped; (line, None, reason)
+    for a record csv cannot read, or a line over LINE_MAX."""
+    try:
+        first = lines.peek()
+    except _LongLine as exc:
+        raise CsvError(f"{lines.name}: line {exc.line} is longer than {LINE_MAX:,} characters: not a subscriber list") from None
+    reader = csv.reader(lines, delimiter=_delimiter(first))
+    while True:
+        start = lines.number + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except _LongLine as exc:
+            yield exc.line, None, f"the line is longer than {LINE_MAX:,} characters"
+            continue
+        except csv.Error as exc:
+            limit = csv.field_size_limit()
+            reason = f"a cell is longer than {limit:,} characters" if "field limit" in str(exc) else f"not CSV: {exc}"
+            yield start, None, reason
+            continue
         if any(cell.strip() for cell in cells):
-            yield start, cells
-        start = reader.line_num + 1
+            yield start, cells, ""
 
 
-def _columns(name: str, line: int, header: list[str]) -> list[str | None]:
-    """Each header cell's column name, None for columns we ignore."""
-    columns: list[str | None] = []
-    for cell in header:
+@dataclass(frozen=True)
+class _Header:
+    line: int
+    width: int  # how many columns it names
+    index: dict[str, int]  # our column → its position
+
+
+def _header(name: str, line: int, cells: list[str], report: ImportReport) -> _Header:
+    """Which of our columns each header cell is, in one pass (a header may have 80,000 cells)."""
+    index: dict[str, int] = {}
+    ignored: list[str] = []
+    for position, cell in enumerate(cells):
         key = cell.strip().lower().replace(" ", "_")
         key = ALIASES.get(key, key)
-        if key in columns:
+        if key in index:
             raise CsvError(f"{name}: line {line}: the column {cell.strip()!r} appears twice")
-        columns.append(key if key in COLUMNS else None)
-    if "email" not in columns:
-        if any("@" in cell for cell in header):
+        if key in COLUMNS:
+            index[key] = position
+        elif cell.strip():
+            ignored.append(cell.strip())
+    if "email" not in index:
+        if any("@" in cell for cell in cells):
             raise CsvError(f"{name}: line {line} is an address, not a header",
                            f"add a first line naming the columns, e.g. {','.join(COLUMNS)}")
         raise CsvError(f"{name}: no email column in the header (line {line})", f"name the columns: {','.join(COLUMNS)}")
-    return columns
-
-
-def _checked_rows(name: str, text: str, known: set[str] | None, report: ImportReport) -> Iterator[tuple[int, Fields]]:
-    try:
-        records = list(_records(text))
-    except csv.Error as exc:
-        raise CsvError(f"{name}: not a CSV file: {exc}") from None
-    if not records:
-        raise CsvError(f"{name}: empty file", f"the first line names the columns: {','.join(COLUMNS)}")
-    (header_line, header), body = records[0], records[1:]
-    columns = _columns(name, header_line, header)
-    ignored = [cell.strip() for cell, col in zip(header, columns) if col is None and cell.strip()]
     if ignored:
-        report.warnings.append((header_line, f"column(s) ignored: {', '.join(ignored)}"))
+        shown = ", ".join(_shown(cell) for cell in ignored[:IGNORED_SHOWN])
+        more = f" and {len(ignored) - IGNORED_SHOWN:,} more" if len(ignored) > IGNORED_SHOWN else ""
+        report.remark(line, f"column(s) ignored: {shown}{more}")
+    return _Header(line, len(cells), index)
+
+
+def _shown(text: str) -> str:
+    """Text from the file as it may be printed: escaped unless every character is printable."""
+    return text if text.isprintable() else repr(text)
+
+
+def _checked_rows(name: str, lines: _Lines, known: set[str] | None, report: ImportReport) -> Iterator[tuple[int, Fields]]:
+    records = _records(lines)
+    header: _Header | None = None
+    for line, cells, problem in records:
+        if cells is None:
+            raise CsvError(f"{name}: line {line}: not a CSV header: {problem}")
+        header = _header(name, line, cells, report)
+        break
+    if header is None:
+        raise CsvError(f"{name}: empty file", f"the first line names the columns: {','.join(COLUMNS)}")
+    # Case-blind here: Amine@ and amine@ reach the same mailbox, and one import must not send twice.
+    # The one thing kept per good row, for the whole file: 200,000 addresses are about 30 MB.
     first_seen: dict[str, int] = {}
-    for line, cells in body:
-        try:
-            row = _row(cells, columns, known)
-        except InvalidSubscriber as exc:
-            report.errors.append((line, str(exc)))
+    for line, cells, problem in records:
+        if cells is None:
+            report.reject(line, problem)
             continue
-        # Case-blind here: Amine@ and amine@ reach the same mailbox, and one import must not send twice.
+        try:
+            row = _row(cells, header, known)
+        except InvalidSubscriber as exc:
+            report.reject(line, str(exc))
+            continue
         key = row.email.lower()
         if key in first_seen:
-            report.errors.append((line, f"duplicate address {row.email} (first on line {first_seen[key]})"))
+            report.reject(line, f"duplicate address {row.email} (first on line {first_seen[key]})")
             continue
         first_seen[key] = line
         yield line, row
 
 
-def _row(cells: list[str], columns: list[str | None], known: set[str] | None) -> Fields:
+def _row(cells: list[str], header: _Header, known: set[str] | None) -> Fields:
     """One record checked field by field; every problem in it named at once."""
-    if len(cells) > len(columns) and any(c.strip() for c in cells[len(columns):]):
-        raise InvalidSubscriber(f"{len(cells)} cells but the header names {len(columns)} columns")
-    values = {col: cell.strip(" \t") for col, cell in zip(columns, cells) if col is not None}
+    if len(cells) > header.width and any(c.strip() for c in cells[header.width:]):
+        raise InvalidSubscriber(f"{len(cells)} cells but the header names {header.width} columns")
+    values = {col: restore(cells[i].strip(" \t")) if i < len(cells) else "" for col, i in header.index.items()}
     problems: list[str] = []
     fields: dict[str, Any] = {}
 
     def check(column: str, parse: Any) -> None:
-        if column not in columns:
+        if column not in values:
             return
         try:
-            fields[column] = parse(values.get(column, ""))
+            fields[column] = parse(values[column])
         except InvalidSubscriber as exc:
             problems.append(str(exc))
 
     email = ""
     try:
-        email = normalise_email(values.get("email", ""))
+        email = normalise_email(values["email"])
     except InvalidSubscriber as exc:
         problems.append(str(exc))
     check("name", clean_name)
