@@ -28,6 +28,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace as _replace
+from email.utils import formatdate
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -35,7 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -238,10 +239,13 @@ class Site:
         return response
 
     async def edition(self, request: Request) -> Response:
-        path = archive.find_page(self.settings.archive, request.path_params["name"])
-        if path is None:
+        page = await run_in_threadpool(archive.read_page, self.settings.archive, request.path_params["name"])
+        if page is None:  # missing, or not a regular file of the folder: the same answer
             return self.notice(404, "no_edition")
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Cache-Control": "public, max-age=300"})
+        return Response(page.body, media_type="text/html; charset=utf-8", headers={
+            "Cache-Control": "public, max-age=300", "ETag": page.etag,
+            "Last-Modified": formatdate(page.modified, usegmt=True),
+        })
 
     async def stylesheet(self, request: Request) -> Response:
         return Response(self.css, media_type="text/css; charset=utf-8", headers={"Cache-Control": "public, max-age=3600"})
