@@ -7,6 +7,8 @@ from dataclasses import replace
 
 import click
 
+from .serve import MAX_CONNECTIONS, REQUEST_TIMEOUT
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -22,7 +24,16 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--trusted-proxy", "trusted", default="127.0.0.1", show_default=True, metavar="ADDRESSES",
               envvar="DIGEST_TRUSTED_PROXY",
               help="Comma-separated addresses whose X-Forwarded-For/-Proto headers are believed. [env: DIGEST_TRUSTED_PROXY]")
-def serve(config_path, host, port, database, trusted) -> None:
+@click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=REQUEST_TIMEOUT, show_default=True,
+              metavar="SECONDS", envvar="DIGEST_REQUEST_TIMEOUT",
+              help="A request must arrive whole within this long of the connection opening or of the previous "
+                   "answer, else the connection is closed (a body cut short: 408); a client that reads nothing "
+                   "of its answer for as long is dropped. [env: DIGEST_REQUEST_TIMEOUT]")
+@click.option("--max-connections", type=click.IntRange(1, 100_000), default=MAX_CONNECTIONS, show_default=True,
+              metavar="N", envvar="DIGEST_MAX_CONNECTIONS",
+              help="Open connections at most: at N a request is answered 503, beyond N a new connection is "
+                   "closed at once. [env: DIGEST_MAX_CONNECTIONS]")
+def serve(config_path, host, port, database, trusted, request_timeout, max_connections) -> None:
     """Serve the pages the emails link to, under the path of newsletter.base_url:
 
     \b
@@ -31,19 +42,28 @@ def serve(config_path, host, port, database, trusted) -> None:
       GET  <base>/preferences/TOKEN     language and rubrics, subscribe again (CSRF-protected)
       GET  <base>/archive/              past editions; <base>/archive/YYYY-MM-DD.html each one
 
-    \b
-    Run it behind a reverse proxy that terminates TLS (see the README). One log line per request,
-    with tokens cut out of the path. SIGINT or SIGTERM finishes the requests in flight, then stops.
+    The one-click POST takes the body List-Unsubscribe=One-Click as application/x-www-form-urlencoded,
+    as a multipart/form-data field, or bare (no or any other Content-Type) when the body is exactly
+    that text; any other body is 400 and changes nothing.
+
+    Limits, for a public port: request line and headers 32 KiB (else 431 or 400), body 16 KiB
+    (else 413), each request whole within --request-timeout (else closed; a body cut short: 408),
+    an idle connection kept 5 s after its last answer, --max-connections open at once (503 at the
+    limit). Run it behind a reverse proxy that terminates TLS all the same (see the README).
+
+    One log line per request, with tokens cut out of the path and control characters
+    percent-encoded; 499 means the client left before its request was read. SIGINT or SIGTERM
+    finishes the requests in flight, then stops.
     """
     import uvicorn
 
     from .cli import load_settings
-    from .serve import create_app, prefix_of
+    from .serve import create_app, prefix_of, uvicorn_options
 
     settings = load_settings(config_path, None)
     if database:
         settings = replace(settings, database=database)
-    app = create_app(settings)
+    app = create_app(settings, request_timeout=request_timeout)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prefix = prefix_of(settings.newsletter.base_url) or "/"
     click.echo(f"Serving {settings.newsletter.name} at http://{host}:{port}{prefix} for {settings.newsletter.base_url} "
@@ -63,6 +83,7 @@ def serve(config_path, host, port, database, trusted) -> None:
         forwarded_allow_ips=trusted,
         server_header=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(request_timeout, max_connections),
     )
 
 
