@@ -298,12 +298,18 @@ def test_idle_and_half_sent_connections_are_closed_in_time_and_the_server_still_
                           "Content-Type: text/plain\r\nContent-Length: 1000\r\n\r\nList-Unsu".encode())
         # Meanwhile, a normal request is answered at once.
         assert httpx.get(served.url(f"{PREFIX}/healthz"), timeout=30).text == "ok\n"
-        for byte in b"GET /digest/healthz HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n":  # 8 s at this pace
+        trickled = b"GET /digest/healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 1000
+        started, cut_off = time.monotonic(), False
+        for byte in trickled:  # a byte every 0.2 s, each well within the timeout of the one before
             try:
                 trickle.sendall(bytes([byte]))
             except (BrokenPipeError, ConnectionResetError):
-                break  # closed already: that is the point
+                cut_off = True
+                break
+            if time.monotonic() - started > CLOSED_WITHIN:
+                break
             time.sleep(0.2)
+        assert cut_off, "a byte at a time kept the connection open"
         for conn in [*idle, half_line, half_head, trickle, after_answer]:
             assert read_all(conn) == b"", "closed without an answer"
             conn.close()
@@ -391,12 +397,9 @@ def test_request_heads_up_to_32_kib_pass_and_larger_ones_are_refused(room):
                                 "Connection: close\r\n\r\n".encode())
         # 400 from h11 when the head comes in pieces, 431 from the app when one read holds it all.
         assert huge.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 431 ")), huge[:100]
-        pieces = served.connect()
-        pieces.sendall(f"GET {PREFIX}/healthz HTTP/1.1\r\nHost: x\r\n".encode())
-        for _ in range(5):
-            pieces.sendall(f"Cookie: {cookie}\r\n".encode())  # 5 × 20 KiB
-        assert read_all(pieces).startswith(b"HTTP/1.1 400 ")
-        pieces.close()
+        # A head that never ends: refused as soon as more than 32 KiB of it wait for their end.
+        endless = exchange(served, f"GET {PREFIX}/healthz HTTP/1.1\r\nHost: x\r\nCookie: {cookie * 2}\r\n".encode())
+        assert endless.startswith(b"HTTP/1.1 400 "), endless[:100]
         big_body = served.connect()  # announces more than 16 KiB: refused before a byte of it is read
         big_body.sendall(f"POST {PREFIX}/unsubscribe/{token_of(room, 0)} HTTP/1.1\r\nHost: x\r\n"
                          "Content-Length: 10000000\r\n\r\n".encode())
