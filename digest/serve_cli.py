@@ -7,12 +7,40 @@ from dataclasses import replace
 
 import click
 
-from .serve import MAX_CONNECTIONS, REQUEST_TIMEOUT
+from .serve import KEEP_ALIVE, MAX_BODY, MAX_CONNECTIONS, MAX_REQUEST_HEAD, REQUEST_TIMEOUT
+
+HELP = f"""Serve the pages the emails link to, under the path of newsletter.base_url:
+
+\b
+  POST <base>/unsubscribe/TOKEN     RFC 8058 one-click unsubscribe (200, no redirect)
+  GET  <base>/unsubscribe/TOKEN     a confirmation page whose button POSTs
+  GET  <base>/preferences/TOKEN     language and rubrics, subscribe again (CSRF-protected)
+  GET  <base>/archive/              past editions; <base>/archive/YYYY-MM-DD.html each one
+
+\b
+The one-click POST unsubscribes with the body List-Unsubscribe=One-Click sent as
+  application/x-www-form-urlencoded    what mail providers send (other fields ignored)
+  multipart/form-data                  a field List-Unsubscribe whose value is One-Click
+  no or any other Content-Type         a bare body that is exactly List-Unsubscribe=One-Click
+Any other body is 400 and changes nothing.
+
+Limits, for a public port: request line and headers {MAX_REQUEST_HEAD // 1024} KiB (else 431 or 400),
+body {MAX_BODY // 1024} KiB (else 413), each request whole within --request-timeout (else closed; a
+body cut short: 408), an idle connection kept {KEEP_ALIVE} s after its last answer, a client that
+reads nothing of its answer for --request-timeout dropped, --max-connections open at once (503 at
+the limit). Run it behind a reverse proxy that terminates TLS all the same (see the README).
+
+One log line per request, with tokens cut out of the path and control characters percent-encoded;
+499 means the client left before its request was read. SIGINT or SIGTERM finishes the requests in
+flight, then stops.
+"""
+
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.command("serve", context_settings=CONTEXT, short_help="Serve one-click unsubscribe, preferences and the web archive.")
+@click.command("serve", context_settings=CONTEXT, help=HELP,
+               short_help="Serve one-click unsubscribe, preferences and the web archive.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="digest.toml to read (default: ./digest.toml if present, else built-in defaults). [env: DIGEST_CONFIG]")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="DIGEST_HOST",
@@ -34,27 +62,7 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
               help="Open connections at most: at N a request is answered 503, beyond N a new connection is "
                    "closed at once. [env: DIGEST_MAX_CONNECTIONS]")
 def serve(config_path, host, port, database, trusted, request_timeout, max_connections) -> None:
-    """Serve the pages the emails link to, under the path of newsletter.base_url:
-
-    \b
-      POST <base>/unsubscribe/TOKEN     RFC 8058 one-click unsubscribe (200, no redirect)
-      GET  <base>/unsubscribe/TOKEN     a confirmation page whose button POSTs
-      GET  <base>/preferences/TOKEN     language and rubrics, subscribe again (CSRF-protected)
-      GET  <base>/archive/              past editions; <base>/archive/YYYY-MM-DD.html each one
-
-    The one-click POST takes the body List-Unsubscribe=One-Click as application/x-www-form-urlencoded,
-    as a multipart/form-data field, or bare (no or any other Content-Type) when the body is exactly
-    that text; any other body is 400 and changes nothing.
-
-    Limits, for a public port: request line and headers 32 KiB (else 431 or 400), body 16 KiB
-    (else 413), each request whole within --request-timeout (else closed; a body cut short: 408),
-    an idle connection kept 5 s after its last answer, --max-connections open at once (503 at the
-    limit). Run it behind a reverse proxy that terminates TLS all the same (see the README).
-
-    One log line per request, with tokens cut out of the path and control characters
-    percent-encoded; 499 means the client left before its request was read. SIGINT or SIGTERM
-    finishes the requests in flight, then stops.
-    """
+    """Serve the public web application under uvicorn, with digest's limits (HELP says what)."""
     import uvicorn
 
     from .cli import load_settings

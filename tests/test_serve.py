@@ -156,6 +156,14 @@ def test_other_one_click_bodies_are_400_and_change_nothing(room, client, content
     assert snapshot(room) == before
 
 
+def test_an_absurd_content_length_is_413_not_a_crash(room, client):
+    # h11 stops at 20 digits, but the app does not count on its server for that: int() of 5000 raises.
+    for length in ("9" * 5000, "9" * 20):
+        response = client.post(unsub_path(room), headers={"Content-Length": length})
+        assert response.status_code == 413 and response.headers["connection"] == "close", length
+    assert client.post(unsub_path(room), headers={"Content-Length": "-1"}).status_code == 400
+
+
 def test_unsubscribed_and_bounced_subscribers_see_where_they_stand(room, client):
     room.store.unsubscribe(room.emails[0])
     room.store.set_status(room.emails[1], "bounced")
@@ -464,7 +472,8 @@ def test_redact_cuts_tokens_anywhere_escapes_everything_else_and_keeps_the_newsl
     assert redact(f"{prefix}/archive/", "") == "/newsletters/…/archive/"
     assert redact(f"{prefix}/{token}", prefix) == f"{prefix}/…"
     long = redact("/digest/" + "é" * 400)
-    assert len(long) <= 301 and long.endswith("…") and re.fullmatch(r"/digest/(%C3%A9)+(%C3)?…", long)  # never half an escape
+    assert len(long) <= 301 and long.endswith("…")
+    assert re.fullmatch(r"/digest/(%C3%A9)+(%C3)?…", long)  # never half an escape
 
 
 def test_the_log_keeps_a_long_prefix_and_cuts_the_token_after_it(room, caplog):

@@ -88,6 +88,7 @@ class Served:
             self.process.wait()
         self._reader.join(timeout=10)
         self.process.stdout.close()
+        self.process.stderr.close()
         return self.stderr()
 
     def connect(self, timeout: float = 30) -> socket.socket:
