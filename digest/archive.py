@@ -8,8 +8,10 @@ http(s) URLs, so nothing a feed says can run in the reader's browser.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +29,9 @@ from .settings import LOCALES, Settings
 
 PAGE_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.html")
 _UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\"<>\\`]")
+# An edition's page is some hundred KiB; a file far larger is not one digest wrote, and `digest serve`
+# reads a page whole into memory.
+MAX_PAGE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -174,30 +179,69 @@ def write_page(settings: Settings, edition: Edition) -> Path:
 
 
 def editions(folder: Path) -> list[date]:
-    """The dates of the pages in the archive folder, newest first; other files are ignored."""
+    """The dates of the pages in the archive folder, newest first; other files are ignored, and so
+    is anything that is not a regular file (a symlink, a folder, a FIFO): `read_page` would refuse it."""
     found = []
     try:
-        names = [entry.name for entry in os.scandir(folder) if entry.is_file()]
+        names = [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
     except (FileNotFoundError, NotADirectoryError):
         return []
     for name in names:
-        match = PAGE_NAME.fullmatch(name)
-        if match:
-            try:
-                found.append(date.fromisoformat(match.group(1)))
-            except ValueError:
-                continue
+        day = _page_date(name)
+        if day is not None:
+            found.append(day)
     return sorted(found, reverse=True)
 
 
-def find_page(folder: Path, name: str) -> Path | None:
-    """The file for a requested page name, or None: only YYYY-MM-DD.html of a real date, in the folder."""
+@dataclass(frozen=True)
+class Page:
+    """An edition's page as `digest serve` sends it."""
+
+    body: bytes
+    modified: float  # st_mtime, for Last-Modified and the ETag
+    etag: str
+
+
+def read_page(folder: Path, name: str) -> Page | None:
+    """The page for a requested name, or None (the same 404 as a missing page).
+
+    Only YYYY-MM-DD.html of a real date, and only a regular file right in the folder: a symlink
+    (to /etc/passwd, to a page elsewhere, even to another page of the folder), a folder, a FIFO or a
+    device is refused. The name is opened once, without following a symlink (O_NOFOLLOW) and without
+    waiting on a FIFO (O_NONBLOCK), and that descriptor is the one checked (fstat) and read, so a
+    swap between a check and the open cannot win. The name is one path component (no slash can
+    match PAGE_NAME), so nothing outside the folder is reachable.
+    """
+    if _page_date(name) is None:
+        return None
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(folder / name, flags)
+    except OSError:  # missing, a symlink (ELOOP), unreadable
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_PAGE_BYTES:
+            return None
+        chunks, size = [], 0
+        while chunk := os.read(fd, 1 << 20):
+            size += len(chunk)
+            if size > MAX_PAGE_BYTES:  # grew while read: not a page digest wrote
+                return None
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    tag = hashlib.md5(f"{info.st_mtime_ns}-{size}".encode(), usedforsecurity=False).hexdigest()
+    return Page(b"".join(chunks), info.st_mtime, f'"{tag}"')
+
+
+def _page_date(name: str) -> date | None:
     match = PAGE_NAME.fullmatch(name)
     if not match:
         return None
     try:
-        date.fromisoformat(match.group(1))
+        return date.fromisoformat(match.group(1))
     except ValueError:
         return None
-    path = folder / name
-    return path if path.is_file() else None

@@ -16,28 +16,52 @@ A TOKEN is the one the email carries (subscribers.tokens, purpose "unsubscribe")
 opens the preferences page, since one slot per message fills both links. A token that does not
 verify (forged, cut, altered, of another newsletter, of a key no longer held) is a 404, and
 nothing changes. Every response carries the security headers below; no response redirects.
+
+The one-click POST (RFC 8058) is accepted with the body `List-Unsubscribe=One-Click` sent as
+  - application/x-www-form-urlencoded (what mail providers send; other fields are ignored),
+  - multipart/form-data, as a field List-Unsubscribe with the value One-Click,
+  - a bare body with no Content-Type or any other one (text/plain, application/octet-stream…) that
+    is exactly `List-Unsubscribe=One-Click`, white space around it aside.
+Anything else (another value, a JSON body, a bare body with more in it) is a 400 and changes nothing.
+
+A public endpoint's limits: a request's line and headers stop at MAX_REQUEST_HEAD (431, or 400 from
+the parser), its body at MAX_BODY (413); it must arrive whole within the request timeout of the
+connection opening or of the previous answer, else the connection is closed (a body cut short is
+answered 408); an idle connection is closed KEEP_ALIVE seconds after its last answer; a client that
+reads nothing of its answer for the request timeout is dropped; connections are capped (GuardedH11Protocol).
+
+The log has one line per request: method, path, status, time. The path never shows a token (see
+`redact`) nor a control character; no client address is written. Status 499 means the client left
+before its request was read whole (nothing changed).
 """
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
 import hmac
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import replace as _replace
-from urllib.parse import urlsplit
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import quote, urlsplit
 
+import anyio
+import h11
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from . import archive, i18n
 from .settings import LOCALES, Settings
@@ -58,9 +82,23 @@ SECURITY_HEADERS = {
 }
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}  # pages opened with a token
 MAX_BODY = 16 * 1024  # the largest form is a few hundred bytes
+# Request line and headers: what nginx allows by default (4 × 8 KiB), since the browser sends every
+# cookie of the newsroom's domain along, and a news site's cookies can be many.
+MAX_REQUEST_HEAD = 32 * 1024
+REQUEST_TIMEOUT = 10.0  # seconds for a request to arrive whole; a few hundred bytes, even on a poor line
+KEEP_ALIVE = 5  # seconds an idle connection is kept after an answer (uvicorn's default)
+MAX_CONNECTIONS = 200  # far above what a newsletter's links bring, far below a process's descriptors
+CLIENT_GONE = 499  # in the log (nginx's code): the client left before its request was read whole
+CLOSE = {"Connection": "close"}  # after a refusal, no keep-alive: the rest of the request is not read
 CSRF_MAX_AGE = 24 * 3600  # a preferences page left open for a day still saves
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
-_TOKEN_IN_PATH = re.compile(r"/(unsubscribe|preferences)/.*", re.S)
+# A segment with such a run may be a token (44 characters of this alphabet), wherever it is.
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_-]{20,}")
+_TOKEN_ROUTES = ("unsubscribe", "preferences")
+# RFC 3986 path characters, logged as they are; everything else is percent-encoded.
+_PATH_CHARS = "/!$&'()*+,;=:@-._~"
+REDACTED = "…"
+MAX_LOGGED_PATH = 300
 
 # What the pages say besides their templates: English msgids of templates/locale/*/digest.po.
 NOTICES = {  # (title, message)
@@ -80,9 +118,36 @@ DONE = {  # after a preferences form is sent, by its action
 }
 
 
-def redact(path: str) -> str:
-    """The path as the log shows it: a token is a credential, so it is never written down."""
-    return _TOKEN_IN_PATH.sub(lambda m: f"/{m.group(1)}/…", path)
+def redact(path: str, prefix: str = "") -> str:
+    """The request path as the log shows it: never a token, never a control character.
+
+    A token is a credential, so it is never written down: a segment holding a token-like run (20 or
+    more of [A-Za-z0-9_-]) is cut, wherever it is, and so is everything after a segment that says
+    unsubscribe or preferences, in any case. The newsletter's own path prefix is kept as it is.
+    Every character but the RFC 3986 path characters is percent-encoded (control characters, NUL,
+    ESC, white space, quotes, backslash, `%` itself, anything beyond ASCII), so a request can write
+    neither a line, nor a colour, nor a lookalike into the log, and the line reads as a URL.
+    """
+    own = bool(prefix) and (path == prefix or path.startswith(prefix + "/"))
+    head, rest = (prefix, path[len(prefix):]) if own else ("", path)
+    segments = rest.split("/")
+    shown = []
+    for i, segment in enumerate(segments):
+        shown.append(REDACTED if _TOKEN_RUN.search(segment) else _escape(segment))
+        if i + 1 < len(segments) and any(route in segment.casefold() for route in _TOKEN_ROUTES):
+            shown.append(REDACTED)
+            break
+    text = _escape(head) + "/".join(shown)
+    if len(text) > MAX_LOGGED_PATH:
+        cut = text[:MAX_LOGGED_PATH]
+        if "%" in cut[-2:]:  # not half an escape
+            cut = cut[:cut.rindex("%")]
+        text = cut + REDACTED
+    return text
+
+
+def _escape(text: str) -> str:
+    return quote(text.encode("utf-8", "surrogatepass"), safe=_PATH_CHARS)
 
 
 def mask(address: str) -> str:
@@ -140,11 +205,16 @@ class FormGuard:
 
 class _Guard:
     """Around every request: security headers on every response, `no-store` unless a route says
-    otherwise, a cap on request bodies, and one log line with the token cut out of the path."""
+    otherwise, caps on the request's head and body, a deadline for the body, and one log line with
+    the token cut out of the path."""
 
-    def __init__(self, app: ASGIApp, max_body: int = MAX_BODY) -> None:
+    def __init__(self, app: ASGIApp, prefix: str = "", max_body: int = MAX_BODY,
+                 max_head: int = MAX_REQUEST_HEAD, request_timeout: float = REQUEST_TIMEOUT) -> None:
         self.app = app
+        self.prefix = prefix
         self.max_body = max_body
+        self.max_head = max_head
+        self.request_timeout = request_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,28 +234,161 @@ class _Guard:
                     headers["Cache-Control"] = "no-store"
             await send(message)
 
+        try:
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send_secured)
+                return
+            await self.app(scope, self._capped(receive), send_secured)
+        except ClientDisconnect:
+            # Gone before its body was read whole (closed, reset, or cut off by the protocol): no one
+            # to answer, nothing changed, and one line in the log rather than a traceback.
+            status = CLIENT_GONE
+        finally:
+            log.info("%s %s %d %.0f ms", _escape(scope["method"]), redact(scope["path"], self.prefix), status,
+                     (time.perf_counter() - started) * 1000)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request refused on its head alone, before a byte of its body is read."""
+        headers = scope["headers"]
+        head = len(scope.get("raw_path") or b"") + len(scope.get("query_string", b""))
+        head += sum(len(name) + len(value) + 4 for name, value in headers)
+        if head > self.max_head:
+            # h11 refuses a longer head only while it comes in pieces; one read can hold more.
+            return PlainTextResponse("Request header fields too large\n", status_code=431, headers=CLOSE)
+        length = dict(headers).get(b"content-length", b"0")
+        if not length.isdigit():
+            return PlainTextResponse("Bad request\n", status_code=400, headers=CLOSE)
+        if len(length) > 12 or int(length) > self.max_body:  # int() of 5000 digits raises
+            return PlainTextResponse("Request too large\n", status_code=413, headers=CLOSE)
+        return None
+
+    def _capped(self, receive: Receive) -> Receive:
+        """`receive` with the body capped at max_body and due within request_timeout of the head."""
         received = 0
+        deadline = anyio.current_time() + self.request_timeout
 
         async def receive_capped() -> Message:
             nonlocal received
-            message = await receive()
+            try:
+                with anyio.fail_after(max(deadline - anyio.current_time(), 0)):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(408, headers=CLOSE) from None
             received += len(message.get("body", b""))
             if received > self.max_body:
-                raise HTTPException(413)
+                raise HTTPException(413, headers=CLOSE)
             return message
 
-        try:
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if not length.isdigit() or int(length) > self.max_body:
-                too_large = length.isdigit()
-                response = PlainTextResponse("Request too large\n" if too_large else "Bad request\n",
-                                             status_code=413 if too_large else 400)
-                await response(scope, receive, send_secured)
-                return
-            await self.app(scope, receive_capped, send_secured)
-        finally:
-            log.info("%s %s %d %.0f ms", scope["method"], redact(scope["path"]), status,
-                     (time.perf_counter() - started) * 1000)
+        return receive_capped
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11) with the deadlines uvicorn lacks, and a cap on connections.
+
+    uvicorn (checked with 0.54) closes a connection left idle after an answer (timeout_keep_alive),
+    but never one that sends nothing, half a request line or half its headers, nor one whose client
+    stops reading its answer: on a public port such connections pile up until the process has no file
+    descriptor left. Here:
+      - a request's head must arrive whole within `request_timeout` of the connection opening or of
+        the previous answer (a byte at a time does not extend it), and so must the rest of a body
+        the application did not read; else the connection is closed. A body the application reads
+        has the same deadline in _Guard, which answers 408;
+      - a client that takes in nothing of its answer for `request_timeout` is dropped;
+      - beyond `max_connections` open connections, a new one is closed as soon as it is accepted
+        (and at `max_connections`, uvicorn's limit_concurrency answers 503).
+    """
+
+    request_timeout: float = REQUEST_TIMEOUT
+    max_connections: int = MAX_CONNECTIONS
+    refusal_logged_at: float = -math.inf  # per server class: the warning is said once a minute at most
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._stall: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            self._refuse()
+            return
+        self._watch(fresh=True)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._watch(fresh=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel("_deadline")
+        self._cancel("_stall")
+        super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._stall is None:
+            self._stall = self.loop.call_later(self.request_timeout, self._stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self._cancel("_stall")
+
+    def _awaiting_client(self) -> bool:
+        """Waiting on the client: for a request's head, or for the rest of a body already answered."""
+        if self.transport.is_closing():
+            return False
+        state = self.conn.their_state
+        answered = self.cycle is None or self.cycle.response_complete
+        return state is h11.IDLE or (state is h11.SEND_BODY and answered)
+
+    def _watch(self, fresh: bool = False) -> None:
+        if fresh or not self._awaiting_client():
+            self._cancel("_deadline")
+        if self._deadline is None and self._awaiting_client():
+            self._deadline = self.loop.call_later(self.request_timeout, self._too_slow)
+
+    def _cancel(self, name: str) -> None:
+        timer = getattr(self, name)
+        if timer is not None:
+            timer.cancel()
+            setattr(self, name, None)
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()  # nothing to log: browsers open connections they never use
+
+    def _stalled(self) -> None:
+        self._stall = None
+        log.warning("a client stopped reading its answer for %g s: connection dropped", self.request_timeout)
+        self.transport.abort()  # close() would wait for the buffer to drain, which it never will
+
+    def _refuse(self) -> None:
+        cls = type(self)
+        now = self.loop.time()
+        if now - cls.refusal_logged_at >= 60:
+            cls.refusal_logged_at = now
+            log.warning("connection limit (%d) reached: new connections are closed at once "
+                        "(said once a minute at most)", self.max_connections)
+        self.transport.close()
+
+
+def uvicorn_options(request_timeout: float = REQUEST_TIMEOUT, max_connections: int = MAX_CONNECTIONS) -> dict:
+    """The keyword arguments of uvicorn.run that set digest's limits (see GuardedH11Protocol)."""
+    protocol = type("DigestH11Protocol", (GuardedH11Protocol,), {
+        "request_timeout": request_timeout, "max_connections": max_connections, "refusal_logged_at": -math.inf,
+    })
+    return {
+        "http": protocol,
+        "ws": "none",  # no route speaks WebSocket: no upgrade either
+        "limit_concurrency": max_connections,
+        "timeout_keep_alive": KEEP_ALIVE,
+        "h11_max_incomplete_event_size": MAX_REQUEST_HEAD,
+    }
 
 
 class Site:
@@ -238,10 +441,13 @@ class Site:
         return response
 
     async def edition(self, request: Request) -> Response:
-        path = archive.find_page(self.settings.archive, request.path_params["name"])
-        if path is None:
+        page = await run_in_threadpool(archive.read_page, self.settings.archive, request.path_params["name"])
+        if page is None:  # missing, or not a regular file of the folder: the same answer
             return self.notice(404, "no_edition")
-        return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Cache-Control": "public, max-age=300"})
+        return Response(page.body, media_type="text/html; charset=utf-8", headers={
+            "Cache-Control": "public, max-age=300", "ETag": page.etag,
+            "Last-Modified": formatdate(page.modified, usegmt=True),
+        })
 
     async def stylesheet(self, request: Request) -> Response:
         return Response(self.css, media_type="text/css; charset=utf-8", headers={"Cache-Control": "public, max-age=3600"})
@@ -373,7 +579,8 @@ class Site:
 
 
 async def _is_one_click(request: Request) -> bool:
-    """RFC 8058: the body is List-Unsubscribe=One-Click, as multipart/form-data or urlencoded."""
+    """RFC 8058: the body is List-Unsubscribe=One-Click, urlencoded or as a multipart/form-data
+    field; with no or another content type, the bare body must be exactly that (module docstring)."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form(max_files=0, max_fields=16, max_part_size=1024)
@@ -381,8 +588,9 @@ async def _is_one_click(request: Request) -> bool:
     return (await request.body()).strip() == f"{ONE_CLICK[0]}={ONE_CLICK[1]}".encode()
 
 
-def create_app(settings: Settings, store=None) -> Starlette:
-    """The application for `settings`, on its store (opened from `subscribers.database` if None)."""
+def create_app(settings: Settings, store=None, request_timeout: float = REQUEST_TIMEOUT) -> Starlette:
+    """The application for `settings`, on its store (opened from `subscribers.database` if None);
+    a request body must arrive within `request_timeout` seconds."""
     from subscribers.store import Store
     from subscribers.tokens import Tokens, load_keys
 
@@ -416,7 +624,7 @@ def create_app(settings: Settings, store=None) -> Starlette:
 
     app = Starlette(
         routes=routes,
-        middleware=[_middleware()],
+        middleware=[_middleware(site.prefix, request_timeout)],
         exception_handlers={HTTPException: site.http_error, 500: site.server_error},
         lifespan=lifespan,
     )
@@ -425,7 +633,7 @@ def create_app(settings: Settings, store=None) -> Starlette:
     return app
 
 
-def _middleware():
+def _middleware(prefix: str, request_timeout: float):
     from starlette.middleware import Middleware
 
-    return Middleware(_Guard)
+    return Middleware(_Guard, prefix=prefix, request_timeout=request_timeout)

@@ -7,10 +7,40 @@ from dataclasses import replace
 
 import click
 
+from .serve import KEEP_ALIVE, MAX_BODY, MAX_CONNECTIONS, MAX_REQUEST_HEAD, REQUEST_TIMEOUT
+
+HELP = f"""Serve the pages the emails link to, under the path of newsletter.base_url:
+
+\b
+  POST <base>/unsubscribe/TOKEN     RFC 8058 one-click unsubscribe (200, no redirect)
+  GET  <base>/unsubscribe/TOKEN     a confirmation page whose button POSTs
+  GET  <base>/preferences/TOKEN     language and rubrics, subscribe again (CSRF-protected)
+  GET  <base>/archive/              past editions; <base>/archive/YYYY-MM-DD.html each one
+
+\b
+The one-click POST unsubscribes with the body List-Unsubscribe=One-Click sent as
+  application/x-www-form-urlencoded    what mail providers send (other fields ignored)
+  multipart/form-data                  a field List-Unsubscribe whose value is One-Click
+  no or any other Content-Type         a bare body that is exactly List-Unsubscribe=One-Click
+Any other body is 400 and changes nothing.
+
+Limits, for a public port: request line and headers {MAX_REQUEST_HEAD // 1024} KiB (else 431 or 400),
+body {MAX_BODY // 1024} KiB (else 413), each request whole within --request-timeout (else closed; a
+body cut short: 408), an idle connection kept {KEEP_ALIVE} s after its last answer, a client that
+reads nothing of its answer for --request-timeout dropped, --max-connections open at once (503 at
+the limit). Run it behind a reverse proxy that terminates TLS all the same (see the README).
+
+One log line per request, with tokens cut out of the path and control characters percent-encoded;
+499 means the client left before its request was read. SIGINT or SIGTERM finishes the requests in
+flight, then stops.
+"""
+
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-@click.command("serve", context_settings=CONTEXT, short_help="Serve one-click unsubscribe, preferences and the web archive.")
+@click.command("serve", context_settings=CONTEXT, help=HELP,
+               short_help="Serve one-click unsubscribe, preferences and the web archive.")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
               help="digest.toml to read (default: ./digest.toml if present, else built-in defaults). [env: DIGEST_CONFIG]")
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="DIGEST_HOST",
@@ -22,25 +52,23 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 @click.option("--trusted-proxy", "trusted", default="127.0.0.1", show_default=True, metavar="ADDRESSES",
               envvar="DIGEST_TRUSTED_PROXY",
               help="Comma-separated addresses whose X-Forwarded-For/-Proto headers are believed. [env: DIGEST_TRUSTED_PROXY]")
-def serve(config_path, host, port, database, trusted) -> None:
-    """Serve the pages the emails link to, under the path of newsletter.base_url:
-
-    \b
-      POST <base>/unsubscribe/TOKEN     RFC 8058 one-click unsubscribe (200, no redirect)
-      GET  <base>/unsubscribe/TOKEN     a confirmation page whose button POSTs
-      GET  <base>/preferences/TOKEN     language and rubrics, subscribe again (CSRF-protected)
-      GET  <base>/archive/              past editions; <base>/archive/YYYY-MM-DD.html each one
-
-    \b
-    Run it behind a reverse proxy that terminates TLS (see the README). One log line per request,
-    with tokens cut out of the path. SIGINT or SIGTERM finishes the requests in flight, then stops.
-    """
+@click.option("--request-timeout", type=click.FloatRange(0.1, 3600), default=REQUEST_TIMEOUT, show_default=True,
+              metavar="SECONDS", envvar="DIGEST_REQUEST_TIMEOUT",
+              help="A request must arrive whole within this long of the connection opening or of the previous "
+                   "answer, else the connection is closed (a body cut short: 408); a client that reads nothing "
+                   "of its answer for as long is dropped. [env: DIGEST_REQUEST_TIMEOUT]")
+@click.option("--max-connections", type=click.IntRange(1, 100_000), default=MAX_CONNECTIONS, show_default=True,
+              metavar="N", envvar="DIGEST_MAX_CONNECTIONS",
+              help="Open connections at most: at N a request is answered 503, beyond N a new connection is "
+                   "closed at once. [env: DIGEST_MAX_CONNECTIONS]")
+def serve(config_path, host, port, database, trusted, request_timeout, max_connections) -> None:
+    """Serve the public web application under uvicorn, with digest's limits (HELP says what)."""
     import uvicorn
     from subscribers.store import Store
 
     from .cli import load_settings
     from .errors import ConfigError
-    from .serve import create_app, prefix_of
+    from .serve import create_app, prefix_of, uvicorn_options
 
     settings = load_settings(config_path, None)
     if settings.path is None:
@@ -49,7 +77,7 @@ def serve(config_path, host, port, database, trusted) -> None:
     if database:
         settings = replace(settings, database=database)
     store = Store.open(settings.database, create=False)  # unsubscribe pages for a list that does not exist: no
-    app = create_app(settings, store)
+    app = create_app(settings, store, request_timeout=request_timeout)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prefix = prefix_of(settings.newsletter.base_url) or "/"
     click.echo(f"Serving {settings.newsletter.name} at http://{host}:{port}{prefix} for {settings.newsletter.base_url} "
@@ -69,6 +97,7 @@ def serve(config_path, host, port, database, trusted) -> None:
         forwarded_allow_ips=trusted,
         server_header=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(request_timeout, max_connections),
     )
 
 

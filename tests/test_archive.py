@@ -2,6 +2,7 @@
 and the index; hostile feed content never becomes markup; every web string is translated."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -158,6 +159,74 @@ def test_an_empty_archive_says_so(tmp_path):
         page = client.get("/digest/archive/")
         assert page.status_code == 200 and "Pas encore d’édition." in page.text
 
+
+
+# -- only regular files inside the folder -------------------------------------------------------------
+
+def _archive_with_traps(tmp_path):
+    """A newsroom whose archive folder holds one real page and, under page names, everything else."""
+    room = Newsroom(tmp_path, subscribers=0)
+    folder = room.settings.archive
+    archive.write_page(room.settings, replace(room.made.edition, date=date(2026, 11, 29)))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outside_page = elsewhere / "2026-11-20.html"
+    outside_page.write_text("<p>a page outside the archive folder: secret-outside</p>", encoding="utf-8")
+    traps = {
+        "2026-11-28.html": "/etc/passwd",                # a system file
+        "2026-11-27.html": outside_page,                 # a page-like file elsewhere
+        "2026-11-26.html": folder / "2026-11-29.html",   # even another page of the archive
+        "2026-11-25.html": elsewhere,                    # a folder
+        "2026-11-24.html": "2026-11-29.html",            # relative, inside the folder
+    }
+    for name, target in traps.items():
+        (folder / name).symlink_to(target)
+    os.mkfifo(folder / "2026-11-23.html")  # would block a plain open() for ever
+    return room, list(traps) + ["2026-11-23.html"]
+
+
+def test_symlinks_folders_and_fifos_in_the_archive_are_404_like_a_missing_page(tmp_path):
+    room, traps = _archive_with_traps(tmp_path)
+    with client_for(room.settings, room.store) as client:
+        missing = client.get("/digest/archive/2026-11-01.html")
+        assert missing.status_code == 404
+        for name in traps:
+            for method in ("GET", "HEAD"):
+                response = client.request(method, f"/digest/archive/{name}")
+                assert response.status_code == 404, (name, method)
+                if method == "GET":
+                    assert response.text == missing.text, name
+                    assert "root:" not in response.text and "secret-outside" not in response.text
+        real = client.get("/digest/archive/2026-11-29.html")
+        assert real.status_code == 200
+        assert real.content == (room.settings.archive / "2026-11-29.html").read_bytes()
+        assert real.headers["content-length"] == str(len(real.content))
+        assert "last-modified" in real.headers and "public" in real.headers["cache-control"]
+        head = client.head("/digest/archive/2026-11-29.html")
+        assert head.status_code == 200 and head.content == b""
+
+
+def test_the_index_lists_only_regular_files(tmp_path):
+    room, _ = _archive_with_traps(tmp_path)
+    assert archive.editions(room.settings.archive) == [date(2026, 11, 29)]
+    with client_for(room.settings, room.store) as client:
+        hrefs = re.findall(r'<li><a href="([^"]+)"', client.get("/digest/archive/").text)
+    assert hrefs == ["/digest/archive/2026-11-29.html"]
+
+
+def test_a_page_is_read_through_one_descriptor_opened_without_following_links(tmp_path):
+    """read_page opens the name once with O_NOFOLLOW and checks that very descriptor: replacing the
+    page by a symlink at any moment gives either the old page or nothing, never the link's target."""
+    room, _ = _archive_with_traps(tmp_path)
+    folder = room.settings.archive
+    page = (folder / "2026-11-29.html").read_bytes()
+    assert archive.read_page(folder, "2026-11-29.html").body == page
+    assert archive.read_page(folder, "2026-11-28.html") is None
+    (folder / "2026-11-29.html").unlink()
+    (folder / "2026-11-29.html").symlink_to(tmp_path / "elsewhere" / "2026-11-20.html")
+    assert archive.read_page(folder, "2026-11-29.html") is None
+    for name in ("../elsewhere/2026-11-20.html", "2026-11-29.html/", "2026-02-30.html", "2026-11-29.HTML"):
+        assert archive.read_page(folder, name) is None
 
 # -- hostile feed content ---------------------------------------------------------------------------
 

@@ -124,6 +124,46 @@ def test_a_post_without_the_one_click_body_changes_nothing(room, client):
     assert snapshot(room) == before
 
 
+@pytest.mark.parametrize("content_type, body", [
+    ("application/x-www-form-urlencoded", b"List-Unsubscribe=One-Click"),
+    ("application/x-www-form-urlencoded; charset=utf-8", b"List-Unsubscribe=One-Click&utm=x"),
+    ("multipart/form-data; boundary=XyZ",
+     b'--XyZ\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--XyZ--\r\n'),
+    (None, b"List-Unsubscribe=One-Click"),
+    ("text/plain", b"List-Unsubscribe=One-Click\r\n"),
+    ("application/octet-stream", b"List-Unsubscribe=One-Click"),
+])
+def test_the_one_click_body_types_that_unsubscribe(room, client, content_type, body):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(unsub_path(room), content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert room.store.get(room.emails[0]).status == "unsubscribed"
+
+
+@pytest.mark.parametrize("content_type, body", [
+    ("application/json", b'{"List-Unsubscribe": "One-Click"}'),
+    ("text/plain", b"List-Unsubscribe=One-Click&more=1"),
+    (None, b"list-unsubscribe=one-click"),
+    (None, b""),
+    ("application/x-www-form-urlencoded", b"List-Unsubscribe=Two-Clicks"),
+    ("multipart/form-data; boundary=XyZ",
+     b'--XyZ\r\nContent-Disposition: form-data; name="unsubscribe"\r\n\r\nOne-Click\r\n--XyZ--\r\n'),
+])
+def test_other_one_click_bodies_are_400_and_change_nothing(room, client, content_type, body):
+    before = snapshot(room)
+    headers = {"Content-Type": content_type} if content_type else {}
+    assert client.post(unsub_path(room), content=body, headers=headers).status_code == 400
+    assert snapshot(room) == before
+
+
+def test_an_absurd_content_length_is_413_not_a_crash(room, client):
+    # h11 stops at 20 digits, but the app does not count on its server for that: int() of 5000 raises.
+    for length in ("9" * 5000, "9" * 20):
+        response = client.post(unsub_path(room), headers={"Content-Length": length})
+        assert response.status_code == 413 and response.headers["connection"] == "close", length
+    assert client.post(unsub_path(room), headers={"Content-Length": "-1"}).status_code == 400
+
+
 def test_unsubscribed_and_bounced_subscribers_see_where_they_stand(room, client):
     room.store.unsubscribe(room.emails[0])
     room.store.set_status(room.emails[1], "bounced")
@@ -416,6 +456,37 @@ def test_helpers_redact_and_mask():
     assert redact("/preferences/abc") == "/preferences/…"
     assert redact("/digest/archive/2026-11-29.html") == "/digest/archive/2026-11-29.html"
     assert mask("salma.alaoui@example.ma") == "sa…@example.ma" and mask("ab@x.ma") == "a…@x.ma"
+
+
+def test_redact_cuts_tokens_anywhere_escapes_everything_else_and_keeps_the_newsletter_s_prefix():
+    token = "01000000002a" + "Zx9_-" * 6 + "ab"
+    assert redact(f"/digest/UnSubscribe/{token}") == "/digest/UnSubscribe/…"
+    assert redact(f"/digest/archive/{token}.html") == "/digest/archive/…"
+    assert redact(f"/{token}/x/PREFERENCES") == "/…/x/PREFERENCES"
+    assert redact("/digest/a\nb\rc\x00d\x1b[0m\x85\u2028\u202e \"\\%") == \
+        "/digest/a%0Ab%0Dc%00d%1B%5B0m%C2%85%E2%80%A8%E2%80%AE%20%22%5C%25"
+    assert redact("/digest/\udcff") == "/digest/%ED%B3%BF"  # a lone surrogate, should a server pass one
+    # The prefix of base_url stays readable, however long its words; what follows it is judged.
+    prefix = "/newsletters/le-quotidien-du-matin-edition-du-soir"
+    assert redact(f"{prefix}/archive/", prefix) == f"{prefix}/archive/"
+    assert redact(f"{prefix}/archive/", "") == "/newsletters/…/archive/"
+    assert redact(f"{prefix}/{token}", prefix) == f"{prefix}/…"
+    long = redact("/digest/" + "é" * 400)
+    assert len(long) <= 301 and long.endswith("…")
+    assert re.fullmatch(r"/digest/(%C3%A9)+(%C3)?…", long)  # never half an escape
+
+
+def test_the_log_keeps_a_long_prefix_and_cuts_the_token_after_it(room, caplog):
+    prefix = "/newsletters/le-quotidien-du-matin-edition-du-soir"
+    settings = replace(room.settings, newsletter=replace(room.settings.newsletter, base_url=BASE + prefix))
+    token = room.tokens.make(sid(room, 0))
+    caplog.set_level(logging.INFO, logger="digest.serve")
+    with TestClient(create_app(settings, room.store), base_url=BASE) as client:
+        assert client.get(f"{prefix}/unsubscribe/{token}").status_code == 200
+        assert client.get(f"{prefix}/Archive/{token}").status_code == 404
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("GET")]
+    assert lines[0].startswith(f"GET {prefix}/unsubscribe/… 200") and lines[1].startswith(f"GET {prefix}/Archive/… 404")
+    assert token not in caplog.text
 
 
 # -- the real command ---------------------------------------------------------------------------------
