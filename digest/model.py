@@ -8,6 +8,12 @@ from typing import Literal
 
 Kind = Literal["brief", "article"]
 
+# The slot that stands for a reader's token in a rendered email when nobody is sent it (build,
+# preview): plain letters and underscores that survive Jinja, mrml, lxml and URL escaping. The
+# sending path renders with a random slot of its own instead (personalize.new_slot), one no source
+# can know.
+SLOT_TOKEN = "__DIGEST_TOKEN__"
+
 
 @dataclass(frozen=True)
 class Image:
@@ -106,6 +112,7 @@ class Rendered:
     moved_to_more: int = 0  # items the size budget moved to the "more on the web" list
     dropped: int = 0  # items that did not fit at all
     warnings: tuple[str, ...] = field(default=())
+    slot: str = SLOT_TOKEN  # what stands for the reader's token in html and text
 
     @property
     def html_bytes(self) -> int:

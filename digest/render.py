@@ -3,6 +3,9 @@
 Jinja2 renders MJML from the theme; mjml-python compiles it; premailer inlines the CSS (with no
 network access); a second template writes the text twin. A size budget keeps the HTML under Gmail's
 clipping point by moving the lowest-ranked items to a "more on the web" list.
+
+Content never fills a reader's slot: the views are the one place content enters the templates, and
+no text or link there holds the slot (the renderer's own, or the fixed display slot).
 """
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -18,13 +22,12 @@ from premailer import Premailer
 
 from . import i18n
 from .errors import DigestError
-from .model import Edition, Image, Ranked, Rendered, Variant
+from .model import SLOT_TOKEN, Edition, Image, Ranked, Rendered, Variant
 from .rank import order_key
+from .sanitize import one_line
 from .settings import Settings
 
-# Per-recipient slots: plain letters and underscores survive Jinja, mrml, lxml and URL escaping, and a
-# personalised message is made by one string replacement, never by rendering again.
-SLOT_TOKEN = "__DIGEST_TOKEN__"
+__all__ = ["SLOT_TOKEN", "Renderer", "ThemeError", "inline_css"]
 
 _IMPORT = re.compile(r"@import\s+(url\()?[^;]*;", re.I)
 _DOCTYPE = "<!doctype html>"
@@ -74,10 +77,15 @@ def https(url: str | None) -> str | None:
 
 
 class Renderer:
-    """Holds the Jinja environments (one per locale, with that locale's catalog); render() is pure."""
+    """Holds the Jinja environments (one per locale, with that locale's catalog); render() is pure.
 
-    def __init__(self, settings: Settings) -> None:
+    `slot` is what the unsubscribe and preferences links carry in place of a reader's token: the fixed
+    display slot for build and preview, a random one per edition on the sending path (Sender)."""
+
+    def __init__(self, settings: Settings, slot: str = SLOT_TOKEN) -> None:
         self.settings = settings
+        self.slot = slot
+        self._slots = tuple(dict.fromkeys((slot, SLOT_TOKEN)))
         self._envs: dict[str, jinja2.Environment] = {}
         logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 
@@ -90,22 +98,48 @@ class Renderer:
     def archive_url(self, edition: Edition) -> str:
         return f"{self.settings.newsletter.base_url}/archive/{edition.date.isoformat()}.html"
 
+    def _text(self, text: str) -> str:
+        """Content text with every slot taken out. Replaced by a space, not by nothing: the space
+        cannot be part of a slot, so no new slot forms where one was cut (`__DIGEST__DIGEST_TOKEN__TOKEN__`)."""
+        if not any(slot in text for slot in self._slots):
+            return text
+        for slot in self._slots:
+            text = text.replace(slot, " ")
+        return one_line(text)
+
+    def _url(self, url: str | None) -> str | None:
+        """A content link, or None when it holds a slot in any spelling a step on the way could undo
+        (percent-encoding, letter case)."""
+        if not url:
+            return url
+        spellings = (url, unquote(url))
+        if any(slot.casefold() in s.casefold() for slot in self._slots for s in spellings):
+            return None
+        return url
+
     def _item(self, ranked: Ranked, locale: str, archive: str, tz: ZoneInfo) -> ItemView:
+        """The one place content enters the templates: every text cleaned of the slots, every link
+        that holds one dropped (the item is shown without it)."""
         item = ranked.item
         rubric = self.settings.rubric(ranked.rubric)
-        href = https(item.url)
+        title = self._text(item.title)
+        href = https(self._url(item.url))
         if href is None and item.kind == "article":
             href = f"{archive}#a-{item.id}"  # the web archive carries its full text
+        image = item.image
+        if image is not None:
+            url = self._url(image.url)
+            image = Image(url, self._text(image.alt) or title) if url else None
         return ItemView(
             id=item.id,
-            title=item.title,
+            title=title,
             href=href,
-            excerpt=truncate(item.excerpt, self.settings.layout.excerpt_chars),
+            excerpt=truncate(self._text(item.excerpt), self.settings.layout.excerpt_chars),
             time=item.published.astimezone(tz).strftime("%H:%M") if item.timed else "",
             kind=item.kind,
-            rubric_label=rubric.label_for(locale),
+            rubric_label=self._text(rubric.label_for(locale)),
             color=rubric.color,
-            image=item.image,
+            image=image,
         )
 
     def _context(self, edition: Edition, variant: Variant, keep: int | None) -> dict[str, Any]:
@@ -152,8 +186,8 @@ class Renderer:
             "moved": len(moved),
             "headlines": headlines,
             "archive_url": archive,
-            "unsubscribe_url": f"{base}/unsubscribe/{SLOT_TOKEN}",
-            "preferences_url": f"{base}/preferences/{SLOT_TOKEN}",
+            "unsubscribe_url": f"{base}/unsubscribe/{self.slot}",
+            "preferences_url": f"{base}/preferences/{self.slot}",
             "item_count": len(leads) + sum(len(s.articles) + len(s.briefs) for s in section_views),
         }
 
@@ -233,6 +267,7 @@ class Renderer:
             moved_to_more=context["moved"],
             dropped=context["more_hidden"],
             warnings=tuple(warnings),
+            slot=self.slot,
         )
 
 
