@@ -47,7 +47,8 @@ class Item:
     def id(self) -> str:
         """Stable across runs: the same story from the same source has the same id."""
         key = "\x1f".join((self.source, self.url or "", self.title, self.published.isoformat()))
-        return hashlib.sha1(key.encode()).hexdigest()[:12]
+        # surrogatepass: an id for any text, even one a hand-made item carries unchecked
+        return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,7 @@ class Rendered:
     dropped: int = 0  # items that did not fit at all
     warnings: tuple[str, ...] = field(default=())
     slot: str = SLOT_TOKEN  # what stands for the reader's token in html and text
+    skipped: tuple[str, ...] = field(default=())  # items that could not be rendered, left out (printable)
 
     @property
     def html_bytes(self) -> int:

@@ -85,6 +85,7 @@ class Sender:
         # This edition's own random slot: no source can know it, so no item can carry a reader's token.
         self.slot = new_slot(TOKEN_LENGTH)
         self.renderer = Renderer(settings, slot=self.slot)
+        self.skipped: list[str] = []  # items a variant could not render, left out (printable)
         self.progress = progress or (lambda n: None)
         self.on_start = on_start or (lambda due: None)  # told how many messages are due, once the ledger knows
         self.outbox = outbox
@@ -116,6 +117,7 @@ class Sender:
 
     def _build_template(self, rendered: Rendered) -> Template:
         self.compiles += 1
+        self.skipped += [item for item in rendered.skipped if item not in self.skipped]
         news = self.settings.newsletter
         from subscribers.tokens import TOKEN_LENGTH
 
