@@ -14,7 +14,6 @@ from babel.numbers import format_decimal
 
 from . import i18n
 from .model import Rendered
-from .render import SLOT_TOKEN
 
 GMAIL_CLIP = 102_000  # bytes of HTML after which Gmail hides the rest ("[Message clipped]")
 MIN_FONT_PX = 14.0
@@ -185,9 +184,9 @@ def run(rendered: Rendered, budget: int = 100_000, locale: str = "en") -> list[C
         if not faint else _("%(num)s runs of text below %(ratio)s:1") % {"num": num(len(faint)), "ratio": num(MIN_CONTRAST)},
         tuple(faint))
 
-    # The footer's link carries the subscriber's slot; any other "/unsubscribe/" (in a feed's URL,
-    # say) does not count.
-    match = re.search(r'<a\b[^>]*href="[^"]*/unsubscribe/' + re.escape(SLOT_TOKEN), html)
+    # The footer's link carries the subscriber's slot (the one this rendering used); any other
+    # "/unsubscribe/" (in a feed's URL, say) does not count.
+    match = re.search(r'<a\b[^>]*href="[^"]*/unsubscribe/' + re.escape(rendered.slot), html)
     position = match.start() if match else -1
     clip = min(budget, GMAIL_CLIP)
     unsubscribe_ok = 0 <= position and len(html[:position].encode("utf-8")) < clip

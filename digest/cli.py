@@ -173,6 +173,7 @@ def build(config_path, day, timezone, sources, out, locale, to, check) -> None:
         raise DigestError(f"the edition has no items ({what}): nothing is written", "check the sources and --date")
     built = pipeline.build(made, Path(out), to=to)
     _print_build_report(built)
+    report_skipped(built.rendered.skipped)
     failures = []
     if check:
         from . import checks
@@ -184,8 +185,14 @@ def build(config_path, day, timezone, sources, out, locale, to, check) -> None:
             click.echo(f"  {result}")
         if failures:
             _err("error", f"{len(failures)} check(s) failed: {', '.join(c.name for c in failures)}")
-    if made.gathered.errors or failures:
+    if made.gathered.errors or failures or built.rendered.skipped:
         sys.exit(1)
+
+
+def report_skipped(skipped) -> None:
+    """Items the email could not show (already escaped for a terminal): the edition went without them."""
+    for item in skipped:
+        _err("error", f"{item} could not be rendered, left out")
 
 
 def _print_build_report(built: pipeline.Built) -> None:
@@ -306,7 +313,8 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
         outcome = send_test_copy(sender, address)
         echo(f"test copy to {address} via {sender.destination()}: {outcome.kind}"
              + (f" ({outcome.code} {outcome.message})" if outcome.kind != "sent" else ""))
-        sys.exit(0 if outcome.kind == "sent" else 1)
+        report_skipped(sender.skipped)
+        sys.exit(0 if outcome.kind == "sent" and not sender.skipped else 1)
 
     if dry_run:
         result = run_dry(sender)
@@ -320,7 +328,8 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
         echo(f"  ledger    a real run now would send {backlog.would_send:,}: {backlog.sent:,} sent already, "
              f"{backlog.owed - backlog.due - backlog.in_flight:,} deferred until later, {backlog.new:,} new readers")
         echo(f"  elapsed   {result['elapsed']:.2f} s")
-        sys.exit(1 if made.gathered.errors else 0)
+        report_skipped(sender.skipped)
+        sys.exit(1 if made.gathered.errors or sender.skipped else 0)
 
     with contextlib.ExitStack() as stack:
         def start(due: int) -> None:
@@ -333,7 +342,8 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
         sender.on_start = start
         report = sender.run()
     _print_send_report(report)
-    sys.exit(0 if report.ok and not made.gathered.errors else 1)
+    report_skipped(sender.skipped)
+    sys.exit(0 if report.ok and not made.gathered.errors and not sender.skipped else 1)
 
 
 @cli.command(context_settings=CONTEXT, short_help="Serve a live preview of the edition for editors.")

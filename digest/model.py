@@ -8,6 +8,12 @@ from typing import Literal
 
 Kind = Literal["brief", "article"]
 
+# The slot that stands for a reader's token in a rendered email when nobody is sent it (build,
+# preview): plain letters and underscores that survive Jinja, mrml, lxml and URL escaping. The
+# sending path renders with a random slot of its own instead (personalize.new_slot), one no source
+# can know.
+SLOT_TOKEN = "__DIGEST_TOKEN__"
+
 
 @dataclass(frozen=True)
 class Image:
@@ -41,7 +47,8 @@ class Item:
     def id(self) -> str:
         """Stable across runs: the same story from the same source has the same id."""
         key = "\x1f".join((self.source, self.url or "", self.title, self.published.isoformat()))
-        return hashlib.sha1(key.encode()).hexdigest()[:12]
+        # surrogatepass: an id for any text, even one a hand-made item carries unchecked
+        return hashlib.sha1(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,8 @@ class Rendered:
     moved_to_more: int = 0  # items the size budget moved to the "more on the web" list
     dropped: int = 0  # items that did not fit at all
     warnings: tuple[str, ...] = field(default=())
+    slot: str = SLOT_TOKEN  # what stands for the reader's token in html and text
+    skipped: tuple[str, ...] = field(default=())  # items that could not be rendered, left out (printable)
 
     @property
     def html_bytes(self) -> int:

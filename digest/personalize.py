@@ -6,16 +6,22 @@ the subscriber's token inside the encoded bodies. The token always has the same 
 characters that quoted-printable leaves alone, so the encoded body of a filled message is the
 template's encoded body with the placeholder's characters overwritten in place, soft line breaks
 and all.
+
+The placeholder is random (`new_slot`): the Sender renders with one as its slot, so no second
+replacement happens; any other slot (the fixed display one) is swapped for a fresh random one here.
+Either way no feed can write it, and the Template checks it found every slot the rendering holds,
+no more and no fewer.
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import secrets
+import string
+from dataclasses import dataclass, replace
 from email import base64mime
 
 from . import message
 from .model import Rendered
-from .render import SLOT_TOKEN
 from .sanitize import one_line
 
 _QP_SOFT_BREAK = b"=\r\n"
@@ -28,10 +34,18 @@ class WireMessage(bytes):
 _ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/^_`{|}~ -]*$")  # a display name that needs no quoting
 
 
-def placeholder(length: int) -> str:
-    """A same-length stand-in for a token, made of characters quoted-printable never encodes."""
-    base = "DigestTokenSlot"
-    return (base * (length // len(base) + 1))[:length]
+_SLOT_ALPHABET = string.ascii_letters + string.digits  # quoted-printable never encodes these
+
+
+def new_slot(length: int) -> str:
+    """A random stand-in for a token, `length` letters and digits: unguessable (62**44 for a token's
+    44), so no source can write it into an item and have a reader's token put there."""
+    return "".join(secrets.choice(_SLOT_ALPHABET) for _ in range(length))
+
+
+def fits(slot: str, length: int) -> bool:
+    """Whether a rendering's slot can be the placeholder itself: token-long, letters and digits."""
+    return len(slot) == length and all(c in _SLOT_ALPHABET for c in slot)
 
 
 @dataclass(frozen=True)
@@ -63,15 +77,14 @@ class Template:
         self.edition_key = edition_key
         self.base_url = base_url
         self.unsubscribe_mailto = unsubscribe_mailto
-        self.placeholder = placeholder(token_length)
         self.domain = message.parse_sender(sender).domain
-        filled = Rendered(
-            rendered.variant,
-            rendered.subject,
-            rendered.preheader,
-            rendered.html.replace(SLOT_TOKEN, self.placeholder),
-            rendered.text.replace(SLOT_TOKEN, self.placeholder),
-        )
+        if fits(rendered.slot, token_length):
+            self.placeholder, filled = rendered.slot, rendered
+        else:
+            self.placeholder = new_slot(token_length)
+            filled = replace(rendered, html=rendered.html.replace(rendered.slot, self.placeholder),
+                             text=rendered.text.replace(rendered.slot, self.placeholder), slot=self.placeholder)
+        self._expected = filled.html.count(self.placeholder) + filled.text.count(self.placeholder)
         headers = {"List-Id": f"{one_line(list_name)} <{list_id}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         msg = message.build(filled, sender, to="placeholder@invalid", edition_key=edition_key, reply_to=reply_to,
                             extra_headers=headers, quoted_printable=True, date=date)
@@ -106,6 +119,10 @@ class Template:
         pieces.append(body[last:])
         if last == 0:
             raise ValueError("the rendered email has no unsubscribe slot")
+        found = sum(1 for p in pieces if isinstance(p, tuple) and p[0] == 0)
+        if found != self._expected:
+            # Never fill a place the rendering did not mean: refuse the variant rather than guess.
+            raise ValueError(f"the encoded email holds {found} slots where the rendering has {self._expected}")
         return pieces
 
     def list_unsubscribe(self, token: str) -> str:

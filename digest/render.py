@@ -3,13 +3,19 @@
 Jinja2 renders MJML from the theme; mjml-python compiles it; premailer inlines the CSS (with no
 network access); a second template writes the text twin. A size budget keeps the HTML under Gmail's
 clipping point by moving the lowest-ranked items to a "more on the web" list.
+
+Content never fills a reader's slot: the views are the one place content enters the templates, and
+no text or link there holds the slot (the renderer's own, or the fixed display slot). An item that
+cannot be rendered at all is found, left out and named in `Rendered.skipped`; only an edition that
+cannot render even with no items blames the theme.
 """
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -18,13 +24,12 @@ from premailer import Premailer
 
 from . import i18n
 from .errors import DigestError
-from .model import Edition, Image, Ranked, Rendered, Variant
+from .model import SLOT_TOKEN, Edition, Image, Ranked, Rendered, Variant
 from .rank import order_key
+from .sanitize import one_line, printable
 from .settings import Settings
 
-# Per-recipient slots: plain letters and underscores survive Jinja, mrml, lxml and URL escaping, and a
-# personalised message is made by one string replacement, never by rendering again.
-SLOT_TOKEN = "__DIGEST_TOKEN__"
+__all__ = ["SLOT_TOKEN", "Renderer", "ThemeError", "inline_css"]
 
 _IMPORT = re.compile(r"@import\s+(url\()?[^;]*;", re.I)
 _DOCTYPE = "<!doctype html>"
@@ -74,10 +79,15 @@ def https(url: str | None) -> str | None:
 
 
 class Renderer:
-    """Holds the Jinja environments (one per locale, with that locale's catalog); render() is pure."""
+    """Holds the Jinja environments (one per locale, with that locale's catalog); render() is pure.
 
-    def __init__(self, settings: Settings) -> None:
+    `slot` is what the unsubscribe and preferences links carry in place of a reader's token: the fixed
+    display slot for build and preview, a random one per edition on the sending path (Sender)."""
+
+    def __init__(self, settings: Settings, slot: str = SLOT_TOKEN) -> None:
         self.settings = settings
+        self.slot = slot
+        self._slots = tuple(dict.fromkeys((slot, SLOT_TOKEN)))
         self._envs: dict[str, jinja2.Environment] = {}
         logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
 
@@ -90,22 +100,48 @@ class Renderer:
     def archive_url(self, edition: Edition) -> str:
         return f"{self.settings.newsletter.base_url}/archive/{edition.date.isoformat()}.html"
 
+    def _text(self, text: str) -> str:
+        """Content text with every slot taken out. Replaced by a space, not by nothing: the space
+        cannot be part of a slot, so no new slot forms where one was cut (`__DIGEST__DIGEST_TOKEN__TOKEN__`)."""
+        if not any(slot in text for slot in self._slots):
+            return text
+        for slot in self._slots:
+            text = text.replace(slot, " ")
+        return one_line(text)
+
+    def _url(self, url: str | None) -> str | None:
+        """A content link, or None when it holds a slot in any spelling a step on the way could undo
+        (percent-encoding, letter case)."""
+        if not url:
+            return url
+        spellings = (url, unquote(url))
+        if any(slot.casefold() in s.casefold() for slot in self._slots for s in spellings):
+            return None
+        return url
+
     def _item(self, ranked: Ranked, locale: str, archive: str, tz: ZoneInfo) -> ItemView:
+        """The one place content enters the templates: every text cleaned of the slots, every link
+        that holds one dropped (the item is shown without it)."""
         item = ranked.item
         rubric = self.settings.rubric(ranked.rubric)
-        href = https(item.url)
+        title = self._text(item.title)
+        href = https(self._url(item.url))
         if href is None and item.kind == "article":
             href = f"{archive}#a-{item.id}"  # the web archive carries its full text
+        image = item.image
+        if image is not None:
+            url = self._url(image.url)
+            image = Image(url, self._text(image.alt) or title) if url else None
         return ItemView(
             id=item.id,
-            title=item.title,
+            title=title,
             href=href,
-            excerpt=truncate(item.excerpt, self.settings.layout.excerpt_chars),
+            excerpt=truncate(self._text(item.excerpt), self.settings.layout.excerpt_chars),
             time=item.published.astimezone(tz).strftime("%H:%M") if item.timed else "",
             kind=item.kind,
-            rubric_label=rubric.label_for(locale),
+            rubric_label=self._text(rubric.label_for(locale)),
             color=rubric.color,
-            image=item.image,
+            image=image,
         )
 
     def _context(self, edition: Edition, variant: Variant, keep: int | None) -> dict[str, Any]:
@@ -152,18 +188,23 @@ class Renderer:
             "moved": len(moved),
             "headlines": headlines,
             "archive_url": archive,
-            "unsubscribe_url": f"{base}/unsubscribe/{SLOT_TOKEN}",
-            "preferences_url": f"{base}/preferences/{SLOT_TOKEN}",
+            "unsubscribe_url": f"{base}/unsubscribe/{self.slot}",
+            "preferences_url": f"{base}/preferences/{self.slot}",
             "item_count": len(leads) + sum(len(s.articles) + len(s.briefs) for s in section_views),
         }
 
     # -- output ----------------------------------------------------------------------------------
-    def _html(self, env: jinja2.Environment, context: dict[str, Any]) -> str:
+    def _compile(self, env: jinja2.Environment, context: dict[str, Any]) -> str:
+        """The email's MJML, rendered and compiled (no CSS inlined yet)."""
         source = self._template(env, "email/digest.mjml.j2", context)
         try:
-            compiled = mjml.mjml2html(source, fonts={})  # fonts={}: no Google Fonts link, ever
-        except ValueError as exc:  # mrml's parse errors
-            raise ThemeError(f"email/digest.mjml.j2 does not give valid MJML: {exc}", "check the theme's tags") from None
+            return mjml.mjml2html(source, fonts={})  # fonts={}: no Google Fonts link, ever
+        except ValueError as exc:  # mrml's parse errors (and text it cannot take, such as a lone surrogate)
+            raise ThemeError(f"email/digest.mjml.j2 does not give valid MJML: {one_line(str(exc))[:300]}",
+                             "check the theme's tags") from None
+
+    def _html(self, env: jinja2.Environment, context: dict[str, Any]) -> str:
+        compiled = self._compile(env, context)
         if context["rtl"]:
             # mrml aligns every column left even when it runs right to left: mirror it.
             compiled = compiled.replace("text-align:left;direction:rtl", "text-align:right;direction:rtl")
@@ -178,12 +219,56 @@ class Renderer:
         except jinja2.TemplateError as exc:
             raise ThemeError(f"{name}: {exc}", "check the template against the built-in one") from None
 
-    def _once(self, edition: Edition, variant: Variant, keep: int | None) -> tuple[dict[str, Any], str]:
+    def _full_context(self, edition: Edition, variant: Variant, keep: int | None) -> dict[str, Any]:
         env = self.env(variant.locale)
         context = self._context(edition, variant, keep)
         context["preheader"] = " ".join(self._template(env, "email/preheader.txt.j2", context).split())
         context["subject"] = " ".join(self._template(env, "email/subject.txt.j2", context).split())
-        return context, self._html(env, context)
+        return context
+
+    def _once(self, edition: Edition, variant: Variant, keep: int | None) -> tuple[dict[str, Any], str]:
+        context = self._full_context(edition, variant, keep)
+        return context, self._html(self.env(variant.locale), context)
+
+    # -- items that cannot be rendered -------------------------------------------------------------
+    def _renders(self, edition: Edition, variant: Variant) -> bool:
+        """Whether the edition's email and text compile (no CSS inlined: this only tells)."""
+        env = self.env(variant.locale)
+        try:
+            context = self._full_context(edition, variant, None)
+            self._compile(env, context)
+            self._template(env, "email/digest.txt.j2", context)
+        except (ThemeError, UnicodeError):
+            return False
+        return True
+
+    def _culprits(self, edition: Edition, variant: Variant, suspects: list[Ranked]) -> list[Ranked]:
+        """The items among `suspects` (which fail together) that fail: by halves, so k bad items among
+        n cost about 2·k·log2(n) trial compiles. Items that fail only together are all given up."""
+        if len(suspects) == 1:
+            return suspects
+        found: list[Ranked] = []
+        for half in (suspects[: len(suspects) // 2], suspects[len(suspects) // 2:]):
+            if not self._renders(only(edition, half), variant):
+                found += self._culprits(edition, variant, half)
+        return found or suspects
+
+    def _without_unrenderable(self, edition: Edition, variant: Variant) -> tuple[Edition, list[Ranked]]:
+        """The edition less the items that keep it from rendering. The theme is blamed (its ThemeError
+        raised) only when the edition does not render even with no items."""
+        self._once(only(edition, []), variant, None)  # raises when the theme itself is broken
+        dropped: list[Ranked] = []
+        remaining = edition
+        while not self._renders(remaining, variant):
+            bad = self._culprits(edition, variant, list(remaining.items))
+            dropped += bad
+            remaining = without(remaining, bad)
+        return remaining, dropped
+
+    def describe(self, ranked: Ranked) -> str:
+        """An item as an editor finds it again, safe to print: `item "title" from source "name"`."""
+        title = ranked.item.title if len(ranked.item.title) <= 80 else ranked.item.title[:79] + "…"
+        return f'item "{printable(title)}" from source "{printable(ranked.item.source)}"'
 
     def _fit(self, edition: Edition, variant: Variant, budget: int, full_size: int, warnings: list[str]):
         """The most items (best first) whose email fits the budget.
@@ -219,7 +304,12 @@ class Renderer:
     def render(self, edition: Edition, variant: Variant | None = None) -> Rendered:
         variant = variant or Variant(locale=self.settings.newsletter.locale)
         budget = self.settings.layout.budget_bytes
-        context, html = self._once(edition, variant, None)
+        skipped: list[Ranked] = []
+        try:
+            context, html = self._once(edition, variant, None)
+        except (ThemeError, UnicodeError):
+            edition, skipped = self._without_unrenderable(edition, variant)
+            context, html = self._once(edition, variant, None)
         warnings: list[str] = []
         if len(html.encode()) > budget:
             context, html = self._fit(edition, variant, budget, len(html.encode()), warnings)
@@ -233,7 +323,26 @@ class Renderer:
             moved_to_more=context["moved"],
             dropped=context["more_hidden"],
             warnings=tuple(warnings),
+            slot=self.slot,
+            skipped=tuple(self.describe(r) for r in skipped),
         )
+
+
+def only(edition: Edition, kept: list[Ranked]) -> Edition:
+    """The edition with only these of its items, each where it was."""
+    ids = {id(r) for r in kept}
+    return _filtered(edition, lambda r: id(r) in ids)
+
+
+def without(edition: Edition, left_out: list[Ranked]) -> Edition:
+    ids = {id(r) for r in left_out}
+    return _filtered(edition, lambda r: id(r) not in ids)
+
+
+def _filtered(edition: Edition, keep) -> Edition:
+    sections = tuple(replace(s, items=tuple(filter(keep, s.items))) for s in edition.sections)
+    return replace(edition, leads=tuple(filter(keep, edition.leads)), more=tuple(filter(keep, edition.more)),
+                   sections=tuple(s for s in sections if s.items))
 
 
 def inline_css(html: str) -> str:

@@ -1,17 +1,28 @@
-"""Untrusted HTML from feeds and features → allowlisted HTML (nh3) and plain-text paragraphs."""
+"""Untrusted text from sources → allowlisted HTML (nh3), plain-text paragraphs, text with no character
+that cannot be shown (controls, lone surrogates, noncharacters), and text safe to print on a terminal."""
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import fields, replace
 
 import lxml.html
 import nh3
+
+from .model import Image, Item
 
 TAGS = {"p", "br", "a", "strong", "b", "em", "i", "ul", "ol", "li", "blockquote", "h2", "h3", "h4", "img", "figure", "figcaption"}
 ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 _BLOCKS = {"p", "li", "ul", "ol", "blockquote", "h2", "h3", "h4", "figure", "figcaption", "div"}
 _SPACE = re.compile(r"\s+")
+# What no source may hand on (mrml refuses most of it, and none of it is text): C0 controls but tab and
+# newline, DEL, C1 controls, lone surrogates, and the noncharacters U+FDD0–U+FDEF and U+nFFFE/U+nFFFF.
+_NONCHARACTERS = "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(17))
+_UNFIT = re.compile(r"\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + _NONCHARACTERS + "]")
+# Of those, CR (and CR LF) stays a line end and the other white-space controls (VT, FF, the
+# separators, NEL) become a space; the rest go.
+_AS = {"\r\n": "\n", "\r": "\n", "\x0b": " ", "\x0c": " ", "\x1c": " ", "\x1d": " ", "\x1e": " ", "\x1f": " ", "\x85": " "}
 
 
 def clean_html(html: str) -> str:
@@ -73,3 +84,56 @@ def fold(text: str) -> str:
     """Case- and accent-insensitive form of a text, for matching rubrics and titles."""
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def clean_text(text: str) -> str:
+    """The text without the characters no source may hand on: CR and CR LF become LF, a white-space
+    control (VT, FF, NEL …) a space, any other one nothing."""
+    if not _UNFIT.search(text):
+        return text
+    return _UNFIT.sub(lambda m: _AS.get(m.group(), ""), text)
+
+
+def clean_line(text: str) -> str:
+    """A one-line field: clean, and white space (tab and newline included) collapsed to single spaces."""
+    return one_line(clean_text(text))
+
+
+def clean_url(text: str) -> str:
+    """An address: every unfit character simply taken out (an address holds no white space)."""
+    return _UNFIT.sub("", text).strip() if _UNFIT.search(text) else text.strip()
+
+
+def clean_item(item: Item) -> Item | None:
+    """Every text field of an item cleaned (clean_line; addresses clean_url); None when nothing is
+    left of its title.
+
+    Generic over the fields, so a field added to Item later is cleaned too. An empty link, category,
+    author or image address left by the cleaning becomes "none".
+    """
+    changes: dict[str, object] = {}
+    for f in fields(Item):
+        value = getattr(item, f.name)
+        if isinstance(value, str):
+            new: object = clean_url(value) if f.name == "url" else clean_line(value)
+            if not new and f.name in ("url", "category", "author"):
+                new = None
+        elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+            new = tuple(p for p in map(clean_line, value) if p)
+        elif isinstance(value, Image):
+            url = clean_url(value.url)
+            new = Image(url, clean_line(value.alt)) if url else None
+        else:
+            continue
+        if new != value:
+            changes[f.name] = new
+    if not changes:
+        return item
+    cleaned = replace(item, **changes)
+    return cleaned if cleaned.title else None
+
+
+def printable(text: str) -> str:
+    """Text from a source, safe to print on a terminal: every character that is not printable
+    (controls, escape sequences, bidi overrides, line ends) written as a Python escape."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

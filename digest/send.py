@@ -24,7 +24,7 @@ from .errors import DigestError
 from .edition import Made, edition_key, publish_archive
 from .ledger import Due, EditionLock, Ledger, utcnow
 from .model import Rendered, Variant
-from .personalize import Recipient, Template
+from .personalize import Recipient, Template, new_slot
 from .render import Renderer
 from .settings import LOCALES, Settings
 from .transport import Outbox, Outcome, SmtpConnection
@@ -80,7 +80,12 @@ class Sender:
         self.store = store
         self.tokens = tokens
         self.edition = edition_key(settings, made.edition.date)
-        self.renderer = Renderer(settings)
+        from subscribers.tokens import TOKEN_LENGTH
+
+        # This edition's own random slot: no source can know it, so no item can carry a reader's token.
+        self.slot = new_slot(TOKEN_LENGTH)
+        self.renderer = Renderer(settings, slot=self.slot)
+        self.skipped: list[str] = []  # items a variant could not render, left out (printable)
         self.progress = progress or (lambda n: None)
         self.on_start = on_start or (lambda due: None)  # told how many messages are due, once the ledger knows
         self.outbox = outbox
@@ -112,6 +117,7 @@ class Sender:
 
     def _build_template(self, rendered: Rendered) -> Template:
         self.compiles += 1
+        self.skipped += [item for item in rendered.skipped if item not in self.skipped]
         news = self.settings.newsletter
         from subscribers.tokens import TOKEN_LENGTH
 

@@ -1,12 +1,15 @@
-"""Source kinds: a registry from `kind` to reader, kind guessing, and fetching bytes from paths or URLs.
+"""Source kinds: a registry from `kind` to reader, kind guessing, fetching bytes from paths or URLs
+(both capped at MAX_BYTES), and the one door every reader's items pass through (`read`).
 
 A reader is ``read(data: bytes, context: Context) -> list[Item]`` and raises SourceError for what it
-cannot use. Third parties add kinds through the ``digest.sources`` entry-point group.
+cannot use. Third parties add kinds through the ``digest.sources`` entry-point group. Whatever a reader
+returns, `read` cleans every text field of every item (sanitize.clean_item) and makes its warnings
+and errors safe to print.
 """
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from functools import cache
 from importlib.metadata import entry_points
@@ -18,6 +21,7 @@ import httpx
 
 from ..errors import SourceError
 from ..model import Item
+from ..sanitize import clean_item, clean_text, printable
 from ..settings import SourceSpec
 
 USER_AGENT = "digest/0.1 (+newsletter digest generator)"
@@ -70,11 +74,27 @@ class Fetched:
     content_type: str = ""
 
 
+def read_capped(path: Path, limit: int = MAX_BYTES) -> bytes:
+    """A local file's bytes, never more than `limit`: at most limit + 1 bytes are read to tell."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(limit)
+    return data
+
+
+def too_large(name: str, what: str, limit: int) -> SourceError:
+    size = f"{limit // 2**20} MiB" if limit >= 2**20 else f"{limit // 2**10} KiB"
+    return SourceError(name, f"{what} is larger than {size}", "no source of a day is that big: check the file")
+
+
 async def _fetch_one(client: httpx.AsyncClient | None, spec: SourceSpec) -> Fetched:
     if not spec.is_url:
         path = Path(spec.location)
         try:
-            return Fetched(spec, await asyncio.to_thread(path.read_bytes))
+            return Fetched(spec, await asyncio.to_thread(read_capped, path))
+        except ValueError:
+            raise too_large(spec.name, str(path), MAX_BYTES)
         except FileNotFoundError:
             raise SourceError(spec.name, f"no such file: {path}")
         except IsADirectoryError:
@@ -124,17 +144,37 @@ async def fetch_all(specs: list[SourceSpec], timeout: float) -> list[Fetched | S
 
 
 def read(fetched: Fetched, context: Context) -> list[Item]:
+    """The source's items, each text field cleaned of what cannot be shown (one bad character never
+    stops an edition); its warnings and errors escaped for a terminal; a reader's crash a SourceError."""
+    name = fetched.spec.name
     kind = fetched.spec.kind or guess_kind(fetched.spec.location, fetched.data, fetched.content_type)
     reader = registry().get(kind)
     if reader is None:
-        raise SourceError(fetched.spec.name, f"unknown source kind {kind!r}", f"use one of {', '.join(registry())}")
-    return reader(fetched.data, context)
+        raise SourceError(name, f"unknown source kind {kind!r}", f"use one of {', '.join(registry())}")
+    outer = context.warn
+
+    def warn(text: str) -> None:
+        outer(printable(text))
+
+    try:
+        items = reader(fetched.data, replace(context, warn=warn))
+    except SourceError as exc:
+        raise SourceError(exc.source, printable(exc.message), exc.hint and printable(exc.hint)) from None
+    except Exception as exc:  # a reader's bug (a third party's, say) is this source's failure only
+        raise SourceError(name, f"the {kind} reader failed: {exc.__class__.__name__}: {printable(str(exc))[:200]}") from None
+    if not isinstance(items, list) or not all(isinstance(item, Item) for item in items):
+        raise SourceError(name, f"the {kind} reader did not return a list of items")
+    cleaned = [clean_item(item) for item in items]
+    if None in cleaned:
+        warn(f"source {name!r}: left out {cleaned.count(None)} item(s) whose title is empty once cleaned")
+    return [item for item in cleaned if item is not None]
 
 
 def decode_text(data: bytes, name: str) -> str:
-    """UTF-8 text (a BOM is dropped); anything else is named, not guessed."""
+    """UTF-8 text (a BOM is dropped), cleaned of what cannot be shown (sanitize.clean_text); anything
+    else is named, not guessed. An encoded lone surrogate is let through to be cleaned away."""
     try:
-        return data.decode("utf-8-sig")
+        return clean_text(data.decode("utf-8-sig", "surrogatepass"))
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise SourceError(

@@ -1,9 +1,11 @@
 """RSS 2.0, RSS 1.0 and Atom through feedparser, and JSON Feed (which feedparser does not read);
-feed HTML is sanitised (nh3) before anything is taken from it."""
+feed HTML is sanitised (nh3) before anything is taken from it, and characters no XML or email may
+carry are taken out of the bytes before feedparser sees them."""
 from __future__ import annotations
 
 import calendar
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -11,7 +13,7 @@ import feedparser
 
 from ..errors import SourceError
 from ..model import Image, Item
-from ..sanitize import html_to_text, one_line, paragraphs
+from ..sanitize import clean_text, clean_url, html_to_text, one_line, paragraphs
 from . import Context
 
 # A feed entry whose content runs to this many characters is an article; shorter ones are briefs.
@@ -33,9 +35,41 @@ class Entry:
     author: str
 
 
+# A character reference: feedparser's fallback parser crashes on one to a surrogate or past U+10FFFF.
+_CHAR_REF = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]+)|0*([0-9]+));")
+# What XML 1.0 forbids as raw UTF-8 (C0 controls but tab, LF and CR; U+FFFE, U+FFFF; encoded
+# surrogates, which are not UTF-8 at all and would make feedparser read the whole feed as cp1252).
+_UTF8_UNFIT = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]|\xed[\xa0-\xbf][\x80-\xbf]")
+_DECLARED = re.compile(rb"\s*<\?xml[^>]{0,200}?encoding\s*=\s*[\"']([A-Za-z0-9._-]{1,40})")
+
+
+def _unfit_code_point(code: int) -> bool:
+    return (code > 0x10FFFF or (code < 0x20 and code not in (0x9, 0xA, 0xD)) or 0xD800 <= code <= 0xDFFF
+            or 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE)
+
+
+def _char_ref(match: re.Match) -> bytes:
+    digits, base = (match[1], 16) if match[1] is not None else (match[2], 10)
+    if len(digits) > 7:  # past U+10FFFF whatever the digits (and no huge number is ever made)
+        return b""
+    return b"" if _unfit_code_point(int(digits, base)) else match[0]
+
+
+def xml_fit(data: bytes) -> bytes:
+    """Feed bytes with no character reference to what no XML may hold and, in a UTF-8 feed (the
+    default), none of those characters raw: XML's own parser then reads a feed that one bad character
+    would have thrown to feedparser's lenient fallback. Other encodings are left to that fallback."""
+    if data[:2] in (b"\xfe\xff", b"\xff\xfe") or b"\x00" in data[:4]:
+        return data  # UTF-16 or UTF-32: not byte-compatible with these patterns
+    declared = _DECLARED.match(data.removeprefix(b"\xef\xbb\xbf"))
+    if declared is None or declared[1].lower().replace(b"_", b"-") in (b"utf-8", b"utf8"):
+        data = _UTF8_UNFIT.sub(b"", data)
+    return _CHAR_REF.sub(_char_ref, data)
+
+
 def _feedparser_entries(data: bytes, context: Context) -> list[Entry]:
     name = context.spec.name
-    parsed = feedparser.parse(data, sanitize_html=False, resolve_relative_uris=False)
+    parsed = feedparser.parse(xml_fit(data), sanitize_html=False, resolve_relative_uris=False)
     if not parsed.entries:
         if not parsed.get("version"):
             what = "an HTML page" if b"<html" in data[:4096].lower() else "not a feed"
@@ -98,7 +132,9 @@ def _json_entries(data: bytes, context: Context) -> list[Entry]:
     """JSON Feed 1.0 and 1.1 (https://jsonfeed.org/version/1.1)."""
     name = context.spec.name
     try:
-        feed = json.loads(data.decode("utf-8-sig"))
+        # An encoded lone surrogate is let through and strict=False reads a raw control character
+        # inside a string: each field taken is cleaned below, as what it is (text or address).
+        feed = json.loads(data.decode("utf-8-sig", "surrogatepass"), strict=False)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SourceError(name, f"not valid JSON: {one_line(str(exc))}") from None
     if not isinstance(feed, dict) or not str(feed.get("version", "")).startswith("https://jsonfeed.org/version/"):
@@ -110,25 +146,31 @@ def _json_entries(data: bytes, context: Context) -> list[Entry]:
     for item in items:
         if not isinstance(item, dict):
             continue
-        tags = [one_line(t) for t in item.get("tags", []) if isinstance(t, str) and t.strip()]
+        # JSON escapes can still spell any unfit character: every text taken is cleaned.
+        tags = [one_line(clean_text(t)) for t in item.get("tags", []) if isinstance(t, str) and t.strip()]
         authors = item.get("authors") or ([item["author"]] if isinstance(item.get("author"), dict) else [])
         content = item.get("content_html") or ""
         if not content and isinstance(item.get("content_text"), str):
-            content = "".join(f"<p>{json_escape(p)}</p>" for p in item["content_text"].split("\n\n"))
+            content = "".join(f"<p>{json_escape(p)}</p>" for p in clean_text(item["content_text"]).split("\n\n"))
         entries.append(
             Entry(
-                title_html=str(item.get("title") or ""),
-                link=item.get("url") or item.get("external_url") or None,
+                title_html=clean_text(str(item.get("title") or "")),
+                link=_json_text(item.get("url")) or _json_text(item.get("external_url")) or None,
                 published=_json_date(item.get("date_published")) or _json_date(item.get("date_modified")),
                 category=tags[0] if tags else None,
-                summary_html=str(item.get("summary") or ""),
-                content_html=str(content),
-                image_url=item.get("image") or item.get("banner_image") or None,
+                summary_html=clean_text(str(item.get("summary") or "")),
+                content_html=clean_text(str(content)),
+                image_url=_json_text(item.get("image")) or _json_text(item.get("banner_image")) or None,
                 image_alt="",
-                author=next((str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")), ""),
+                author=clean_text(next((str(a.get("name")) for a in authors if isinstance(a, dict) and a.get("name")), "")),
             )
         )
     return entries
+
+
+def _json_text(value) -> str:
+    """A JSON Feed address: cleaned, and "" for anything that is not a string."""
+    return clean_url(value) if isinstance(value, str) else ""
 
 
 def json_escape(text: str) -> str:

@@ -1,6 +1,9 @@
 """Editor-written features: Markdown with front matter (title, published, rubric, summary, image …)."""
 from __future__ import annotations
 
+import html
+import re
+import secrets
 from datetime import date, datetime, time
 
 import frontmatter
@@ -9,10 +12,50 @@ import yaml
 
 from ..errors import SourceError
 from ..model import Image, Item
-from ..sanitize import html_to_text, one_line, paragraphs
-from . import Context, decode_text
+from ..sanitize import clean_text, html_to_text, one_line, paragraphs
+from . import Context, decode_text, too_large
 
 KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "featured", "pin", "author"}
+
+# A feature is a few kilobytes of an editor's text (the examples: 2 and 3 KB); 256 KiB, some 40,000
+# words, is already a mistake or an attack, and bounds what python-markdown costs (below): the worst
+# hostile input measured reads in 3 to 7 s at that size (linear: half the size, half the time),
+# ordinary text in a tenth of that.
+MAX_BYTES = 256 * 1024
+# python-markdown is not linear. Each inline pattern it finds in a paragraph (a link or image from
+# "[", emphasis from * and _, code from `, an escape from \, an entity from &, a tag or autolink
+# from <, a line break from two spaces before a newline) rebuilds the paragraph's text, and links
+# scan ahead from each "[": 8 KB of "[" take 8 s, 16 KB 46 s, 256 KB of "\[" or of "&lt;" minutes.
+# A paragraph (blank-line separated: the unit of inline processing) holding more than this many of
+# them in all is kept out of Markdown and shown as the plain text it is, which bounds the cost of
+# every paragraph by a constant times its length. Raw HTML is parsed over the whole document, and
+# unclosed tags cost quadratic time there (32 KB of "<a " take 12 s, however split): past
+# TAGS_PER_FEATURE "<" in a feature, every paragraph holding one is plain text too.
+MARKERS_PER_PARAGRAPH = 64
+TAGS_PER_FEATURE = 32
+_PARAGRAPH_BREAK = re.compile(r"(\n[ \t]*\n)")
+_MARKERS = "[*_`\\&<"
+
+
+def _crowded(paragraph: str) -> bool:
+    return sum(map(paragraph.count, _MARKERS)) + paragraph.count("  \n") > MARKERS_PER_PARAGRAPH
+
+
+def _to_html(text: str) -> str:
+    """The feature's Markdown as HTML, a crowded paragraph (see MARKERS_PER_PARAGRAPH) set aside
+    behind a placeholder word and put back, escaped, as a paragraph of plain text."""
+    many_tags = text.count("<") > TAGS_PER_FEATURE
+    parts = _PARAGRAPH_BREAK.split(text)
+    plain: list[str] = []
+    mark = f"digestplain{secrets.token_hex(8)}n"  # a word no feature holds: the placeholders' stem
+    for i in range(0, len(parts), 2):
+        if _crowded(parts[i]) or (many_tags and "<" in parts[i]):
+            plain.append(html.escape(parts[i].strip()))
+            parts[i] = f"{mark}{len(plain) - 1}x"
+    out = md.markdown("".join(parts))
+    if not plain:
+        return out
+    return re.sub(f"{mark}([0-9]+)x", lambda m: plain[int(m[1])], out)
 
 
 def _when(value, context: Context, name: str) -> datetime:
@@ -29,13 +72,25 @@ def _when(value, context: Context, name: str) -> datetime:
     raise SourceError(name, "front matter needs 'published' (an ISO 8601 date and time)")
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, on one line (the YAML text starts with the newline after the opening
+    ---, so its line numbers are the file's)."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1})"
+    return str(exc).splitlines()[0]
+
+
 def read(data: bytes, context: Context) -> list[Item]:
     name = context.spec.name
+    if len(data) > MAX_BYTES:
+        raise too_large(name, "the feature", MAX_BYTES)
     try:
         post = frontmatter.loads(decode_text(data, name))
     except yaml.YAMLError as exc:
-        raise SourceError(name, f"front matter is not valid YAML: {exc}".splitlines()[0]) from None
-    meta = post.metadata
+        raise SourceError(name, f"front matter is not valid YAML: {_yaml_problem(exc)}") from None
+    # YAML's escapes ("\x01", "\ud800") can spell what the file's text no longer holds.
+    meta = {key: clean_text(value) if isinstance(value, str) else value for key, value in post.metadata.items()}
     for key in ("title", "rubric", "url", "summary", "image", "image_alt", "author"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], (str, int, float)):
             raise SourceError(name, f"front matter {key!r} must be text, not {type(meta[key]).__name__}")
@@ -46,7 +101,7 @@ def read(data: bytes, context: Context) -> list[Item]:
     if not title:
         raise SourceError(name, "front matter needs a 'title'")
     published = _when(meta.get("published", meta.get("date")), context, name)
-    body = paragraphs(md.markdown(post.content))
+    body = paragraphs(_to_html(post.content))
     url = meta.get("url") or None
     if url is not None and not str(url).startswith("https://"):
         raise SourceError(name, f"front matter 'url' must be an https:// address, not {url!r}")

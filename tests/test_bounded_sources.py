@@ -1,0 +1,116 @@
+"""Every source is read with a size limit: local files like URLs (20 MiB), Markdown features tighter
+(256 KiB), and a Markdown paragraph python-markdown would take quadratic time on is kept as plain text."""
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import pytest
+
+from digest.errors import SourceError
+from digest.settings import SourceSpec
+from digest.sources import MAX_BYTES, Context, fetch_all, markdown
+
+from conftest import DAY, ROOT, TZ
+
+HEAD = "---\ntitle: Un dossier\npublished: 2026-11-29T10:00:00+01:00\n---\n"
+
+
+def fetch(path) -> object:
+    [result] = asyncio.run(fetch_all([SourceSpec(str(path), str(path))], timeout=5))
+    return result
+
+
+def test_a_local_file_larger_than_the_cap_is_refused_and_one_at_the_cap_is_read(tmp_path):
+    big, fits = tmp_path / "big.txt", tmp_path / "fits.txt"
+    with open(big, "wb") as handle:
+        handle.truncate(MAX_BYTES + 1)  # sparse: no disk is filled for this
+    with open(fits, "wb") as handle:
+        handle.truncate(MAX_BYTES)
+    refused = fetch(big)
+    assert isinstance(refused, SourceError)
+    assert str(refused) == (f"source '{big}': {big} is larger than 20 MiB "
+                            "(no source of a day is that big: check the file)")
+    assert len(fetch(fits).data) == MAX_BYTES
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_an_endless_file_is_refused_after_the_cap_not_read_forever():
+    refused = fetch("/dev/zero")
+    assert isinstance(refused, SourceError) and "larger than 20 MiB" in str(refused)
+
+
+def test_the_cli_names_a_file_too_large_on_one_line(tmp_path):
+    big = tmp_path / "big.txt"
+    with open(big, "wb") as handle:
+        handle.truncate(MAX_BYTES + 1)
+    small = tmp_path / "page.txt"
+    small.write_text("- 10:00 Une brève du jour\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "digest", "gather", "--source", str(big), "--source", str(small),
+                             "--date", DAY.isoformat(), "--timezone", "Africa/Casablanca"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 1
+    assert f"digest: error: source '{big}': {big} is larger than 20 MiB (no source of a day is that big: check the file)" \
+        in result.stderr.splitlines()
+    assert "Une brève du jour" in result.stdout and "Traceback" not in result.stderr
+
+
+def read_feature(body: str, data: bytes | None = None):
+    spec = SourceSpec("dossier", "dossier.md")
+    warnings: list[str] = []
+    return markdown.read(data if data is not None else (HEAD + body).encode(), Context(spec, DAY, TZ, warnings.append))
+
+
+def test_a_feature_over_its_cap_is_refused():
+    with pytest.raises(SourceError, match="the feature is larger than 256 KiB"):
+        read_feature("", (HEAD + "x" * markdown.MAX_BYTES).encode())
+    [item] = read_feature("", (HEAD + "Un paragraphe. " * ((markdown.MAX_BYTES - len(HEAD)) // 15)).encode())
+    assert item.body
+
+
+def test_a_crowded_paragraph_is_shown_as_plain_text_and_the_rest_is_still_markdown():
+    crowded = "Une liste de crochets " + "[" * 20_000 + " fin"  # python-markdown: about a minute
+    [item] = read_feature(f"Un **premier** paragraphe avec [un lien](https://x.example/a).\n\n{crowded}\n\n"
+                          "Un _dernier_ paragraphe.\n")
+    assert item.body == ("Un premier paragraphe avec un lien.", crowded, "Un dernier paragraphe.")
+
+
+def test_a_paragraph_is_crowded_past_the_limit_of_inline_markers_of_any_kind():
+    limit = markdown.MARKERS_PER_PARAGRAPH
+    for marker in ("[", "*", "_", "`", "\\", "&", "<", "  \n"):
+        assert not markdown._crowded("x" + marker * limit) and markdown._crowded("x" + marker * (limit + 1)), marker
+    mixed = "[*_`\\&<" * (limit // 7) + "[" * (limit % 7)
+    assert not markdown._crowded(mixed) and markdown._crowded(mixed + "&")
+
+
+def test_past_the_tag_limit_only_the_paragraphs_holding_a_tag_are_plain():
+    tags = " ".join("<b>gras</b>" for _ in range(markdown.TAGS_PER_FEATURE // 2))  # 2 "<" each
+    [item] = read_feature(f"Avec **Markdown** : {tags}\n\nSans balise, **Markdown** lu.\n")
+    assert item.body == ("Avec Markdown : " + " ".join(["gras"] * (markdown.TAGS_PER_FEATURE // 2)), "Sans balise, Markdown lu.")
+    [item] = read_feature(f"Avec **Markdown** : {tags} <i>une de trop</i>\n\nSans balise, **Markdown** lu.\n")
+    assert item.body == (f"Avec **Markdown** : {tags} <i>une de trop</i>", "Sans balise, Markdown lu.")
+
+
+def test_hostile_markdown_reads_in_linear_time():
+    """The one timed test here, as the issue asks for a bound: each hostile body (64 KiB) reads in
+    under 30 s. Measured on a busy 2-core machine: at most 2 s each (the old reader: 8 KB of "["
+    took 8 s, 16 KB 46 s, and this would have run for hours)."""
+    import time
+
+    size = 64 * 1024
+    bodies = {
+        "one paragraph of [": "[" * size,
+        "links ahead": "[" * (size // 2) + "](y)" * (size // 8),
+        "emphasis": "*" * (size // 2) + "x" + "*" * (size // 2),
+        "escapes": "\\[" * (size // 2),
+        "entities": "&lt;" * (size // 4),
+        "unclosed tags, split": "\n\n".join("<a " * 8 for _ in range(size // 26)),
+        "64 [ in long paragraphs": "\n\n".join("[" * 64 + "y " * 8000 for _ in range(size // 16066)),
+        "nested quotes": ">" * size + " x",
+    }
+    for name, body in bodies.items():
+        started = time.perf_counter()
+        read_feature(body)
+        assert time.perf_counter() - started < 30, name
