@@ -1,5 +1,5 @@
 """Every source is read with a size limit: local files like URLs (20 MiB), Markdown features tighter
-(256 KiB), and a Markdown paragraph python-markdown would take quadratic time on is kept as plain text."""
+(1 MiB), read by cmark-gfm, whose cost is linear."""
 from __future__ import annotations
 
 import asyncio
@@ -64,38 +64,24 @@ def read_feature(body: str, data: bytes | None = None):
 
 
 def test_a_feature_over_its_cap_is_refused():
-    with pytest.raises(SourceError, match="the feature is larger than 256 KiB"):
+    with pytest.raises(SourceError, match="the feature is larger than 1 MiB"):
         read_feature("", (HEAD + "x" * markdown.MAX_BYTES).encode())
     [item] = read_feature("", (HEAD + "Un paragraphe. " * ((markdown.MAX_BYTES - len(HEAD)) // 15)).encode())
     assert item.body
 
 
-def test_a_crowded_paragraph_is_shown_as_plain_text_and_the_rest_is_still_markdown():
-    crowded = "Une liste de crochets " + "[" * 20_000 + " fin"  # python-markdown: about a minute
-    [item] = read_feature(f"Un **premier** paragraphe avec [un lien](https://x.example/a).\n\n{crowded}\n\n"
-                          "Un _dernier_ paragraphe.\n")
-    assert item.body == ("Un premier paragraphe avec un lien.", crowded, "Un dernier paragraphe.")
-
-
-def test_a_paragraph_is_crowded_past_the_limit_of_inline_markers_of_any_kind():
-    limit = markdown.MARKERS_PER_PARAGRAPH
-    for marker in ("[", "*", "_", "`", "\\", "&", "<", "  \n"):
-        assert not markdown._crowded("x" + marker * limit) and markdown._crowded("x" + marker * (limit + 1)), marker
-    mixed = "[*_`\\&<" * (limit // 7) + "[" * (limit % 7)
-    assert not markdown._crowded(mixed) and markdown._crowded(mixed + "&")
-
-
-def test_past_the_tag_limit_only_the_paragraphs_holding_a_tag_are_plain():
-    tags = " ".join("<b>gras</b>" for _ in range(markdown.TAGS_PER_FEATURE // 2))  # 2 "<" each
-    [item] = read_feature(f"Avec **Markdown** : {tags}\n\nSans balise, **Markdown** lu.\n")
-    assert item.body == ("Avec Markdown : " + " ".join(["gras"] * (markdown.TAGS_PER_FEATURE // 2)), "Sans balise, Markdown lu.")
-    [item] = read_feature(f"Avec **Markdown** : {tags} <i>une de trop</i>\n\nSans balise, **Markdown** lu.\n")
-    assert item.body == (f"Avec **Markdown** : {tags} <i>une de trop</i>", "Sans balise, Markdown lu.")
+def test_markdown_stays_markdown_whatever_its_markup():
+    many = "Une liste de crochets " + "[" * 20_000 + " fin"  # python-markdown: about a minute
+    tags = " ".join("<b>gras</b>" for _ in range(40))
+    [item] = read_feature(f"Un **premier** paragraphe avec [un lien](https://x.example/a).\n\n{many}\n\n"
+                          f"Avec **Markdown** : {tags}\n\nUn _dernier_ paragraphe.\n")
+    assert item.body == ("Un premier paragraphe avec un lien.", many,
+                         "Avec Markdown : " + " ".join(["gras"] * 40), "Un dernier paragraphe.")
 
 
 def test_hostile_markdown_reads_in_linear_time():
     """The one timed test here, as the issue asks for a bound: each hostile body (64 KiB) reads in
-    under 30 s. Measured on a busy 2-core machine: at most 2 s each (the old reader: 8 KB of "["
+    under 30 s. Measured on a busy 2-core machine: 0.1 s at most (python-markdown: 8 KB of "["
     took 8 s, 16 KB 46 s, and this would have run for hours)."""
     import time
 

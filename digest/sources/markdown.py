@@ -1,14 +1,12 @@
 """Editor-written features: Markdown with front matter (title, published, rubric, summary, image …)."""
 from __future__ import annotations
 
-import html
-import re
-import secrets
 from datetime import date, datetime, time
 
+import cmarkgfm
 import frontmatter
-import markdown as md
 import yaml
+from cmarkgfm.cmark import Options
 
 from ..errors import SourceError
 from ..model import Image, Item
@@ -17,45 +15,15 @@ from . import Context, decode_text, too_large
 
 KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "featured", "pin", "author"}
 
-# A feature is a few kilobytes of an editor's text (the examples: 2 and 3 KB); 256 KiB, some 40,000
-# words, is already a mistake or an attack, and bounds what python-markdown costs (below): the worst
-# hostile input measured reads in 3 to 7 s at that size (linear: half the size, half the time),
-# ordinary text in a tenth of that.
-MAX_BYTES = 256 * 1024
-# python-markdown is not linear. Each inline pattern it finds in a paragraph (a link or image from
-# "[", emphasis from * and _, code from `, an escape from \, an entity from &, a tag or autolink
-# from <, a line break from two spaces before a newline) rebuilds the paragraph's text, and links
-# scan ahead from each "[": 8 KB of "[" take 8 s, 16 KB 46 s, 256 KB of "\[" or of "&lt;" minutes.
-# A paragraph (blank-line separated: the unit of inline processing) holding more than this many of
-# them in all is kept out of Markdown and shown as the plain text it is, which bounds the cost of
-# every paragraph by a constant times its length. Raw HTML is parsed over the whole document, and
-# unclosed tags cost quadratic time there (32 KB of "<a " take 12 s, however split): past
-# TAGS_PER_FEATURE "<" in a feature, every paragraph holding one is plain text too.
-MARKERS_PER_PARAGRAPH = 64
-TAGS_PER_FEATURE = 32
-_PARAGRAPH_BREAK = re.compile(r"(\n[ \t]*\n)")
-_MARKERS = "[*_`\\&<"
-
-
-def _crowded(paragraph: str) -> bool:
-    return sum(map(paragraph.count, _MARKERS)) + paragraph.count("  \n") > MARKERS_PER_PARAGRAPH
+# A feature is a few kilobytes of an editor's text (the examples: 2 and 3 KB); 1 MiB, some 150,000
+# words, is already a mistake or an attack.
+MAX_BYTES = 1024 * 1024
 
 
 def _to_html(text: str) -> str:
-    """The feature's Markdown as HTML, a crowded paragraph (see MARKERS_PER_PARAGRAPH) set aside
-    behind a placeholder word and put back, escaped, as a paragraph of plain text."""
-    many_tags = text.count("<") > TAGS_PER_FEATURE
-    parts = _PARAGRAPH_BREAK.split(text)
-    plain: list[str] = []
-    mark = f"digestplain{secrets.token_hex(8)}n"  # a word no feature holds: the placeholders' stem
-    for i in range(0, len(parts), 2):
-        if _crowded(parts[i]) or (many_tags and "<" in parts[i]):
-            plain.append(html.escape(parts[i].strip()))
-            parts[i] = f"{mark}{len(plain) - 1}x"
-    out = md.markdown("".join(parts))
-    if not plain:
-        return out
-    return re.sub(f"{mark}([0-9]+)x", lambda m: plain[int(m[1])], out)
+    """CommonMark through cmark-gfm, whose cost is linear in the text (python-markdown's is not: 16 KB
+    of "[" took it 46 s). Raw HTML passes here and is cleaned by nh3 with every other source's."""
+    return cmarkgfm.markdown_to_html(text, options=Options.CMARK_OPT_UNSAFE)
 
 
 def _when(value, context: Context, name: str) -> datetime:
