@@ -16,33 +16,13 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
-# Seconds a test waits for something that does happen (a server starting, a held reply to be let go):
-# a safety net for a machine whose cores are all busy, never a pace the test depends on.
-PATIENCE = 120.0
+from ports import PATIENCE, free_port
 
-
-def free_port() -> int:
-    """A port nobody listens on right now (another process may take it before we do: see `refusing_port`
-    for a port that must stay closed, and bind port 0 in the server itself where it can)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def refusing_port() -> Iterator[int]:
-    """A port where connections are refused for as long as the block runs: bound by us (so no other
-    process can listen there meanwhile) but never listening."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 @dataclass

@@ -14,7 +14,8 @@ import pytest
 from digest.edition import edition_key
 from delivery import Newsroom
 from conftest import DAY, ROOT
-from smtp_servers import PATIENCE, Holding, Recorder, SmtpServer
+from ports import PATIENCE
+from smtp_servers import Holding, Recorder, SmtpServer
 
 CONNECTIONS = 2
 
