@@ -281,10 +281,10 @@ def test_connection_refused_is_one_error_and_the_other_source_still_gives_its_it
 def test_slow_source_times_out_and_the_other_source_still_gives_its_items(feed_server):
     feed_server.route("/lent.xml", 200, (FEEDS / "atom.xml").read_bytes(), {"Content-Type": "application/atom+xml"})
     bad = SourceSpec("lent", feed_server.hang("/lent.xml"))
-    # The slow source never answers while the test runs; the good one has 5 s, ample even on a busy
+    # The slow source never answers while the test runs; the good one has 3 s, ample even on a busy
     # machine. The bound only tells "stopped at the timeout" from "waited for the server" (120 s);
-    # about 5 s here, loose for a machine whose cores are busy.
-    result, elapsed = _gather_with_good(feed_server, bad, timeout=5.0)
+    # about 3 s here, loose for a machine whose cores are busy.
+    result, elapsed = _gather_with_good(feed_server, bad, timeout=3.0)
     text = _assert_failed_alone(result, "lent")
     assert "in time" in text
     assert elapsed < 60
@@ -329,7 +329,7 @@ def test_all_failures_in_one_gather_are_reported_in_order(feed_server):
             SourceSpec("lent", feed_server.url("/lent.xml")),
             SourceSpec("html", feed_server.url("tests/fixtures/feeds/not-a-feed.html")),
         ]
-        result = gather(specs, DAY, TZ, timeout=5.0)  # ample for the others on a busy machine
+        result = gather(specs, DAY, TZ, timeout=3.0)  # ample for the others on a busy machine
     assert [e.source for e in result.errors] == ["a404", "a500", "refus", "lent", "html"]
     for error in result.errors:
         assert_one_line_error(error, error.source)
