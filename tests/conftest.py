@@ -4,12 +4,13 @@ from __future__ import annotations
 import http.server
 import os
 import threading
-import time
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from ports import PATIENCE
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -57,12 +58,13 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves files from a folder, plus a few misbehaving routes for tests of failures."""
 
     routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
-    slow: dict[str, float] = {}
+    hung: set[str] = set()
+    closing: threading.Event
 
     def do_GET(self):  # noqa: N802 (http.server's naming)
         path = self.path.split("?", 1)[0]
-        if path in self.slow:
-            time.sleep(self.slow[path])
+        if path in self.hung:
+            self.closing.wait(PATIENCE)  # no answer while the test runs, however long it takes
         if path in self.routes:
             status, headers, body = self.routes[path]
             self.send_response(status)
@@ -82,7 +84,7 @@ class FeedServer:
     """A real HTTP server on 127.0.0.1 and a free port, serving a folder."""
 
     def __init__(self, folder: Path) -> None:
-        handler = type("Handler", (_Handler,), {"routes": {}, "slow": {}})
+        handler = type("Handler", (_Handler,), {"routes": {}, "hung": set(), "closing": threading.Event()})
         self._handler = handler
 
         def factory(*args, **kwargs):
@@ -105,11 +107,13 @@ class FeedServer:
         self._handler.routes[path] = (status, headers or {"Content-Type": "application/rss+xml"}, body)
         return self.url(path)
 
-    def delay(self, path: str, seconds: float) -> str:
-        self._handler.slow[path] = seconds
+    def hang(self, path: str) -> str:
+        """Answer ``path`` only when the server closes, at the end of the test; returns its URL."""
+        self._handler.hung.add(path)
         return self.url(path)
 
     def close(self) -> None:
+        self._handler.closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 

@@ -56,8 +56,8 @@ class Newsroom:
     def with_smtp(self, port: int, **fields) -> None:
         fields.setdefault("tls", "none")
         fields.setdefault("connections", 2)
-        fields.setdefault("deadline_seconds", 5.0)
-        fields.setdefault("timeout_seconds", 5.0)
+        # deadline_seconds and timeout_seconds keep their defaults (60 s, 30 s): on a machine whose cores
+        # are busy, a message to a local server can take seconds; a test of the deadline sets its own.
         self.settings = replace(self.settings, smtp=Smtp(host="127.0.0.1", port=port, **fields))
 
     def with_delivery(self, **fields) -> None:
@@ -91,6 +91,7 @@ class Newsroom:
         return result
 
     def popen(self, *args: str) -> subprocess.Popen:
+        """`digest …` running: the caller ends it with communicate(), which also closes its pipes."""
         return subprocess.Popen(
             [sys.executable, "-m", "digest", *args, "-c", str(self.config), "--date", DAY.isoformat()],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,

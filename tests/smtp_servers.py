@@ -1,5 +1,9 @@
 """Real SMTP servers for delivery tests: aiosmtpd with a recording handler that misbehaves on
-chosen commands, and Postfix's smtp-sink (Debian `postfix`, never started as a mail system)."""
+chosen commands, and Postfix's smtp-sink (Debian `postfix`, never started as a mail system).
+
+Ports: aiosmtpd binds port 0 itself and reports the port it got; smtp-sink, which cannot, is started on
+a free port and recognised by a greeting of its own, and started again on another port in the rare case
+that another process took that one first."""
 from __future__ import annotations
 
 import asyncio
@@ -10,17 +14,15 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 
+from ports import PATIENCE, free_port
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -88,16 +90,56 @@ class Recorder:
         return out
 
 
-class SmtpServer:
-    """aiosmtpd on 127.0.0.1 and a free port, in its own thread."""
+@dataclass
+class Holding(Recorder):
+    """A Recorder that holds the DATA reply of every message from the `hold_from`-th on (counting from
+    0) until `release` is set: a relay that stops answering exactly where the test says, whatever the
+    machine's load. `held` is set when the first message is held."""
 
-    def __init__(self, handler: Recorder | None = None) -> None:
+    hold_from: int = 0
+    release: threading.Event = field(default_factory=threading.Event)
+    held: threading.Event = field(default_factory=threading.Event)
+    _arrived: int = 0
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            index = self._arrived
+            self._arrived += 1
+        if index >= self.hold_from:
+            self.held.set()
+            deadline = time.monotonic() + PATIENCE
+            while not self.release.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        return await super().handle_DATA(server, session, envelope)
+
+
+class _PortZeroController(Controller):
+    """aiosmtpd's Controller, listening on a port the kernel picks as it binds: no other process can
+    take it between choosing and binding."""
+
+    def _create_server(self):
+        async def create():
+            server = await self.loop.create_server(self._factory_invoker, host=self.hostname, port=0,
+                                                   ssl=self.ssl_context)
+            self.port = server.sockets[0].getsockname()[1]
+            return server
+
+        return create()
+
+
+class SmtpServer:
+    """aiosmtpd on 127.0.0.1 and a port of its own, in its own thread."""
+
+    def __init__(self, handler: Recorder | None = None, **options) -> None:
         self.handler = handler or Recorder()
-        self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=10)
+        self.controller = _PortZeroController(self.handler, hostname="127.0.0.1", port=0, ready_timeout=PATIENCE,
+                                              **options)
         self.controller.start()
+        self.port: int = self.controller.port
 
     def stop(self) -> None:
+        if isinstance(self.handler, Holding):
+            self.handler.release.set()
         self.controller.stop()
 
 
@@ -109,7 +151,6 @@ class SmtpSink:
         binary = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
         if not os.path.exists(binary):
             raise RuntimeError("smtp-sink is missing: install Debian's postfix package (.ci/run does)")
-        self.port = free_port()
         args = [binary]
         if os.geteuid() == 0:
             args += ["-u", "nobody"]  # smtp-sink refuses to run as root
@@ -119,16 +160,38 @@ class SmtpSink:
             self.dump = Path(tempfile.mkdtemp(prefix="digest-sink-"))
             os.chmod(self.dump, 0o777)
             args += ["-d", str(self.dump / "%Y%m%d%H/%M.")]
-        args += [*options, f"127.0.0.1:{self.port}", str(backlog)]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 10
+        # Its own name in the greeting: a server answering on the port is this one, not another
+        # process's that took the port between free_port() and smtp-sink's bind.
+        self.name = f"sink-{uuid.uuid4().hex[:12]}.test"
+        args += ["-h", self.name, *options]
+        for _ in range(5):
+            self.port = free_port()
+            self.process = subprocess.Popen([*args, f"127.0.0.1:{self.port}", str(backlog)],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            if self._started():
+                return
+        raise RuntimeError("smtp-sink found no free port five times in a row")
+
+    def _started(self) -> bool:
+        """True once this smtp-sink greets on self.port; False if the port was taken (it exited)."""
+        deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
             if self.process.poll() is not None:
-                raise RuntimeError(f"smtp-sink exited: {self.process.stderr.read().decode()}")
+                error = self.process.stderr.read().decode(errors="replace")
+                self.process.stderr.close()
+                if "in use" in error:
+                    return False
+                raise RuntimeError(f"smtp-sink exited: {error}")
+            try:
+                # (A short wait per try: whoever else may hold the port need not greet at all.)
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                    greeting = sock.recv(512).decode(errors="replace")
+                if self.name in greeting:
+                    return True
+            except OSError:
+                pass
             time.sleep(0.05)
+        self.stop()
         raise RuntimeError("smtp-sink did not start")
 
     def messages(self) -> list[bytes]:
@@ -139,8 +202,10 @@ class SmtpSink:
     def stop(self) -> None:
         self.process.terminate()
         try:
-            self.process.wait(5)
+            self.process.wait(PATIENCE)
         except subprocess.TimeoutExpired:
             self.process.kill()
+            self.process.wait()
+        self.process.stderr.close()
         if self.dump is not None:
             shutil.rmtree(self.dump, ignore_errors=True)

@@ -9,7 +9,7 @@ from digest.model import Variant
 from digest.render import Renderer
 from digest.settings import load
 
-from browser import launch, screenshot_folder
+from browser import launch, new_page, screenshot_folder
 from conftest import DAY, EXAMPLES
 
 EDITIONS = {"fr": EXAMPLES / "digest.toml", "ar": EXAMPLES / "ar" / "digest.toml"}
@@ -74,7 +74,7 @@ MEASURE = """() => {
 @pytest.mark.parametrize("width", [375, 600])
 @pytest.mark.parametrize("locale", ["fr", "ar"])
 def test_the_email_fits_the_screen_and_leads_with_its_top_story(browser, pages, shots, locale, width):
-    page = browser.new_page(viewport={"width": width, "height": 740})
+    page = new_page(browser, viewport={"width": width, "height": 740})
     try:
         page.goto(pages[locale].as_uri())
         m = page.evaluate(MEASURE)
@@ -98,7 +98,7 @@ def test_mixed_arabic_and_latin_titles_keep_their_own_direction(browser, tmp_pat
     rendered = Renderer(settings).render(make(settings, DAY).edition, Variant("ar"))
     path = tmp_path / "mixed.html"
     path.write_text(rendered.html, encoding="utf-8")
-    page = browser.new_page(viewport={"width": 375, "height": 740})
+    page = new_page(browser, viewport={"width": 375, "height": 740})
     try:
         page.goto(path.as_uri())
         directions = page.evaluate("""() => ({
@@ -114,7 +114,7 @@ def test_mixed_arabic_and_latin_titles_keep_their_own_direction(browser, tmp_pat
 def test_dark_mode_keeps_text_readable_and_the_logo_on_its_plate(browser, pages, shots):
     from digest.checks import contrast, parse_color
 
-    page = browser.new_page(viewport={"width": 375, "height": 740}, color_scheme="dark")
+    page = new_page(browser, viewport={"width": 375, "height": 740}, color_scheme="dark")
     try:
         page.goto(pages["fr"].as_uri())
         colours = page.evaluate("""() => {

@@ -17,9 +17,9 @@ import pytest
 
 from playwright.sync_api import sync_playwright
 
-from browser import launch, screenshot_folder
+from browser import launch, new_page, screenshot_folder
 from delivery import Newsroom, parse
-from test_serve import free_port, start_serve
+from test_serve import start_serve
 
 BASE = "https://lequotidien.example.ma/digest"
 
@@ -43,16 +43,15 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
     https_url = re.findall(r"<(https://[^>]+)>", message["List-Unsubscribe"])[0]
     assert https_url.startswith(f"{BASE}/unsubscribe/") and message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
-    port = free_port()
-    local = f"http://127.0.0.1:{port}/digest"
+    server = start_serve(room)
+    local = f"{server.url}/digest"
     url = https_url.replace(BASE, local)
-    server = start_serve(room, port)
     problems: list[str] = []
     try:
         with sync_playwright() as playwright:
             browser = launch(playwright)
             try:
-                page = browser.new_page(viewport={"width": 390, "height": 844})
+                page = new_page(browser, viewport={"width": 390, "height": 844})
                 # Nothing leaves the machine: the pictures of the archive page (https, elsewhere) get a pixel.
                 page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"),
                            lambda route: route.fulfill(status=200, content_type="image/png", body=PIXEL))
@@ -125,8 +124,7 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
             finally:
                 browser.close()
     finally:
-        server.send_signal(signal.SIGTERM)
-        _, log = server.communicate(timeout=20)
+        _, log = server.stop(signal.SIGTERM)
     assert problems == []
     token = https_url.rsplit("/", 1)[1]
     assert token not in log and "POST /digest/unsubscribe/… 200" in log and "POST /digest/preferences/… 200" in log

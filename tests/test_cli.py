@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 from email import policy
 
 import pytest
@@ -32,7 +33,11 @@ def test_help_lists_the_commands_and_each_has_its_own_help():
 
 
 def test_the_console_script_is_installed():
-    result = subprocess.run(["digest", "--version"], capture_output=True, text=True)
+    # Where this interpreter's environment installs scripts: found whether or not it is activated.
+    scripts = sysconfig.get_path("scripts")
+    path = os.pathsep.join([scripts, os.environ.get("PATH", "")])
+    result = subprocess.run(["digest", "--version"], capture_output=True, text=True,
+                            env={**os.environ, "PATH": path}, timeout=120)
     assert result.returncode == 0 and "digest" in result.stdout
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -18,9 +19,10 @@ from playwright.sync_api import Error as PlaywrightError, sync_playwright
 
 from digest.preview import State, create_app
 
-from browser import launch, screenshot_folder
+from browser import launch, new_page, screenshot_folder
 from conftest import EXAMPLES, ROOT
-from smtp_servers import free_port
+from ports import PATIENCE
+from served import Served
 
 
 @pytest.fixture
@@ -37,21 +39,41 @@ def newsroom(tmp_path):
 @pytest.fixture
 def server(newsroom):
     state = State(newsroom / "digest.toml", "2026-11-29", None)
-    port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
+    sock = socket.socket()  # bound here, on a port the kernel picks: nobody can take it before uvicorn
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(create_app(state), log_level="warning"))
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + PATIENCE
     while not uv.started:
-        assert time.monotonic() < deadline, "the preview server did not start"
+        assert time.monotonic() < deadline and thread.is_alive(), "the preview server did not start"
         time.sleep(0.05)
     yield f"http://127.0.0.1:{port}", state
     uv.should_exit = True
-    thread.join(10)
+    thread.join(PATIENCE)
+    sock.close()
 
 
 def get(url: str) -> httpx.Response:
-    return httpx.get(url, timeout=30)
+    return httpx.get(url, timeout=PATIENCE)
+
+
+def watching(newsroom, state: State) -> None:
+    """Return once the preview's watcher sees changes: digest.toml rewritten as it is (a change
+    nonetheless) until the version moves. Before that, an edit could come before the watch."""
+    config = newsroom / "digest.toml"
+    text = config.read_text(encoding="utf-8")
+    before = state.version
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        config.write_text(text, encoding="utf-8")
+        probe = time.monotonic() + 5  # an event comes within a second once watching: try again only then
+        while time.monotonic() < probe:
+            if state.version > before:
+                return
+            time.sleep(0.05)
+    raise AssertionError("the preview's watcher never saw a change")
 
 
 def test_the_page_shows_both_widths_the_text_twin_the_subject_size_and_checks(server):
@@ -76,8 +98,8 @@ def test_the_page_shows_both_widths_the_text_twin_the_subject_size_and_checks(se
 
 def test_only_this_machine_s_names_are_answered(server):
     base, _ = server
-    assert httpx.get(base + "/", headers={"Host": "evil.example"}, timeout=10).status_code == 400
-    assert httpx.get(base + "/", headers={"Host": "localhost"}, timeout=30).status_code == 200
+    assert httpx.get(base + "/", headers={"Host": "evil.example"}, timeout=PATIENCE).status_code == 400
+    assert httpx.get(base + "/", headers={"Host": "localhost"}, timeout=PATIENCE).status_code == 200
 
 
 def test_an_atomic_save_is_seen_too(server, newsroom):
@@ -86,7 +108,7 @@ def test_an_atomic_save_is_seen_too(server, newsroom):
 
     base, state = server
     get(base + "/")
-    time.sleep(0.3)
+    watching(newsroom, state)
     config = newsroom / "digest.toml"
     for round_ in range(3):
         version = state.version
@@ -95,7 +117,7 @@ def test_an_atomic_save_is_seen_too(server, newsroom):
                       count=1, flags=re.M)
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, config)
-        assert _wait_for_version(base, version) < 2.0
+        assert _wait_for_version(base, version) < SEEN_WITHIN
     assert "Le Quotidien 2" in get(base + "/email.html").text
 
 
@@ -113,7 +135,13 @@ def test_the_selector_switches_language_and_rubrics(server):
     assert "Sunday, November 29, 2026" in english and "Unsubscribe" in english
 
 
-def _wait_for_version(base: str, above: int, timeout: float = 5.0) -> float:
+# How soon a change on disk is seen: the watcher's debounce is 0.2 s and about 0.2 s pass on an idle
+# machine; the bound is loose so that it holds on a machine whose cores are busy, and still fails a
+# preview that only finds the change later (on a poll, or the next event).
+SEEN_WITHIN = 10.0
+
+
+def _wait_for_version(base: str, above: int, timeout: float = PATIENCE) -> float:
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if get(base + "/version").json()["version"] > above:
@@ -125,10 +153,11 @@ def _wait_for_version(base: str, above: int, timeout: float = 5.0) -> float:
 def test_editing_a_theme_file_a_source_or_the_config_rebuilds_the_preview(server, newsroom):
     base, state = server
     get(base + "/")  # warm: the edition is built
-    time.sleep(0.3)  # the watcher is running
+    watching(newsroom, state)
 
+    version = state.version
     (newsroom / "theme" / "email" / "subject.txt.j2").write_text("Édition du soir — {{ date_long }}", encoding="utf-8")
-    assert _wait_for_version(base, 0) < 2.0
+    assert _wait_for_version(base, version) < SEEN_WITHIN
     root = lxml.html.document_fromstring(get(base + "/").text)
     assert root.get_element_by_id("subject").text_content() == "Édition du soir — dimanche 29 novembre 2026"
 
@@ -136,23 +165,24 @@ def test_editing_a_theme_file_a_source_or_the_config_rebuilds_the_preview(server
     dump = newsroom / "sources" / "homepage-2026-11-29.txt"
     dump.write_text("- 23:55Dernière minute : un titre ajouté par la rédaction\n" + dump.read_text(encoding="utf-8"),
                     encoding="utf-8")
-    assert _wait_for_version(base, version) < 2.0
+    assert _wait_for_version(base, version) < SEEN_WITHIN
     assert "Dernière minute : un titre ajouté par la rédaction" in get(base + "/email.html").text
 
     version = state.version
     config = newsroom / "digest.toml"
     config.write_text(config.read_text(encoding="utf-8").replace('name = "Le Quotidien"', 'name = "Le Quotidien du Soir"'),
                       encoding="utf-8")
-    assert _wait_for_version(base, version) < 2.0
+    assert _wait_for_version(base, version) < SEEN_WITHIN
     assert "Le Quotidien du Soir" in get(base + "/email.html").text
 
 
 def test_a_broken_template_is_shown_not_crashed(server, newsroom):
     base, state = server
     get(base + "/")
-    time.sleep(0.3)
+    watching(newsroom, state)
+    version = state.version
     (newsroom / "theme" / "email" / "subject.txt.j2").write_text("{{ oops }", encoding="utf-8")
-    _wait_for_version(base, 0)
+    _wait_for_version(base, version)
     response = get(base + "/")
     assert "subject.txt.j2, line 1" in response.text
     (newsroom / "theme" / "email" / "subject.txt.j2").unlink()
@@ -165,13 +195,18 @@ def test_the_page_reloads_itself_in_the_browser(server, newsroom, tmp_path_facto
     with sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = new_page(browser, viewport={"width": 1400, "height": 1000})
+            watching(newsroom, state)
             page.goto(base + "/")
-            page.wait_for_timeout(500)  # the page has subscribed to changes
+            # The page has its first version from the server (preview.js's `seen`): a change now reloads it.
+            deadline = time.monotonic() + PATIENCE
+            while page.evaluate("seen") is None:
+                assert time.monotonic() < deadline, "the page never heard from the server"
+                time.sleep(0.05)
             frames = page.evaluate("[...document.querySelectorAll('iframe')].map(f => f.clientWidth)")  # the email's own viewport
             assert frames == [375, 640]
             (newsroom / "theme" / "email" / "subject.txt.j2").write_text("Rechargé tout seul", encoding="utf-8")
-            deadline, subject = time.monotonic() + 5, None
+            deadline, subject = time.monotonic() + PATIENCE, None
             while subject != "Rechargé tout seul" and time.monotonic() < deadline:
                 try:  # (the page's CSP forbids eval, so no wait_for_function)
                     subject = page.text_content("#subject", timeout=500)
@@ -190,21 +225,10 @@ def test_the_command_prints_the_url_and_refuses_a_bad_config(tmp_path):
     result = subprocess.run([sys.executable, "-m", "digest", "preview", "-c", str(bad)], capture_output=True,
                             text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 2 and "newsletter.locale" in result.stderr and "Traceback" not in result.stderr
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "digest", "preview", "-c", str(EXAMPLES / "digest.toml"),
-                                "--date", "2026-11-29", "--port", str(port)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    server = Served(lambda port: [sys.executable, "-m", "digest", "preview", "-c", str(EXAMPLES / "digest.toml"),
+                                  "--date", "2026-11-29", "--port", str(port)])
     try:
-        line = process.stdout.readline()
-        assert f"http://127.0.0.1:{port}/" in line
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                assert get(f"http://127.0.0.1:{port}/").status_code == 200
-                break
-            except httpx.ConnectError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        assert f"{server.url}/" in server.first_line()
+        assert get(f"{server.url}/").status_code == 200
     finally:
-        process.terminate()
-        process.wait(10)
+        server.stop()

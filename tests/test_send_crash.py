@@ -1,31 +1,39 @@
 """`digest send` killed, interrupted or started twice: nobody skipped, nobody doubled."""
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
+from digest.edition import edition_key
 from delivery import Newsroom
-from smtp_servers import Recorder, SmtpServer
+from conftest import DAY, ROOT
+from ports import PATIENCE
+from smtp_servers import Holding, Recorder, SmtpServer
 
 CONNECTIONS = 2
 
 
-@pytest.fixture
-def slow_server():
-    server = SmtpServer(Recorder(data_delay=0.05))
-    yield server
-    server.stop()
+def holding_server(hold_from: int) -> SmtpServer:
+    """A relay that takes `hold_from` messages, then holds every DATA reply until the test lets go: the
+    send is stopped half-way however fast or slow the machine runs it."""
+    return SmtpServer(Holding(hold_from=hold_from))
 
 
 def newsroom(tmp_path, server, subscribers=60) -> Newsroom:
-    smtp = f'host = "127.0.0.1"\nport = {server.port}\ntls = "none"\nconnections = {CONNECTIONS}\n'
+    # A held reply must outlast the test's own steps on a loaded machine: the relay holds it, not the clock.
+    smtp = (f'host = "127.0.0.1"\nport = {server.port}\ntls = "none"\nconnections = {CONNECTIONS}\n'
+            f"deadline_seconds = {PATIENCE}\ntimeout_seconds = {PATIENCE}\n")
     return Newsroom(tmp_path, subscribers=subscribers, smtp=smtp)
 
 
-def wait_for(predicate, timeout=60.0):
+def wait_for(predicate, timeout=PATIENCE):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -34,63 +42,140 @@ def wait_for(predicate, timeout=60.0):
     raise AssertionError("timed out")
 
 
-def test_sigkill_mid_run_then_rerun_delivers_to_everyone_with_at_most_in_flight_duplicates(tmp_path, slow_server):
-    room = newsroom(tmp_path, slow_server)
-    process = room.popen("send")
-    wait_for(lambda: len(slow_server.handler.messages) >= 15)
-    process.send_signal(signal.SIGKILL)
-    process.wait(10)
-    first = Counter(r for m in slow_server.handler.messages for r in m.rcpt_tos)
-    in_flight = {sid for sid, status in room.ledger_rows().items() if status == "sending"}
-    assert len(in_flight) <= CONNECTIONS
-    assert len(first) < len(room.emails)  # it really was stopped half-way
-
-    result = room.cli("send")
-    assert result.returncode == 0, result.stderr
-    total = Counter(r for m in slow_server.handler.messages for r in m.rcpt_tos)
-    assert sorted(total) == sorted(room.emails)  # nobody skipped
-    doubled = {address for address, n in total.items() if n > 1}
-    assert all(n <= 2 for n in total.values())
-    assert len(doubled) <= CONNECTIONS
-    ids = {room.store.get(a).id for a in doubled}
-    assert ids <= in_flight  # only a message in flight at the kill can arrive twice
-    assert set(room.ledger_rows().values()) == {"sent"}
+def signal_taken(pid: int, sig: signal.Signals) -> bool:
+    """The kernel has handed `sig` to the process (it is no longer pending): Python's handler has run
+    or is about to, in that process's own event loop."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    pending = 0
+    for line in status.splitlines():
+        if line.startswith(("SigPnd:", "ShdPnd:")):
+            pending |= int(line.split()[1], 16)
+    return not pending & (1 << (sig - 1))
 
 
-def test_sigint_finishes_what_is_in_flight_records_it_and_summarises(tmp_path, slow_server):
-    room = newsroom(tmp_path, slow_server)
-    process = room.popen("send")
-    wait_for(lambda: len(slow_server.handler.messages) >= 10)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=30)
-    assert process.returncode == 1
-    assert "Traceback" not in err
-    assert "interrupted" in err and "sent" in out
-    rows = room.ledger_rows()
-    assert "sending" not in rows.values()
-    sent_first = Counter(r for m in slow_server.handler.messages for r in m.rcpt_tos)
-    assert sum(1 for s in rows.values() if s == "sent") == len(sent_first)
-
-    result = room.cli("send")
-    assert result.returncode == 0, result.stderr
-    total = Counter(r for m in slow_server.handler.messages for r in m.rcpt_tos)
-    assert sorted(total) == sorted(room.emails) and set(total.values()) == {1}  # no duplicate at all
-
-
-def test_a_second_send_of_the_same_edition_refuses_while_one_runs(tmp_path, slow_server):
-    room = newsroom(tmp_path, slow_server, subscribers=80)
-    process = room.popen("send")
+def test_sigkill_mid_run_then_rerun_delivers_to_everyone_with_at_most_in_flight_duplicates(tmp_path):
+    server = holding_server(15)
     try:
-        wait_for(lambda: len(slow_server.handler.messages) >= 3)
-        second = room.cli("send")
-        assert second.returncode == 2
-        assert "another 'digest send'" in second.stderr
+        room = newsroom(tmp_path, server)
+        process = room.popen("send")
+        wait_for(lambda: len(server.handler.messages) >= 15 and server.handler.held.is_set())
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=PATIENCE)
+        server.handler.release.set()
+        first = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
+        in_flight = {sid for sid, status in room.ledger_rows().items() if status == "sending"}
+        assert len(in_flight) <= CONNECTIONS
+        assert len(first) < len(room.emails)  # it really was stopped half-way
+
+        result = room.cli("send")
+        assert result.returncode == 0, result.stderr
+        total = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
+        assert sorted(total) == sorted(room.emails)  # nobody skipped
+        doubled = {address for address, n in total.items() if n > 1}
+        assert all(n <= 2 for n in total.values())
+        assert len(doubled) <= CONNECTIONS
+        ids = {room.store.get(a).id for a in doubled}
+        assert ids <= in_flight  # only a message in flight at the kill can arrive twice
+        assert set(room.ledger_rows().values()) == {"sent"}
     finally:
+        server.stop()
+
+
+def test_sigint_finishes_what_is_in_flight_records_it_and_summarises(tmp_path):
+    server = holding_server(10)
+    try:
+        room = newsroom(tmp_path, server)
+        process = room.popen("send")
+        wait_for(lambda: len(server.handler.messages) >= 10 and server.handler.held.is_set())
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-    # Once the first is gone, the lock is free again (and the kernel frees it even after SIGKILL).
-    again = room.cli("send")
-    assert again.returncode == 0, again.stderr
+        # The messages in flight are let go only once the signal is taken: the run cannot have
+        # gone on to the end meanwhile.
+        wait_for(lambda: signal_taken(process.pid, signal.SIGINT))
+        server.handler.release.set()
+        out, err = process.communicate(timeout=PATIENCE)
+        assert process.returncode == 1
+        assert "Traceback" not in err
+        assert "interrupted" in err and "sent" in out
+        rows = room.ledger_rows()
+        assert "sending" not in rows.values()
+        sent_first = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
+        assert sum(1 for s in rows.values() if s == "sent") == len(sent_first)
+        assert len(sent_first) < len(room.emails)
+
+        result = room.cli("send")
+        assert result.returncode == 0, result.stderr
+        total = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
+        assert sorted(total) == sorted(room.emails) and set(total.values()) == {1}  # no duplicate at all
+    finally:
+        server.stop()
+
+
+def test_a_second_send_of_the_same_edition_refuses_while_one_runs(tmp_path):
+    """The first send is really running, one of its messages held by the relay, when the second starts."""
+    server = holding_server(3)
+    try:
+        room = newsroom(tmp_path, server, subscribers=20)
+        process = room.popen("send")
+        try:
+            wait_for(server.handler.held.is_set)
+            second = room.cli("send")
+            assert second.returncode == 2
+            assert f"another 'digest send' (pid {process.pid})" in second.stderr
+        finally:
+            server.handler.release.set()
+            out, err = process.communicate(timeout=PATIENCE)
+        assert process.returncode == 0, err
+        total = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
+        assert sorted(total) == sorted(room.emails) and set(total.values()) == {1}  # the refused run sent nothing
+        again = room.cli("send")  # the first is gone: the lock is free again
+        assert again.returncode == 0, again.stderr
+        assert "Nothing new to send" in again.stdout
+    finally:
+        server.stop()
+
+
+HOLD_THE_LOCK = """
+import sys
+from digest.ledger import EditionLock
+with EditionLock(sys.argv[1], sys.argv[2]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_the_edition_lock_refuses_a_send_and_the_kernel_frees_it_when_its_holder_is_killed(tmp_path):
+    server = SmtpServer()
+    try:
+        room = newsroom(tmp_path, server, subscribers=5)
+        key = edition_key(room.settings, DAY)
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, room.settings.database, key],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        try:
+            assert holder.stdout.readline() == "held\n"
+            refused = room.cli("send")
+            assert refused.returncode == 2
+            assert f"digest: error: another 'digest send' (pid {holder.pid}) is sending this edition" in refused.stderr
+            assert server.handler.messages == [] and room.ledger_rows() == {}
+        finally:
+            holder.kill()  # SIGKILL: no chance to unlock; the kernel drops the flock with the process
+            holder.communicate(timeout=PATIENCE)
+        result = room.cli("send")
+        assert result.returncode == 0, result.stderr
+        assert sorted(r for m in server.handler.messages for r in m.rcpt_tos) == sorted(room.emails)
+    finally:
+        server.stop()
+
+
+def test_the_edition_lock_held_in_this_process_refuses_a_send(tmp_path):
+    from digest.ledger import EditionLock
+
+    room = Newsroom(tmp_path, subscribers=3)
+    with EditionLock(room.settings.database, edition_key(room.settings, DAY)):
+        refused = room.cli("send")
+    assert refused.returncode == 2 and f"(pid {os.getpid()})" in refused.stderr
+    assert "wait for it to finish" in refused.stderr
+    assert room.cli("send").returncode == 0  # released on leaving the block
+    assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 3
 
 
 def test_a_ledger_that_cannot_be_written_stops_the_run_cleanly(tmp_path):
@@ -111,14 +196,14 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_cleanly(tmp_path):
             reply = await super().handle_DATA(server, session, envelope)
             if len(self.messages) == 3 and not locked.is_set():
                 def hold():
-                    conn = sqlite3.connect(room.settings.database, timeout=1)
+                    conn = sqlite3.connect(room.settings.database, timeout=PATIENCE)
                     conn.execute("BEGIN EXCLUSIVE")
                     locked.set()
-                    release.wait(20)
+                    release.wait(PATIENCE)
                     conn.rollback()
                     conn.close()
                 threading.Thread(target=hold, daemon=True).start()
-                locked.wait(5)
+                locked.wait(PATIENCE)
             return reply
 
     server = SmtpServer(LockingRecorder())

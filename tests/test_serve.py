@@ -6,11 +6,8 @@ the last ones start the real `digest serve` command on a free port and stop it w
 from __future__ import annotations
 
 import logging
-import os
 import re
 import signal
-import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -22,9 +19,10 @@ with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for it
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from conftest import ROOT
 from delivery import Newsroom, parse
 from digest.serve import CSP, FormGuard, create_app, mask, redact
+from ports import PATIENCE
+from served import Served
 from subscribers.tokens import Tokens, load_keys
 
 BASE = "https://lequotidien.example.ma"
@@ -491,49 +489,29 @@ def test_the_log_keeps_a_long_prefix_and_cuts_the_token_after_it(room, caplog):
 
 # -- the real command ---------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_serve(room: Newsroom, port: int, *args: str) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "digest", "serve", "-c", str(room.config), "--port", str(port), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}{PREFIX}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"digest serve did not start: {process.communicate()[1]}")
+def start_serve(room: Newsroom, *args: str) -> Served:
+    """The real command, on a port it has bound (see tests/served.py)."""
+    return Served(lambda port: [sys.executable, "-m", "digest", "serve", "-c", str(room.config),
+                                "--port", str(port), *args])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_digest_serve_answers_logs_and_stops_cleanly_on_a_signal(tmp_path, sig):
     room = Newsroom(tmp_path, subscribers=2)
-    port = free_port()
-    process = start_serve(room, port)
+    server = start_serve(room)
+    port = server.port
     try:
         token = room.tokens.make(sid(room, 0))
         url = f"http://127.0.0.1:{port}{PREFIX}/unsubscribe/{token}"
-        with httpx.Client(timeout=5) as http:
+        with httpx.Client(timeout=PATIENCE) as http:
             assert http.get(url).status_code == 200
             answer = http.post(url, data=ONE_CLICK)
             assert answer.status_code == 200 and answer.headers["content-security-policy"] == CSP
             assert "server" not in answer.headers
         assert room.store.get(room.emails[0]).status == "unsubscribed"
     finally:
-        process.send_signal(sig)
-        out, err = process.communicate(timeout=20)
-    assert process.returncode == 0, err
+        out, err = server.stop(sig)
+    assert server.returncode == 0, err
     assert "Traceback" not in err
     assert "POST /digest/unsubscribe/… 200" in err and token not in err + out
     assert "Finished server process" in err or "Shutting down" in err
@@ -545,18 +523,16 @@ def test_digest_serve_believes_forwarded_headers_only_from_the_trusted_proxy(tmp
     """Behind nginx the browser's origin is https://<public host>: the app knows the scheme only from
     X-Forwarded-Proto, which uvicorn takes from the trusted proxy address alone."""
     room = Newsroom(tmp_path, subscribers=1)
-    port = free_port()
-    process = start_serve(room, port, "--trusted-proxy", trusted)
+    server = start_serve(room, "--trusted-proxy", trusted)
     try:
         token = room.tokens.make(sid(room, 0))
-        url = f"http://127.0.0.1:{port}{PREFIX}/preferences/{token}"
-        with httpx.Client(timeout=5) as http:
+        url = f"{server.url}{PREFIX}/preferences/{token}"
+        with httpx.Client(timeout=PATIENCE) as http:
             csrf = csrf_of(http.get(url).text)
             forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7",
                          "Host": "mirror.example.ma", "Origin": "https://mirror.example.ma"}
             answer = http.post(url, data={"csrf": csrf, "locale": "en", "action": "save"}, headers=forwarded)
             assert answer.status_code == expected
     finally:
-        process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=20)
+        server.stop(signal.SIGTERM)
     assert room.store.get(room.emails[0]).locale == ("en" if expected == 200 else "fr")

@@ -1,0 +1,28 @@
+"""Ports and patience for tests that run servers: on a shared machine another process may take a port
+between the moment a test picks it and the moment a server binds it."""
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# Seconds a test waits for something that does happen (a server starting, a held reply let go, a
+# process ending): a safety net for a machine whose cores are all busy, never a pace a test relies on.
+PATIENCE = 120.0
+
+
+def free_port() -> int:
+    """A port nobody listens on right now. Another process may take it before our server binds it: bind
+    port 0 in the server itself where it can, or check that what answers is ours and try again."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A port where connections are refused for as long as the block runs: bound by us, so that no
+    other process can listen there meanwhile, and never listening."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
