@@ -23,7 +23,8 @@ import pytest
 
 from conftest import ROOT
 from delivery import Newsroom
-from test_serve import PREFIX, free_port, sid
+from ports import PATIENCE, free_port
+from test_serve import PREFIX, sid
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
 
@@ -32,6 +33,12 @@ class Served:
     """A running `digest serve`, its stderr collected line by line."""
 
     def __init__(self, room: Newsroom, *args: str) -> None:
+        for _ in range(5):  # the port picked free may be taken by another process before serve binds it
+            if self._start(room, args):
+                return
+        raise AssertionError("no free port five times in a row")
+
+    def _start(self, room: Newsroom, args: tuple[str, ...]) -> bool:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "digest", "serve", "-c", str(room.config), "--port", str(self.port), *args],
@@ -41,13 +48,16 @@ class Served:
         self._seen = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + PATIENCE
         while not self.has(rb"Uvicorn running on"):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
+                self.stop()
+                if b"address already in use" in self.stderr().lower():
+                    return False
                 raise AssertionError(f"digest serve did not start: {self.stderr()!r}")
             with self._seen:
                 self._seen.wait(0.2)
+        return True
 
     def _read(self) -> None:
         for line in self.process.stderr:
