@@ -6,12 +6,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .errors import ConfigError, DigestError, SourceError
-from .gather import Gathered, gather
-from .model import Edition, Image, Item, Ranked, Rendered, Section, Variant
-from .rank import rank
-from .render import Renderer
-from .settings import Settings, SourceSpec, defaults, load
+from digest.core.config import Settings, SourceSpec, defaults, load
+from digest.core.errors import ConfigError, DigestError, SourceError
+from digest.core.model import Edition, Image, Item, Ranked, Rendered, Section, Variant
+from digest.pipeline.gather import Gathered, gather
+from digest.pipeline.rank import rank
+from digest.pipeline.render import Renderer
 
 __all__ = [
     "ConfigError",

@@ -1,4 +1,4 @@
 """`python -m digest` is the `digest` command."""
-from .cli import main
+from digest.cli import main
 
 main()

@@ -8,11 +8,12 @@ The public surface is re-exported here; the modules behind it are free to change
 """
 from __future__ import annotations
 
-from .csvio import CsvError, ImportReport, export_csv, import_csv
-from .model import LOCALES, STATUSES, Subscriber
-from .store import Store, StoreError, Upserted
-from .tokens import TOKEN_LENGTH, Tokens, load_keys
-from .validate import Fields, InvalidSubscriber, normalise_email
+from digest.core.errors import CsvError, InvalidSubscriber, StoreError
+from subscribers.csvio import ImportReport, export_csv, import_csv
+from subscribers.model import LOCALES, STATUSES, Subscriber
+from subscribers.store import Store, Upserted
+from subscribers.tokens import TOKEN_LENGTH, Tokens, load_keys
+from subscribers.validate import Fields, normalise_email
 
 __all__ = [
     "LOCALES",

@@ -23,12 +23,10 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from digest.errors import DigestError
-
-from .store import Store, UTC, as_utc
-from .validate import (
+from digest.core.errors import CsvError, InvalidSubscriber
+from subscribers.store import UTC, Store, as_utc
+from subscribers.validate import (
     Fields,
-    InvalidSubscriber,
     check_locale,
     check_rubrics,
     check_status,
@@ -52,12 +50,6 @@ PAGE = 500  # rows per merge: the store looks a page of addresses up at once
 # it off, a cell already starting with an apostrophe and one of these (or another apostrophe) gets one too.
 FORMULA_STARTS = frozenset("=+-@\t\r")
 _ESCAPED = FORMULA_STARTS | {"'"}
-
-
-class CsvError(DigestError):
-    """The file as a whole cannot be imported (nothing was imported)."""
-
-    exit_code = 2
 
 
 @dataclass

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+
 STATUSES: tuple[str, ...] = ("active", "unsubscribed", "bounced")
 LOCALES: tuple[str, ...] = ("fr", "en", "ar")
 

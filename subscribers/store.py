@@ -12,13 +12,11 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
-from digest.errors import DigestError
-
-from .model import STATUSES, Subscriber
-from .schema import metadata, subscribers
-from .validate import (
+from digest.core.errors import InvalidSubscriber, StoreError
+from subscribers.model import STATUSES, Subscriber
+from subscribers.schema import metadata, subscribers
+from subscribers.validate import (
     Fields,
-    InvalidSubscriber,
     check_fields,
     check_locale,
     check_status,
@@ -28,12 +26,6 @@ from .validate import (
 
 UTC = timezone.utc
 Outcome = Literal["created", "updated", "unchanged"]
-
-
-class StoreError(DigestError):
-    """The database cannot be opened or read; the message names it (never with a password)."""
-
-    exit_code = 2
 
 
 class Upserted(NamedTuple):

@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from digest.errors import ConfigError
+from digest.core.errors import ConfigError
 
 VERSION_CHARS = 2
 ID_CHARS = 10

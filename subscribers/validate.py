@@ -11,25 +11,11 @@ from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.errors import DigestError
-
-from .model import LOCALES, STATUSES
+from digest.core.errors import InvalidSubscriber
+from subscribers.model import LOCALES, STATUSES
 
 NAME_MAX = 200
 RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
-
-
-class InvalidSubscriber(DigestError, ValueError):
-    """A field a user gave is not acceptable; ``reason`` says which and why, in a few words.
-
-    A ValueError for library callers, a DigestError so that the command line prints it on one line.
-    """
-
-    exit_code = 2
-
-    def __init__(self, reason: str, hint: str | None = None) -> None:
-        super().__init__(reason, hint)
-        self.reason = reason
 
 
 def normalise_email(raw: str) -> str:

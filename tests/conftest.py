@@ -9,7 +9,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
 from ports import PATIENCE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +129,6 @@ def feed_server():
 
 @pytest.fixture
 def example_settings():
-    from digest.settings import load
+    from digest.core.config import load
 
     return load(EXAMPLES / "digest.toml")

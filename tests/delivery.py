@@ -10,12 +10,12 @@ from dataclasses import replace
 from email import policy
 from pathlib import Path
 
-from digest.edition import make
-from digest.settings import Delivery, Smtp, load
+from conftest import DAY, EXAMPLES, ROOT
+
+from digest.core.config import Delivery, Smtp, load
+from digest.pipeline.edition import make
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
-
-from conftest import DAY, EXAMPLES, ROOT
 
 RUBRIC_CHOICES = [frozenset(), frozenset({"economie", "sport"}), frozenset({"politique"}), frozenset({"culture", "societe"})]
 LOCALES = ["fr", "en", "ar"]
@@ -70,7 +70,7 @@ class Newsroom:
         return self._made
 
     def sender(self, **kwargs):
-        from digest.send import Sender
+        from digest.delivery.send import Sender
 
         return Sender(self.settings, self.made, self.store, self.tokens, **kwargs)
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import lxml.html
-
-from digest.model import Image, Item
-
 from conftest import DAY, TZ
 
+from digest.core.model import Image, Item
 
 
 def item(title: str, hour: int = 12, minute: int = 0, kind: str = "brief", **fields) -> Item:

@@ -20,9 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-
 from ports import PATIENCE, free_port
-
 
 
 @dataclass

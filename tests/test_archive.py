@@ -13,16 +13,16 @@ from datetime import date, datetime
 import lxml.html
 import pytest
 from babel.messages.pofile import read_po
-from jinja2.ext import babel_extract
-
 from conftest import DAY, ROOT, TZ
 from delivery import Newsroom, parse
-from digest import archive
-from digest.edition import make, publish_archive
-from digest.errors import DigestError
-from digest.i18n import builtin_templates
-from digest.model import Edition, Image, Item, Ranked, Section
-from digest.serve import create_app
+from jinja2.ext import babel_extract
+
+from digest.core.errors import DigestError
+from digest.core.model import Edition, Image, Item, Ranked, Section
+from digest.pipeline import archive
+from digest.pipeline.edition import make, publish_archive
+from digest.pipeline.i18n import builtin_templates
+from digest.web.serve import create_app
 
 with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for its test client; httpx works
     warnings.simplefilter("ignore")
@@ -64,7 +64,7 @@ def test_build_writes_it_too_and_says_so(tmp_path):
 
 
 def test_without_a_config_file_there_is_no_archive_to_write(tmp_path):
-    from digest.settings import defaults
+    from digest.core.config import defaults
 
     made = make(replace(defaults(), archive=tmp_path / "archive"), DAY, [])
     assert publish_archive(made) is None and not (tmp_path / "archive").exists()
@@ -333,7 +333,10 @@ def _web_msgids() -> set[str]:
             for _line, _function, message, _comments in babel_extract(handle, ("_", "gettext"), [], {
                     "extensions": "jinja2.ext.i18n", "trim_blocks": "yes", "lstrip_blocks": "yes"}):
                 found.add(message if isinstance(message, str) else message[0])
-    from digest.serve import DONE, NOTICES  # what the app says besides its templates
+    from digest.web.serve import (  # what the app says besides its templates
+        DONE,
+        NOTICES,
+    )
 
     found |= {text for pair in NOTICES.values() for text in pair} | set(DONE.values())
     return found

@@ -8,12 +8,11 @@ import subprocess
 import sys
 
 import pytest
-
-from digest.errors import SourceError
-from digest.settings import SourceSpec
-from digest.sources import MAX_BYTES, Context, fetch_all, markdown
-
 from conftest import DAY, ROOT, TZ
+
+from digest.core.config import SourceSpec
+from digest.core.errors import SourceError
+from digest.pipeline.sources import MAX_BYTES, Context, fetch_all, markdown
 
 HEAD = "---\ntitle: Un dossier\npublished: 2026-11-29T10:00:00+01:00\n---\n"
 
@@ -100,3 +99,18 @@ def test_hostile_markdown_reads_in_linear_time():
         started = time.perf_counter()
         read_feature(body)
         assert time.perf_counter() - started < 30, name
+
+
+def test_html_nested_without_end_keeps_its_text_and_costs_linear_time():
+    """nh3's HTML5 tree builder is quadratic in nesting depth: past MAX_DEPTH the structure is dropped
+    before any parser sees it (1 MB of "<div>" took minutes; now a tenth of a second)."""
+    import time
+
+    from digest.pipeline.sanitize import MAX_DEPTH, paragraphs, too_deep
+
+    assert not too_deep("<div>" * MAX_DEPTH) and too_deep("<div>" * (MAX_DEPTH + 1))
+    assert not too_deep("<p>un<p>deux<li>trois<br>" * 10_000)  # elements a browser closes by itself
+    started = time.perf_counter()
+    assert paragraphs("<div>" * 200_000 + "le texte &amp; lui seul" + "</div>" * 10) == ("le texte & lui seul",)
+    assert time.perf_counter() - started < 30  # measured 0.05 s; the margin is for a loaded machine
+    assert paragraphs("<blockquote>" * 3 + "<p>gardé</p>") == ("gardé",)

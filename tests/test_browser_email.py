@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import sync_playwright
-
-from digest.edition import make
-from digest.model import Variant
-from digest.render import Renderer
-from digest.settings import load
-
 from browser import launch, new_page, screenshot_folder
 from conftest import DAY, EXAMPLES
+from playwright.sync_api import sync_playwright
+
+from digest.core.config import load
+from digest.core.model import Variant
+from digest.pipeline.edition import make
+from digest.pipeline.render import Renderer
 
 EDITIONS = {"fr": EXAMPLES / "digest.toml", "ar": EXAMPLES / "ar" / "digest.toml"}
 
@@ -112,7 +111,7 @@ def test_mixed_arabic_and_latin_titles_keep_their_own_direction(browser, tmp_pat
 
 
 def test_dark_mode_keeps_text_readable_and_the_logo_on_its_plate(browser, pages, shots):
-    from digest.checks import contrast, parse_color
+    from digest.web.checks import contrast, parse_color
 
     page = new_page(browser, viewport={"width": 375, "height": 740}, color_scheme="dark")
     try:

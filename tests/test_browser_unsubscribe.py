@@ -14,11 +14,9 @@ import signal
 from pathlib import Path
 
 import pytest
-
-from playwright.sync_api import sync_playwright
-
 from browser import launch, new_page, screenshot_folder
 from delivery import Newsroom, parse
+from playwright.sync_api import sync_playwright
 from test_serve import start_serve
 
 BASE = "https://lequotidien.example.ma/digest"
@@ -79,7 +77,7 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
                 assert room.store.get(reader).status == "unsubscribed"
 
                 # The next edition leaves them out: its ledger is made of active subscribers only.
-                from digest.ledger import Ledger
+                from digest.delivery.ledger import Ledger
 
                 ledger = Ledger(room.store.engine, "quotidien-2026-11-30")
                 try:

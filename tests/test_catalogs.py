@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import pytest
 from babel.messages.pofile import read_po
+from conftest import ROOT
 from jinja2.ext import babel_extract
 
-from digest.i18n import builtin_templates, translations
-
-from conftest import ROOT
+from digest.pipeline.i18n import builtin_templates, translations
 
 TEMPLATES = builtin_templates()
 EMAIL_AND_PREVIEW = sorted([*TEMPLATES.glob("email/*.j2"), *TEMPLATES.glob("preview/*.j2"), *TEMPLATES.glob("web/*.j2")])
@@ -18,7 +17,7 @@ def msgids() -> set[str | tuple[str, str]]:
 
     found: set = set()
     # The checks' names and messages show in the preview: they come from the catalogs too.
-    with (ROOT / "digest" / "checks.py").open("rb") as handle:
+    with (ROOT / "digest" / "web" / "checks.py").open("rb") as handle:
         for _line, _function, message, _comments in extract_python(handle, ("_", "gettext", "ngettext"), [], {}):
             found.add(message if isinstance(message, str) else tuple(m for m in message if m))
     for path in EMAIL_AND_PREVIEW:

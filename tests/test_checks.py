@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import pytest
-
-from digest import checks
-from digest.model import Rendered, Variant
-
 from conftest import EXAMPLES, ROOT
+
+from digest.core.model import Rendered, Variant
+from digest.web import checks
 
 GOOD_BODY = (
     '<div style="display:none;font-size:1px;color:#ffffff">un aperçu caché</div>'

@@ -10,7 +10,6 @@ import sysconfig
 from email import policy
 
 import pytest
-
 from conftest import EXAMPLES, ROOT, SEED
 
 

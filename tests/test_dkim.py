@@ -9,10 +9,10 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-
-from digest.settings import Dkim
 from delivery import Newsroom
 from smtp_servers import SmtpServer
+
+from digest.core.config import Dkim
 
 
 @pytest.fixture(scope="module")
@@ -53,8 +53,8 @@ def test_signed_messages_verify_and_cover_list_unsubscribe(tmp_path, keypair):
 
 
 def test_dkim_config_needs_a_key(tmp_path):
-    from digest.errors import ConfigError
-    from digest.settings import parse
+    from digest.core.config import parse
+    from digest.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="dkim"):
         parse({"dkim": {"domain": "lequotidien.example.ma", "selector": "digest2026"}})

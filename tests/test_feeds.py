@@ -8,14 +8,13 @@ import sys
 import time
 
 import pytest
-
-from digest.errors import SourceError
-from digest.gather import gather
-from digest.settings import SourceSpec
-from digest.sources import Context, Fetched, feed, fetch_all
-
 from conftest import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
 from ports import refusing_port
+
+from digest.core.config import SourceSpec
+from digest.core.errors import SourceError
+from digest.pipeline.gather import gather
+from digest.pipeline.sources import Context, Fetched, feed, fetch_all
 
 FEEDS = FIXTURES / "feeds"
 BASE = "https://fixtures.example.ma/"

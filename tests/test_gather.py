@@ -9,13 +9,12 @@ from collections import Counter
 from datetime import date, datetime, timezone
 
 import pytest
-
-from digest.gather import canonical_url, deduplicate, gather, in_day, title_key
-from digest.model import Image, Item
-from digest.settings import SourceSpec
-from digest.sources import guess_kind
-
 from conftest import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
+
+from digest.core.config import SourceSpec
+from digest.core.model import Image, Item
+from digest.pipeline.gather import canonical_url, deduplicate, gather, in_day, title_key
+from digest.pipeline.sources import guess_kind
 
 RSS = EXAMPLES / "sources" / "lequotidien-rss.xml"
 ATOM = EXAMPLES / "sources" / "lequotidien-atom.xml"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import os
 
 import pytest
-
 from conftest import EXAMPLES, ROOT
 
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings, strategies as st
-
-from subscribers import mailin
-from subscribers.cli import subscribers
-
 from conftest import ROOT
 from delivery import Newsroom
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest.cli.subscribers import subscribers
+from subscribers import mailin
 
 SIZE = 10 * 1024 * 1024
 MB = 1024 * 1024

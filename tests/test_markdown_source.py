@@ -4,14 +4,13 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from digest.errors import SourceError
-from digest.gather import gather
-from digest.model import Image
-from digest.settings import SourceSpec
-from digest.sources import Context, guess_kind, markdown
-
 from conftest import DAY, EXAMPLES, TZ
+
+from digest.core.config import SourceSpec
+from digest.core.errors import SourceError
+from digest.core.model import Image
+from digest.pipeline.gather import gather
+from digest.pipeline.sources import Context, guess_kind, markdown
 
 FEATURES = EXAMPLES / "features"
 DESSALEMENT = FEATURES / "2026-11-29-dessalement.md"

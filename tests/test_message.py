@@ -6,9 +6,9 @@ from email import policy
 
 import pytest
 
-from digest import message
-from digest.errors import ConfigError
-from digest.model import Rendered, Variant
+from digest.core.errors import ConfigError
+from digest.core.model import Rendered, Variant
+from digest.delivery import message
 
 SINGLE = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version")
 

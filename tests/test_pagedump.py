@@ -8,13 +8,12 @@ import sys
 from datetime import date, timedelta
 
 import pytest
-
-from digest.errors import SourceError
-from digest.gather import gather, in_day
-from digest.settings import SourceSpec
-from digest.sources import Context, pagedump
-
 from conftest import DAY, FIXTURES, SEED, TZ, TZ_NAME
+
+from digest.core.config import SourceSpec
+from digest.core.errors import SourceError
+from digest.pipeline.gather import gather, in_day
+from digest.pipeline.sources import Context, pagedump
 
 PAGEDUMPS = FIXTURES / "pagedumps"
 FURNITURE = ("Sous-Rubrique", "Suivez-nous sur Facebook")

@@ -6,9 +6,9 @@ from email import policy
 
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-from digest.model import Rendered, Variant
-from digest.personalize import Recipient, Template, encoded_words, format_to
-from digest.render import SLOT_TOKEN
+from digest.core.model import Rendered, Variant
+from digest.delivery.personalize import Recipient, Template, encoded_words, format_to
+from digest.pipeline.render import SLOT_TOKEN
 from subscribers.tokens import TOKEN_LENGTH
 
 TOKEN = "01" + "000000002a" + "A" * 30 + "-_"

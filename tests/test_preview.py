@@ -11,18 +11,18 @@ import threading
 import time
 
 import httpx
-from babel.numbers import format_decimal
 import lxml.html
 import pytest
 import uvicorn
-from playwright.sync_api import Error as PlaywrightError, sync_playwright
-
-from digest.preview import State, create_app
-
+from babel.numbers import format_decimal
 from browser import launch, new_page, screenshot_folder
 from conftest import EXAMPLES, ROOT
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
 from ports import PATIENCE
 from served import Served
+
+from digest.web.preview import State, create_app
 
 
 @pytest.fixture

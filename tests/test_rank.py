@@ -6,12 +6,11 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-
-from digest.rank import rank, ranked_items
-from digest.settings import Rubric, defaults, parse
-
 from conftest import DAY, SEED, TZ, TZ_NAME
 from helpers import item
+
+from digest.core.config import Rubric, defaults, parse
+from digest.pipeline.rank import rank, ranked_items
 
 
 @pytest.fixture
@@ -115,8 +114,8 @@ def test_without_config_everything_goes_to_the_one_default_rubric():
 
 
 def test_example_config_spreads_the_seed_over_at_least_4_rubrics(example_settings):
-    from digest.gather import gather
-    from digest.settings import SourceSpec
+    from digest.core.config import SourceSpec
+    from digest.pipeline.gather import gather
 
     gathered = gather([SourceSpec("seed", str(SEED))], DAY, TZ)
     edition = rank(gathered.items, example_settings, DAY, TZ_NAME)

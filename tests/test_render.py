@@ -5,21 +5,21 @@ import re
 from dataclasses import replace
 
 import pytest
-
-from digest.edition import make
-from digest.model import Variant
-from digest.rank import rank
-from digest.render import SLOT_TOKEN, Renderer
-from digest.settings import defaults
-
 from conftest import DAY, TZ_NAME
 from helpers import day_of, item, parse
+
+from digest.core.config import defaults
+from digest.core.model import Variant
+from digest.pipeline.edition import make
+from digest.pipeline.rank import rank
+from digest.pipeline.render import SLOT_TOKEN, Renderer
 
 
 @pytest.fixture(scope="module")
 def example(request):
-    from digest.settings import load
     from conftest import EXAMPLES
+
+    from digest.core.config import load
 
     settings = load(EXAMPLES / "digest.toml")
     made = make(settings, DAY)
@@ -100,7 +100,9 @@ def test_every_image_has_alt_text():
 
 def test_body_text_is_at_least_14px(example):
     _, _, _, root = example
-    from digest.checks import text_runs  # the inline styles followed down the tree, as a mail app does
+    from digest.web.checks import (
+        text_runs,  # the inline styles followed down the tree, as a mail app does
+    )
 
     sizes = [(run.size, run.text) for run in text_runs(root)]
     assert len(sizes) > 100
@@ -173,7 +175,7 @@ def test_a_200_item_day_fits_by_moving_the_lowest_ranked_to_more_on_the_web():
     assert 0 < len(more) <= settings.layout.more_max
     # What stayed in the sections outranks everything that moved out.
     by_title = {r.item.title: r for r in edition.items}
-    from digest.rank import order_key
+    from digest.pipeline.rank import order_key
 
     worst_shown = max((order_key(by_title[t]) for t in shown))
     best_moved = min((order_key(by_title[t]) for t in more))
@@ -223,7 +225,7 @@ def test_a_theme_folder_overrides_one_template(tmp_path, example):
 def test_css_inlining_never_touches_the_network(feed_server, example):
     """premailer's allow_network=False is not enough (cssutils fetches @import by itself): the
     renderer cuts @import first. A real server counts any request."""
-    from digest.render import inline_css
+    from digest.pipeline.render import inline_css
 
     hits = []
     feed_server._handler.routes.clear()
@@ -245,7 +247,7 @@ def test_css_inlining_never_touches_the_network(feed_server, example):
 
 
 def test_a_broken_theme_template_is_named_with_its_line(tmp_path, example):
-    from digest.errors import DigestError
+    from digest.core.errors import DigestError
 
     settings, made, _, _ = example
     (tmp_path / "email").mkdir()

@@ -10,15 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
-from digest.model import Image
-from digest.rank import rank
-from digest.render import Renderer, ThemeError
-from digest.settings import load
-
 from conftest import DAY, EXAMPLES, ROOT, TZ_NAME
 from delivery import Newsroom, parse
 from helpers import item
+
+from digest.core.config import load
+from digest.core.errors import ThemeError
+from digest.core.model import Image
+from digest.pipeline.rank import rank
+from digest.pipeline.render import Renderer
 
 
 def message_parts(data: bytes) -> tuple[str, str]:

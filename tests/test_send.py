@@ -5,11 +5,11 @@ import re
 
 import lxml.html
 import pytest
-
-from digest.render import Renderer
 from conftest import EXAMPLES
 from delivery import Newsroom, parse
 from smtp_servers import Holding, Recorder, SmtpServer, SmtpSink
+
+from digest.pipeline.render import Renderer
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_each_reader_gets_the_rubrics_and_language_they_chose(tmp_path, server):
 
 
 def test_mjml_compiles_once_per_variant_not_once_per_recipient(tmp_path, monkeypatch):
-    import digest.render as render
+    import digest.pipeline.render as render
 
     calls = []
     original = render.mjml.mjml2html
@@ -194,7 +194,7 @@ def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_pat
 
     from sqlalchemy import update
 
-    from digest.ledger import utcnow
+    from digest.delivery.ledger import utcnow
     from subscribers.schema import deliveries
 
     with room.store.engine.begin() as conn:
@@ -253,8 +253,8 @@ def test_starttls_required_never_falls_back_to_plaintext(tmp_path, server):
 
 
 def test_tls_none_is_refused_for_a_server_that_is_not_on_this_machine():
-    from digest.errors import ConfigError
-    from digest.settings import parse as parse_settings
+    from digest.core.config import parse as parse_settings
+    from digest.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="smtp.tls"):
         parse_settings({"smtp": {"host": "smtp.example.ma", "tls": "none"}})
@@ -262,8 +262,8 @@ def test_tls_none_is_refused_for_a_server_that_is_not_on_this_machine():
 
 
 def test_the_password_comes_from_the_environment_and_is_never_printed(monkeypatch):
-    from digest.errors import ConfigError
-    from digest.settings import parse as parse_settings
+    from digest.core.config import parse as parse_settings
+    from digest.core.errors import ConfigError
 
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t-value")
     smtp = parse_settings({"smtp": {"host": "smtp.example.ma", "username": "digest", "password_env": "TEST_SMTP_PASSWORD"}}).smtp
@@ -343,7 +343,7 @@ def test_renderer_is_not_touched_per_recipient(tmp_path, monkeypatch):
     calls = []
     original = Renderer.render
     monkeypatch.setattr(Renderer, "render", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    from digest.send import dry_run
+    from digest.delivery.send import dry_run
 
     result = dry_run(sender)
     assert result["messages"] == 24 and len(calls) == 12
@@ -406,7 +406,7 @@ def test_a_hostile_title_in_the_subject_cannot_add_a_header(tmp_path, server):
     """A feature whose title carries CR/LF becomes the lead, so the subject: still one header."""
     from dataclasses import replace
 
-    from digest.settings import SourceSpec
+    from digest.core.config import SourceSpec
 
     feature = tmp_path / "hostile.md"
     feature.write_text('---\ntitle: "Alerte\\r\\nBcc: victim@example.com\\r\\nX-Evil: 1"\n'

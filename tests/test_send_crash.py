@@ -10,12 +10,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
-from digest.edition import edition_key
-from delivery import Newsroom
 from conftest import DAY, ROOT
+from delivery import Newsroom
 from ports import PATIENCE
 from smtp_servers import Holding, Recorder, SmtpServer
+
+from digest.pipeline.edition import edition_key
 
 CONNECTIONS = 2
 
@@ -136,7 +136,7 @@ def test_a_second_send_of_the_same_edition_refuses_while_one_runs(tmp_path):
 
 HOLD_THE_LOCK = """
 import sys
-from digest.ledger import EditionLock
+from digest.delivery.ledger import EditionLock
 with EditionLock(sys.argv[1], sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()
@@ -167,7 +167,7 @@ def test_the_edition_lock_refuses_a_send_and_the_kernel_frees_it_when_its_holder
 
 
 def test_the_edition_lock_held_in_this_process_refuses_a_send(tmp_path):
-    from digest.ledger import EditionLock
+    from digest.delivery.ledger import EditionLock
 
     room = Newsroom(tmp_path, subscribers=3)
     with EditionLock(room.settings.database, edition_key(room.settings, DAY)):
@@ -184,8 +184,9 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_cleanly(tmp_path):
     import sqlite3
     import threading
 
-    from digest.send import LedgerError
     from delivery import Newsroom as Room
+
+    from digest.core.errors import LedgerError
 
     room = Room(tmp_path, subscribers=12)
     locked = threading.Event()

@@ -15,14 +15,16 @@ from dataclasses import replace
 
 import httpx
 import pytest
+
 with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for its test client; httpx works
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from delivery import Newsroom, parse
-from digest.serve import CSP, FormGuard, create_app, mask, redact
 from ports import PATIENCE
 from served import Served
+
+from digest.web.serve import CSP, FormGuard, create_app, mask, redact
 from subscribers.tokens import Tokens, load_keys
 
 BASE = "https://lequotidien.example.ma"

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import ROOT
 from delivery import Newsroom
 from ports import PATIENCE, free_port
@@ -431,7 +430,7 @@ def test_serve_help_documents_the_limits_and_the_one_click_bodies():
                    "32 KiB", "16 KiB", "408", "503", "application/x-www-form-urlencoded", "multipart/form-data",
                    "List-Unsubscribe=One-Click"):
         assert needle in text, needle
-    import digest.serve
+    import digest.web.serve
 
     for needle in ("application/x-www-form-urlencoded", "multipart/form-data", "no Content-Type"):
-        assert needle in " ".join(digest.serve.__doc__.split()), needle
+        assert needle in " ".join(digest.web.serve.__doc__.split()), needle

@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from digest.errors import ConfigError
-from digest.settings import load, parse
-
 from conftest import EXAMPLES
+
+from digest.core.config import load, parse
+from digest.core.errors import ConfigError
 
 
 def test_the_example_config_loads_with_rubrics_sources_and_resolved_paths():

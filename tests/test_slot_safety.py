@@ -17,20 +17,19 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
-
-from digest import checks
-from digest.edition import make
-from digest.model import SLOT_TOKEN, Image
-from digest.personalize import Recipient, Template
-from digest.rank import rank
-from digest.render import Renderer
-from digest.settings import SourceSpec
-from subscribers.tokens import TOKEN_LENGTH
-
 from conftest import DAY, EXAMPLES, TZ, TZ_NAME
 from delivery import Newsroom, parse
 from helpers import item
 from smtp_servers import SmtpServer
+
+from digest.core.config import SourceSpec
+from digest.core.model import SLOT_TOKEN, Image
+from digest.delivery.personalize import Recipient, Template
+from digest.pipeline.edition import make
+from digest.pipeline.rank import rank
+from digest.pipeline.render import Renderer
+from digest.web import checks
+from subscribers.tokens import TOKEN_LENGTH
 
 OLD_PLACEHOLDER = ("DigestTokenSlot" * 6)[:TOKEN_LENGTH]  # what the previous sender searched the body for
 FIELDS = ("link", "title", "body", "summary", "image", "alt", "category", "author")
@@ -395,7 +394,7 @@ def test_a_percent_encoded_slot_in_a_link_drops_the_link(example_settings):
 
 
 def test_the_template_refuses_an_encoded_body_whose_slots_do_not_match_the_rendering():
-    from digest.model import Rendered, Variant
+    from digest.core.model import Rendered, Variant
 
     html = f'<p><a href="https://x.example/unsubscribe/{SLOT_TOKEN}">désabonner</a></p>'
     rendered = Rendered(Variant(), "Sujet", "Avant-texte", html, f"https://x.example/unsubscribe/{SLOT_TOKEN}\n")
@@ -413,6 +412,6 @@ def test_the_template_refuses_an_encoded_body_whose_slots_do_not_match_the_rende
 
 @pytest.fixture
 def example_settings():
-    from digest.settings import load
+    from digest.core.config import load
 
     return load(EXAMPLES / "digest.toml")

@@ -10,11 +10,10 @@ import sys
 import click
 import pytest
 from click.testing import CliRunner
-
-from subscribers import Store
-from subscribers.cli import subscribers
-
 from conftest import EXAMPLES, ROOT
+
+from digest.cli.subscribers import subscribers
+from subscribers import Store
 
 CONFIG = str(EXAMPLES / "digest.toml")
 EXAMPLE = str(EXAMPLES / "subscribers.csv")
@@ -219,7 +218,7 @@ def test_errors_read_the_same_under_the_digest_command(tmp_path):
 def _process(tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    code = "from subscribers.cli import subscribers; subscribers()"
+    code = "from digest.cli.subscribers import subscribers; subscribers()"
     return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=60)
 

@@ -6,10 +6,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-from subscribers import CsvError, Store, export_csv, import_csv
-
 from conftest import EXAMPLES
+
+from digest.core.errors import CsvError
+from subscribers import Store, export_csv, import_csv
 
 EXAMPLE = EXAMPLES / "subscribers.csv"
 RUBRICS = {"politique", "economie", "international", "societe", "culture", "sport", "tech", "actualite"}

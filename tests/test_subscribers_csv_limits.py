@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings, strategies as st
-
-from subscribers import CsvError, Store, export_csv, import_csv
-from subscribers.cli import subscribers
-from subscribers.csvio import ERRORS_KEPT, FORMULA_STARTS, LINE_MAX, neutralise, restore
-
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from digest.cli.subscribers import subscribers
+from digest.core.errors import CsvError
+from subscribers import Store, export_csv, import_csv
+from subscribers.csvio import ERRORS_KEPT, FORMULA_STARTS, LINE_MAX, neutralise, restore
 
 MB = 1024 * 1024
 

@@ -8,10 +8,17 @@ import pytest
 from sqlalchemy import event, insert, select, text
 
 import subscribers
-from subscribers import InvalidSubscriber, Store, StoreError
+from digest.core.errors import InvalidSubscriber, StoreError
+from subscribers import Store
 from subscribers.schema import deliveries
 from subscribers.schema import subscribers as subscribers_table
-from subscribers.validate import check_locale, check_rubrics, check_timezone, clean_name, normalise_email
+from subscribers.validate import (
+    check_locale,
+    check_rubrics,
+    check_timezone,
+    clean_name,
+    normalise_email,
+)
 
 UTC = timezone.utc
 

@@ -6,8 +6,14 @@ import stat
 
 import pytest
 
-from digest.errors import ConfigError
-from subscribers.tokens import MAX_SUBSCRIBER_ID, MAX_VERSION, TOKEN_LENGTH, Tokens, load_keys
+from digest.core.errors import ConfigError
+from subscribers.tokens import (
+    MAX_SUBSCRIBER_ID,
+    MAX_VERSION,
+    TOKEN_LENGTH,
+    Tokens,
+    load_keys,
+)
 
 LIST_ID = "quotidien.lequotidien.example.ma"
 KEY_1 = b"k1-0123456789abcdef-premiere-cle"

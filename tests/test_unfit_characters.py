@@ -14,14 +14,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-
-from digest.model import Image
-from digest.settings import SourceSpec, load
-from digest.sources import Context, feed
-
 from conftest import DAY, TZ
 from delivery import Newsroom, parse
 from helpers import item
+
+from digest.core.config import SourceSpec, load
+from digest.core.model import Image
+from digest.pipeline.sources import Context, feed
 
 # Each class of character the issue names, by code point.
 CLASSES = {
@@ -299,7 +298,7 @@ def test_unfit_characters_in_any_field_never_stop_build_or_send(tmp_path, kind):
 
 def test_every_reader_s_items_are_cleaned_even_a_third_party_s():
     """`read` is the one door: a reader that hands on whatever it likes still gives clean items."""
-    from digest.sources import Fetched, read, registry
+    from digest.pipeline.sources import Fetched, read, registry
 
     def careless(data: bytes, context: Context):
         return [item("Un titre\x00 avec\x0bde\ud800 tout\ufffe", source=context.spec.name, kind="article",
@@ -353,7 +352,7 @@ def test_a_feed_in_another_encoding_with_a_raw_control_character_is_read_all_the
             '<item><title>Deuxième</title><link>https://news.example.ma/b</link>'
             '<pubDate>Sun, 29 Nov 2026 11:00:00 +0100</pubDate></item></channel></rss>').encode("latin-1")
     warnings: list[str] = []
-    from digest.sources import Fetched, read
+    from digest.pipeline.sources import Fetched, read
 
     spec = SourceSpec("latin", "latin.xml", kind="feed")
     items = read(Fetched(spec, data), Context(spec, DAY, TZ, warnings.append))

@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from sqlalchemy import insert  # noqa: E402
 
-from digest.edition import make  # noqa: E402
-from digest.ledger import Due  # noqa: E402
-from digest.message import POLICY  # noqa: E402
-from digest.send import Sender  # noqa: E402
-from digest.settings import load  # noqa: E402
+from digest.core.config import load  # noqa: E402
+from digest.delivery.ledger import Due  # noqa: E402
+from digest.delivery.message import POLICY  # noqa: E402
+from digest.delivery.send import Sender  # noqa: E402
+from digest.pipeline.edition import make  # noqa: E402
 from subscribers.schema import subscribers as subscribers_table  # noqa: E402
 from subscribers.store import Store  # noqa: E402
 from subscribers.tokens import Tokens  # noqa: E402

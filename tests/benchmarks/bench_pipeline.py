@@ -27,11 +27,11 @@ import mjml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from digest.gather import gather  # noqa: E402
-from digest.model import Variant  # noqa: E402
-from digest.rank import rank  # noqa: E402
-from digest.render import Renderer, inline_css  # noqa: E402
-from digest.settings import SourceSpec, load  # noqa: E402
+from digest.core.config import SourceSpec, load  # noqa: E402
+from digest.core.model import Variant  # noqa: E402
+from digest.pipeline.gather import gather  # noqa: E402
+from digest.pipeline.rank import rank  # noqa: E402
+from digest.pipeline.render import Renderer, inline_css  # noqa: E402
 
 DAY = date(2026, 11, 29)
 TZ = ZoneInfo("Africa/Casablanca")

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from ..errors import SourceError
-from ..model import Item
-from ..sanitize import clean_item, clean_text, printable
-from ..settings import SourceSpec
+from digest.core.config import SourceSpec
+from digest.core.errors import SourceError
+from digest.core.model import Item
+from digest.pipeline.sanitize import clean_item, clean_text, printable
 
 USER_AGENT = "digest/0.1 (+newsletter digest generator)"
 MAX_BYTES = 20 * 1024 * 1024  # no source of a day is bigger; a larger answer is a mistake
@@ -42,7 +42,7 @@ class Reader(Protocol):
 
 @cache
 def registry() -> dict[str, Reader]:
-    from . import feed, markdown, pagedump
+    from digest.pipeline.sources import feed, markdown, pagedump
 
     readers: dict[str, Reader] = {"pagedump": pagedump.read, "feed": feed.read, "markdown": markdown.read}
     for ep in entry_points(group="digest.sources"):

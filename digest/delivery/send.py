@@ -19,15 +19,15 @@ from typing import Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import message
-from .errors import DigestError
-from .edition import Made, edition_key, publish_archive
-from .ledger import Due, EditionLock, Ledger, utcnow
-from .model import Rendered, Variant
-from .personalize import Recipient, Template, new_slot
-from .render import Renderer
-from .settings import LOCALES, Settings
-from .transport import Outbox, Outcome, SmtpConnection
+from digest.core.config import LOCALES, Settings
+from digest.core.errors import LedgerError
+from digest.core.model import Rendered, Variant
+from digest.delivery import message
+from digest.delivery.ledger import Due, EditionLock, Ledger, utcnow
+from digest.delivery.personalize import Recipient, Template, new_slot
+from digest.delivery.transports.smtp import Outbox, Outcome, SmtpConnection
+from digest.pipeline.edition import Made, edition_key, publish_archive
+from digest.pipeline.render import Renderer
 
 # Headers a DKIM signature covers: Gmail and Yahoo want both List-Unsubscribe headers among them.
 DKIM_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
@@ -315,10 +315,6 @@ class Sender:
                 f"{str(self._fatal).splitlines()[0]}",
                 "nothing more was sent; fix the database and run `digest send` again to finish",
             )
-
-
-class LedgerError(DigestError):
-    exit_code = 1
 
 
 class _RateLimiter:

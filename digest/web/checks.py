@@ -9,11 +9,10 @@ import re
 from dataclasses import dataclass, field
 
 import lxml.html
-
 from babel.numbers import format_decimal
 
-from . import i18n
-from .model import Rendered
+from digest.core.model import Rendered
+from digest.pipeline import i18n
 
 GMAIL_CLIP = 102_000  # bytes of HTML after which Gmail hides the rest ("[Message clipped]")
 MIN_FONT_PX = 14.0

@@ -22,10 +22,10 @@ from zoneinfo import ZoneInfo
 import jinja2
 from babel import Locale
 
-from . import i18n
-from .errors import DigestError
-from .model import Edition, Ranked
-from .settings import LOCALES, Settings
+from digest.core.config import LOCALES, Settings
+from digest.core.errors import DigestError
+from digest.core.model import Edition, Ranked
+from digest.pipeline import i18n
 
 PAGE_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.html")
 _UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\"<>\\`]")

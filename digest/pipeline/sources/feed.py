@@ -11,10 +11,16 @@ from datetime import datetime, timezone
 
 import feedparser
 
-from ..errors import SourceError
-from ..model import Image, Item
-from ..sanitize import clean_text, clean_url, html_to_text, one_line, paragraphs
-from . import Context
+from digest.core.errors import SourceError
+from digest.core.model import Image, Item
+from digest.pipeline.sanitize import (
+    clean_text,
+    clean_url,
+    html_to_text,
+    one_line,
+    paragraphs,
+)
+from digest.pipeline.sources import Context
 
 # A feed entry whose content runs to this many characters is an article; shorter ones are briefs.
 ARTICLE_CHARS = 400

@@ -11,11 +11,11 @@ from difflib import SequenceMatcher
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-from .errors import SourceError
-from .model import Item
-from .sanitize import fold
-from .settings import SourceSpec
-from .sources import Context, Fetched, fetch_all, read
+from digest.core.config import SourceSpec
+from digest.core.errors import SourceError
+from digest.core.model import Item
+from digest.pipeline.sanitize import fold
+from digest.pipeline.sources import Context, Fetched, fetch_all, read
 
 _TRACKING = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|xtor|at_medium|at_campaign|ocid|cmpid)$", re.I)
 _WORD = re.compile(r"\w+")

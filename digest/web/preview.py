@@ -19,16 +19,23 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Route
 
-from . import checks, i18n
-from . import edition as pipeline
-from . import settings as config
-from .errors import DigestError
-from .model import Variant
-from .render import Renderer
-from .settings import Settings
+from digest.core import config as config
+from digest.core.config import Settings
+from digest.core.errors import DigestError
+from digest.core.model import Variant
+from digest.pipeline import edition as pipeline
+from digest.pipeline import i18n
+from digest.pipeline.render import Renderer
+from digest.web import checks
 
 # The preview page runs one script of its own (for reloading); the email inside its frame runs none.
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src https: data:; "

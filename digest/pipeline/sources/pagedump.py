@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from datetime import datetime, time, timedelta
 
-from ..errors import SourceError
-from ..model import Item
-from ..sanitize import fold, one_line
-from . import Context, decode_text
+from digest.core.errors import SourceError
+from digest.core.model import Item
+from digest.pipeline.sanitize import fold, one_line
+from digest.pipeline.sources import Context, decode_text
 
 _ARABIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _BRIEF = re.compile(r"^(?:[-–—•*·]\s*)?([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)\s*[-–—|:·]?\s*(\S.*)$")

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale, UnknownLocaleError
 
-from .errors import ConfigError
+from digest.core.errors import ConfigError
 
 LOCALES = ("fr", "en", "ar")
 SOURCE_KINDS = ("pagedump", "feed", "markdown")
@@ -363,7 +363,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
             location = str((folder / os.path.expanduser(location)))
         kind = t.get("kind", str, None)
         if kind is not None and kind not in SOURCE_KINDS:
-            from .sources import registry
+            from digest.pipeline.sources import registry
 
             if kind not in registry():
                 raise ConfigError(f"{file}: sources[{name}].kind {kind!r} is unknown", f"use one of {', '.join(registry())}")

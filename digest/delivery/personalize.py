@@ -20,9 +20,9 @@ import string
 from dataclasses import dataclass, replace
 from email import base64mime
 
-from . import message
-from .model import Rendered
-from .sanitize import one_line
+from digest.core.model import Rendered
+from digest.delivery import message
+from digest.pipeline.sanitize import one_line
 
 _QP_SOFT_BREAK = b"=\r\n"
 _LEADING_DOT = re.compile(rb"(?<=\r\n)\.")

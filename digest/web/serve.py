@@ -63,8 +63,8 @@ from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from . import archive, i18n
-from .settings import LOCALES, Settings
+from digest.core.config import LOCALES, Settings
+from digest.pipeline import archive, i18n
 
 log = logging.getLogger("digest.serve")
 

@@ -8,10 +8,10 @@ import frontmatter
 import yaml
 from cmarkgfm.cmark import Options
 
-from ..errors import SourceError
-from ..model import Image, Item
-from ..sanitize import clean_text, html_to_text, one_line, paragraphs
-from . import Context, decode_text, too_large
+from digest.core.errors import SourceError
+from digest.core.model import Image, Item
+from digest.pipeline.sanitize import clean_text, html_to_text, one_line, paragraphs
+from digest.pipeline.sources import Context, decode_text, too_large
 
 KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "featured", "pin", "author"}
 

@@ -5,10 +5,10 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from .gather import title_key
-from .model import Edition, Item, Ranked, Section
-from .sanitize import fold
-from .settings import Rubric, Settings
+from digest.core.config import Rubric, Settings
+from digest.core.model import Edition, Item, Ranked, Section
+from digest.pipeline.gather import title_key
+from digest.pipeline.sanitize import fold
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import click
 
-from . import __version__, edition as pipeline, settings as config
-from .errors import ConfigError, DigestError
-from .gather import Gathered
-from .rank import ranked_items
-from .settings import Settings, SourceSpec
+from digest import __version__
+from digest.core import config as config
+from digest.core.config import Settings, SourceSpec
+from digest.core.errors import ConfigError, DigestError
+from digest.pipeline import edition as pipeline
+from digest.pipeline.gather import Gathered
+from digest.pipeline.rank import ranked_items
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -42,7 +44,8 @@ def source_specs(values: tuple[str, ...], settings: Settings) -> list[SourceSpec
 
 
 def _address(value: str, option: str) -> str:
-    from subscribers.validate import InvalidSubscriber, normalise_email
+    from digest.core.errors import InvalidSubscriber
+    from subscribers.validate import normalise_email
 
     try:
         return normalise_email(value)
@@ -176,7 +179,7 @@ def build(config_path, day, timezone, sources, out, locale, to, check) -> None:
     report_skipped(built.rendered.skipped)
     failures = []
     if check:
-        from . import checks
+        from digest.web import checks
 
         results = checks.run(built.rendered, settings.layout.budget_bytes)
         failures = checks.failed(results)
@@ -198,7 +201,7 @@ def report_skipped(skipped) -> None:
 def _print_build_report(built: pipeline.Built) -> None:
     made, rendered, settings = built.made, built.rendered, built.made.settings
     edition, gathered = made.edition, made.gathered
-    from .i18n import long_date
+    from digest.pipeline.i18n import long_date
 
     echo = click.echo
     echo(f"Edition of {long_date(edition.date, rendered.variant.locale)} ({settings.newsletter.timezone}), {rendered.variant.locale}")
@@ -222,10 +225,10 @@ def _print_build_report(built: pipeline.Built) -> None:
 
 
 def _register_subscribers() -> None:
-    from subscribers.cli import subscribers
+    from digest.cli.subscribers import subscribers
 
     cli.add_command(subscribers)
-    from .serve_cli import serve
+    from digest.cli.web import serve
     cli.add_command(serve)
 
 
@@ -273,11 +276,11 @@ def send(config_path, day, timezone, sources, database, outbox, dry_run, test_to
     """
     from dataclasses import replace as _replace
 
+    from digest.delivery.ledger import Ledger
+    from digest.delivery.send import Sender, send_test_copy
+    from digest.delivery.send import dry_run as run_dry
     from subscribers.store import Store
     from subscribers.tokens import Tokens, load_keys
-
-    from .ledger import Ledger
-    from .send import Sender, dry_run as run_dry, send_test_copy
 
     if dry_run and test_to:
         raise click.UsageError("--dry-run and --test-to go one at a time")
@@ -361,7 +364,7 @@ def preview(config_path, day, timezone, host, port) -> None:
     Editing a template, digest.toml or a local source file reloads the page by itself. Nothing is
     opened for you: the URL is printed.
     """
-    from .preview import State, serve
+    from digest.web.preview import State, serve
 
     state = State(config.config_path(config_path), day, timezone)
     settings = state.load()  # a broken configuration is reported now, not on the first request

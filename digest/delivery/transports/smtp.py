@@ -20,8 +20,8 @@ import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.typing import SMTPStatus
 
-from .personalize import WireMessage
-from .settings import Smtp
+from digest.core.config import Smtp
+from digest.delivery.personalize import WireMessage
 
 
 @dataclass(frozen=True)

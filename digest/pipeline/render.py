@@ -22,21 +22,17 @@ import jinja2
 import mjml
 from premailer import Premailer
 
-from . import i18n
-from .errors import DigestError
-from .model import SLOT_TOKEN, Edition, Image, Ranked, Rendered, Variant
-from .rank import order_key
-from .sanitize import one_line, printable
-from .settings import Settings
+from digest.core.config import Settings
+from digest.core.errors import ThemeError
+from digest.core.model import SLOT_TOKEN, Edition, Image, Ranked, Rendered, Variant
+from digest.pipeline import i18n
+from digest.pipeline.rank import order_key
+from digest.pipeline.sanitize import one_line, printable
 
 __all__ = ["SLOT_TOKEN", "Renderer", "ThemeError", "inline_css"]
 
 _IMPORT = re.compile(r"@import\s+(url\()?[^;]*;", re.I)
 _DOCTYPE = "<!doctype html>"
-
-
-class ThemeError(DigestError):
-    """A template of the theme cannot be rendered (exit code 2: the configuration is wrong)."""
 
 
 @dataclass(frozen=True)

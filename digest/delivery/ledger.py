@@ -22,9 +22,8 @@ from pathlib import Path
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from digest.core.errors import AlreadySending
 from subscribers.schema import deliveries, subscribers
-
-from .errors import DigestError
 
 
 def utcnow() -> datetime:
@@ -62,10 +61,6 @@ class Backlog:
     @property
     def idle(self) -> bool:
         return self.would_send == 0
-
-
-class AlreadySending(DigestError):
-    exit_code = 2
 
 
 class EditionLock:

@@ -8,13 +8,13 @@ from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from . import message
-from .errors import DigestError
-from .gather import Gathered, gather
-from .model import Edition, Rendered, Variant
-from .rank import rank
-from .render import Renderer
-from .settings import Settings, SourceSpec
+from digest.core.config import Settings, SourceSpec
+from digest.core.errors import DigestError
+from digest.core.model import Edition, Rendered, Variant
+from digest.delivery import message
+from digest.pipeline.gather import Gathered, gather
+from digest.pipeline.rank import rank
+from digest.pipeline.render import Renderer
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,6 @@ def publish_archive(made: Made) -> Path | None:
     browser" link opens. Built-in defaults (no digest.toml) have no site to publish to: None."""
     if made.settings.path is None:
         return None
-    from .archive import write_page
+    from digest.pipeline.archive import write_page
 
     return write_page(made.settings, made.edition)

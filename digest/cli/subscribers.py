@@ -13,15 +13,14 @@ from typing import IO, Any
 import click
 from sqlalchemy import exc as sa_exc
 
-from digest import settings as config
-from digest.errors import DigestError
-from digest.settings import Settings
-
-from .csvio import export_csv, import_csv, iso_utc
-from .mailin import read_headers, read_piped
-from .model import STATUSES, Subscriber
-from .store import Store
-from .validate import check_rubrics, normalise_email, split_rubrics
+from digest.core import config as config
+from digest.core.config import Settings
+from digest.core.errors import DigestError
+from subscribers.csvio import export_csv, import_csv, iso_utc
+from subscribers.mailin import read_headers, read_piped
+from subscribers.model import STATUSES, Subscriber
+from subscribers.store import Store
+from subscribers.validate import check_rubrics, normalise_email, split_rubrics
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -293,7 +292,7 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     """The subscriber a mailto unsubscribe message is about: the signed token its subject carries
     (the List-Unsubscribe mailto puts it there), which cannot be forged. ``raw`` comes from anyone:
     mailin reads it at bounded cost, never email.policy.default."""
-    from .tokens import TOKEN_LENGTH, Tokens, load_keys
+    from subscribers.tokens import TOKEN_LENGTH, Tokens, load_keys
 
     incoming = read_headers(raw)
     keys, current = load_keys(settings.secret_file)

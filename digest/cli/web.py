@@ -7,7 +7,13 @@ from dataclasses import replace
 
 import click
 
-from .serve import KEEP_ALIVE, MAX_BODY, MAX_CONNECTIONS, MAX_REQUEST_HEAD, REQUEST_TIMEOUT
+from digest.web.serve import (
+    KEEP_ALIVE,
+    MAX_BODY,
+    MAX_CONNECTIONS,
+    MAX_REQUEST_HEAD,
+    REQUEST_TIMEOUT,
+)
 
 HELP = f"""Serve the pages the emails link to, under the path of newsletter.base_url:
 
@@ -64,11 +70,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 def serve(config_path, host, port, database, trusted, request_timeout, max_connections) -> None:
     """Serve the public web application under uvicorn, with digest's limits (HELP says what)."""
     import uvicorn
-    from subscribers.store import Store
 
-    from .cli import load_settings
-    from .errors import ConfigError
-    from .serve import create_app, prefix_of, uvicorn_options
+    from digest.cli import load_settings
+    from digest.core.errors import ConfigError
+    from digest.web.serve import create_app, prefix_of, uvicorn_options
+    from subscribers.store import Store
 
     settings = load_settings(config_path, None)
     if settings.path is None:

@@ -1,0 +1,1 @@
+"""The core every floor stands on: the data that crosses stages, the errors, the configuration."""

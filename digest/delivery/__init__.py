@@ -1,0 +1,1 @@
+"""Delivery: messages, personalisation, the ledger, transports and the send loop."""

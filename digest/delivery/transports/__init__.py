@@ -1,0 +1,1 @@
+"""Where messages go: one small protocol, an SMTP relay and the outbox folder."""

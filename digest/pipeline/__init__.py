@@ -1,0 +1,1 @@
+"""The pipeline: sources → gather → rank → render, and the archive views."""
