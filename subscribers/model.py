@@ -4,8 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from digest.core.locales import LOCALES
+
+__all__ = ["LOCALES", "STATUSES", "Subscriber"]
+
 STATUSES: tuple[str, ...] = ("active", "unsubscribed", "bounced")
-LOCALES: tuple[str, ...] = ("fr", "en", "ar")
 
 
 @dataclass(frozen=True)

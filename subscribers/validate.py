@@ -6,13 +6,12 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from zoneinfo import available_timezones
 
 from email_validator import EmailNotValidError, validate_email
 
 from digest.core.errors import InvalidSubscriber
-from subscribers.model import LOCALES, STATUSES
+from digest.core.locales import LOCALES, language, zone
+from subscribers.model import STATUSES
 
 NAME_MAX = 200
 RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -57,23 +56,18 @@ def clean_name(raw: str | None) -> str:
 
 def check_locale(raw: str) -> str:
     """fr, en or ar; a regional form such as fr-MA or FR_ma is read as its language."""
-    locale = (raw or "").strip().replace("_", "-").split("-", 1)[0].lower()
-    if locale not in LOCALES:
+    locale = language(raw)
+    if locale is None:
         raise InvalidSubscriber(f"unknown locale {raw!r}", f"use one of {', '.join(LOCALES)}")
     return locale
 
 
-@lru_cache(maxsize=1)
-def _zones() -> dict[str, str]:
-    return {name.lower(): name for name in available_timezones()}
-
-
 def check_timezone(raw: str) -> str:
     """An IANA time zone name, returned in its canonical spelling (africa/casablanca → Africa/Casablanca)."""
-    zone = _zones().get((raw or "").strip().lower())
-    if zone is None:
+    canonical = zone(raw)
+    if canonical is None:
         raise InvalidSubscriber(f"unknown time zone {raw!r}", "use an IANA name such as Africa/Casablanca")
-    return zone
+    return canonical
 
 
 def check_status(raw: str) -> str:

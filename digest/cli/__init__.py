@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from digest import __version__
-from digest.core import config as config
+from digest.core import config
 from digest.core.config import Settings, SourceSpec
 from digest.core.errors import ConfigError, DigestError
 from digest.pipeline import edition as pipeline

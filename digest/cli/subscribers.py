@@ -13,7 +13,7 @@ from typing import IO, Any
 import click
 from sqlalchemy import exc as sa_exc
 
-from digest.core import config as config
+from digest.core import config
 from digest.core.config import Settings
 from digest.core.errors import DigestError
 from subscribers.csvio import export_csv, import_csv, iso_utc

@@ -48,7 +48,7 @@ def make(settings: Settings, day: date, sources: list[SourceSpec] | None = None)
         list(sources if sources is not None else settings.sources),
         day,
         tz,
-        timeout=settings.fetch_timeout,
+        timeout=settings.fetch_timeout_seconds,
         similarity=settings.ranking.title_similarity,
     )
     t1 = time.perf_counter()

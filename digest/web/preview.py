@@ -28,7 +28,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from digest.core import config as config
+from digest.core import config
 from digest.core.config import Settings
 from digest.core.errors import DigestError
 from digest.core.model import Variant

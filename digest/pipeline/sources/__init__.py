@@ -115,7 +115,7 @@ async def _fetch_one(client: httpx.AsyncClient | None, spec: SourceSpec) -> Fetc
                 chunks.append(chunk)
             return Fetched(spec, b"".join(chunks), response.headers.get("content-type", ""))
     except (httpx.TimeoutException, TimeoutError):
-        raise SourceError(spec.name, f"{spec.location} did not answer in time", "raise fetch_timeout or check the address")
+        raise SourceError(spec.name, f"{spec.location} did not answer in time", "raise fetch_timeout_seconds or check the address")
     except httpx.HTTPError as exc:
         raise SourceError(spec.name, f"cannot fetch {spec.location}: {exc.__class__.__name__}: {exc}")
 

@@ -1,0 +1,145 @@
+"""The settings as the rest of digest sees them: frozen dataclasses, one per table of digest.toml.
+
+Each default is written once, here: the loader reads a key that is absent as the field's default.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digest.core.config.secrets import read_secret
+
+
+@dataclass(frozen=True)
+class Rubric:
+    key: str
+    label: str
+    labels: dict[str, str] = field(default_factory=dict)  # per-locale labels; `label` is the fallback
+    weight: float = 1.0
+    max_items: int = 10
+    color: str = "#1d3557"
+    keywords: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()  # source categories that mean this rubric
+
+    def label_for(self, locale: str) -> str:
+        return self.labels.get(locale, self.label)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    half_life_hours: float = 6.0
+    featured_boost: float = 1.5
+    leads: int = 1
+    title_similarity: float = 0.9  # near-identical titles above this ratio are one story
+
+
+@dataclass(frozen=True)
+class Layout:
+    budget_bytes: int = 100_000  # Gmail clips past ~102 KB
+    more_max: int = 25  # links in "more on the web" at most
+    excerpt_chars: int = 280
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    name: str
+    location: str  # a path (resolved against the config's folder) or an http(s) URL
+    kind: str | None = None  # None: guess from the content
+    rubric: str | None = None  # every item of this source goes to this rubric
+    featured: bool | None = None  # None: the reader decides (page-dump and Markdown articles are featured)
+
+    @property
+    def is_url(self) -> bool:
+        return self.location.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True)
+class Newsletter:
+    name: str = "digest"
+    sender: str = "digest <digest@localhost>"
+    reply_to: str | None = None
+    base_url: str = "https://localhost/digest"
+    postal_address: str = ""
+    locale: str = "fr"
+    timezone: str = "UTC"
+    list_id: str = "digest.localhost"
+    unsubscribe_mailto: str | None = None  # an address that unsubscribes whoever writes to it
+    logo: str | None = None  # an https URL of the masthead logo; its alt text is the newsletter's name
+    logo_width: int = 180
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """The relay to deliver through. Without an [smtp] table, messages go to the outbox folder."""
+
+    host: str
+    port: int = 587
+    tls: str = "starttls"  # "starttls" (required, not opportunistic), "implicit" (port 465) or "none" (loopback only)
+    username: str | None = None
+    # The password is read from an environment variable or a file when `digest send` connects, never
+    # from digest.toml itself, so `build` and `serve` run without it; it is never printed.
+    password_env: str | None = None
+    password_file: Path | None = None
+    connections: int = 4
+    messages_per_connection: int = 100
+    rate: float = 0.0  # messages per second over all connections; 0: as fast as the server takes them
+    deadline_seconds: float = 60.0  # for one whole message, connection to last reply
+    timeout_seconds: float = 30.0  # for one socket operation
+    local_hostname: str = "localhost"
+    envelope_from: str | None = None  # the return path; default: the sender's address
+
+    def resolve_password(self) -> str:
+        """Read when `digest send` connects, so that `build` and `serve` run without it."""
+        return read_secret(self.password_env, self.password_file, "smtp.password") or ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    transport: str | None = None  # a name in digest.delivery.transports; None: "smtp" with [smtp], else "outbox"
+    outbox: Path = Path("outbox")
+    retries: int = 3  # attempts in one run for a 4xx or a dropped connection, then deferred to the next run
+    retry_base_seconds: float = 2.0  # backoff: base × 2^(attempt−1), with jitter
+    retry_later_minutes: float = 30.0  # a message deferred at the end of a run is due again after this
+
+
+@dataclass(frozen=True)
+class Dkim:
+    domain: str
+    selector: str
+    key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    newsletter: Newsletter = field(default_factory=Newsletter)
+    ranking: Ranking = field(default_factory=Ranking)
+    layout: Layout = field(default_factory=Layout)
+    rubrics: tuple[Rubric, ...] = ()
+    default_rubric: str = "actualite"
+    sources: tuple[SourceSpec, ...] = ()
+    theme: Path | None = None  # a folder whose templates override the built-in ones
+    database: str = "digest.db"  # a path or a SQLAlchemy URL
+    secret_file: Path = Path("digest.key")  # token keys, made on first use when no DIGEST_SECRET is set
+    smtp: Smtp | None = None
+    delivery: Delivery = field(default_factory=Delivery)
+    dkim: Dkim | None = None
+    archive: Path = Path("archive")  # the web archive: one page per edition, served by `digest serve`
+    fetch_timeout_seconds: float = 10.0
+    path: Path | None = None  # the file these came from
+    notices: tuple[str, ...] = ()  # what the loader has to say (a renamed key still in use): one line each
+
+    def rubric(self, key: str) -> Rubric:
+        for rubric in self.rubrics:
+            if rubric.key == key:
+                return rubric
+        raise KeyError(key)
+
+
+DEFAULT_RUBRIC = Rubric(
+    key="actualite", label="Actualité", labels={"en": "News", "ar": "أخبار"}, weight=1.0, max_items=50
+)
+
+
+def defaults() -> Settings:
+    """The built-in settings used without -c: one default rubric, French."""
+    return Settings(rubrics=(DEFAULT_RUBRIC,), default_rubric=DEFAULT_RUBRIC.key)

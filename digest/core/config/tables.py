@@ -1,0 +1,288 @@
+"""One reader per table of digest.toml: each takes its Table, checks every key and returns its dataclass.
+
+A key left out takes the dataclass field's default (model.py is the one place defaults are written);
+relative paths are resolved against the folder of digest.toml.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from babel import Locale, UnknownLocaleError
+
+from digest.core.config.model import (
+    DEFAULT_RUBRIC,
+    Delivery,
+    Dkim,
+    Layout,
+    Newsletter,
+    Ranking,
+    Rubric,
+    Smtp,
+    SourceSpec,
+)
+from digest.core.config.secrets import read_secret
+from digest.core.config.table import Table
+from digest.core.errors import ConfigError
+from digest.core.locales import LOCALES, zone
+
+# The source kinds digest reads itself (digest.pipeline.sources registers a reader for each); others
+# come from the `digest.sources` entry-point group.
+SOURCE_KINDS = ("pagedump", "feed", "markdown")
+TRANSPORTS = ("smtp", "outbox")  # the transports digest.delivery.transports registers
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_URL_UNSAFE = re.compile(r"[\s<>\"'\\^`{|}\x00-\x1f\x7f]")
+_LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
+_MAILBOX = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+
+
+def check_timezone(name: str, where: str = "--timezone") -> str:
+    if zone(name) != name:
+        raise ConfigError(f"{where}: unknown time zone {name!r}", "use an IANA name such as Africa/Casablanca")
+    return name
+
+
+def check_locale(name: str, where: str) -> str:
+    if name in LOCALES:
+        return name
+    try:
+        Locale.parse(name)
+    except (UnknownLocaleError, ValueError):
+        raise ConfigError(f"{where}: unknown locale {name!r}", f"use one of {', '.join(LOCALES)}") from None
+    raise ConfigError(f"{where}: locale {name!r} has no translation", f"use one of {', '.join(LOCALES)}")
+
+
+def local_path(folder: Path, value: str) -> Path:
+    return folder / os.path.expanduser(value)
+
+
+def newsletter(t: Table) -> tuple[Newsletter, str | None]:
+    """The [newsletter] table, and its `theme` (a folder, resolved by the caller)."""
+    news = Newsletter(
+        name=t.get("name", str, Newsletter.name),
+        sender=t.get("sender", str, Newsletter.sender),
+        reply_to=t.get("reply_to", str, Newsletter.reply_to),
+        base_url=t.get("base_url", str, Newsletter.base_url).rstrip("/"),
+        postal_address=t.get("postal_address", str, Newsletter.postal_address),
+        locale=check_locale(t.get("locale", str, Newsletter.locale), f"{t.file}: newsletter.locale"),
+        timezone=check_timezone(t.get("timezone", str, Newsletter.timezone), f"{t.file}: newsletter.timezone"),
+        list_id=t.get("list_id", str, Newsletter.list_id),
+        unsubscribe_mailto=t.get("unsubscribe_mailto", str, Newsletter.unsubscribe_mailto),
+        logo=t.get("logo", str, Newsletter.logo),
+        logo_width=t.positive("logo_width", int, Newsletter.logo_width),
+    )
+    if news.logo and not news.logo.startswith("https://"):
+        raise ConfigError(f"{t.file}: newsletter.logo must be an https:// address", "email images load over https only")
+    if not news.base_url.startswith("https://"):
+        raise ConfigError(f"{t.file}: newsletter.base_url must start with https://", "links in the email are https only")
+    _check_header_values(news, t.file)
+    theme = t.get("theme", str, None)
+    t.done()
+    return news, theme
+
+
+def _check_header_values(news: Newsletter, file: str) -> None:
+    """Values that end up inside mail headers (List-Unsubscribe, List-Id, Reply-To) are checked
+    here, once: a space, a line break or an angle bracket in them could forge a header."""
+    parts = urlsplit(news.base_url)
+    if _URL_UNSAFE.search(news.base_url) or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{file}: newsletter.base_url {news.base_url!r} is not a plain https URL",
+                          "write it like https://news.example.ma/digest, with no spaces, query or fragment")
+    if not _LIST_ID.fullmatch(news.list_id):
+        raise ConfigError(f"{file}: newsletter.list_id {news.list_id!r} must look like a domain name",
+                          "for example quotidien.news.example.ma")
+    for key in ("unsubscribe_mailto", "reply_to"):
+        value = getattr(news, key)
+        if value is not None and not _MAILBOX.fullmatch(value):
+            raise ConfigError(f"{file}: newsletter.{key} {value!r} must be a plain address like unsubscribe@news.example.ma")
+
+
+def ranking(t: Table) -> Ranking:
+    value = Ranking(
+        half_life_hours=t.positive("half_life_hours", float, Ranking.half_life_hours),
+        featured_boost=t.positive("featured_boost", float, Ranking.featured_boost),
+        leads=t.get("leads", int, Ranking.leads),
+        title_similarity=t.positive("title_similarity", float, Ranking.title_similarity),
+    )
+    if value.leads < 0 or not 0 < value.title_similarity <= 1:
+        raise ConfigError(f"{t.file}: ranking.leads must be ≥ 0 and ranking.title_similarity in (0, 1]")
+    t.done()
+    return value
+
+
+def layout(t: Table) -> Layout:
+    value = Layout(
+        budget_bytes=t.positive("budget_bytes", int, Layout.budget_bytes),
+        more_max=t.get("more_max", int, Layout.more_max),
+        excerpt_chars=t.positive("excerpt_chars", int, Layout.excerpt_chars),
+    )
+    t.done()
+    return value
+
+
+def rubrics(entries: list[Any], file: str) -> tuple[tuple[Rubric, ...], str]:
+    """The [[rubrics]] in display order, and the default rubric's key (the one marked `default`,
+    else the last); without any, the built-in "Actualité"."""
+    found: list[Rubric] = []
+    default: str | None = None
+    for i, entry in enumerate(entries):
+        t = Table(entry, f"rubrics[{i}]", file)
+        key = t.get("key", str, required=True)
+        if not _RUBRIC_KEY.fullmatch(key):
+            raise ConfigError(f"{file}: rubrics[{i}].key {key!r} must be lowercase letters, digits, - or _")
+        if any(r.key == key for r in found):
+            raise ConfigError(f"{file}: rubrics[{i}].key {key!r} is used twice")
+        t.where = f"rubrics[{key}]"
+        found.append(_rubric(t, key))
+        if t.get("default", bool, False):
+            if default:
+                raise ConfigError(f"{file}: rubrics[{key}].default: {default!r} is the default already")
+            default = key
+        t.done()
+    if not found:
+        return (DEFAULT_RUBRIC,), DEFAULT_RUBRIC.key
+    return tuple(found), default or found[-1].key
+
+
+def _rubric(t: Table, key: str) -> Rubric:
+    labels = t.get("labels", dict, {})
+    for loc, label in labels.items():
+        check_locale(loc, f"{t.file}: rubrics[{key}].labels")
+        if not isinstance(label, str):
+            raise ConfigError(f"{t.file}: rubrics[{key}].labels.{loc} must be a string")
+    color = t.get("color", str, Rubric.color)
+    if not _COLOR.match(color):
+        raise ConfigError(f"{t.file}: rubrics[{key}].color must look like #1d3557, not {color!r}")
+    return Rubric(
+        key=key,
+        label=t.get("label", str, required=True),
+        labels=dict(labels),
+        weight=t.positive("weight", float, Rubric.weight),
+        max_items=t.positive("max_items", int, Rubric.max_items),
+        color=color,
+        keywords=t.strings("keywords"),
+        aliases=t.strings("aliases"),
+    )
+
+
+def source_kinds() -> tuple[str, ...]:
+    """Every kind a source may name: digest's own and those plugged in through entry points."""
+    plugged = tuple(ep.name for ep in entry_points(group="digest.sources") if ep.name not in SOURCE_KINDS)
+    return SOURCE_KINDS + plugged
+
+
+def sources(entries: list[Any], file: str, folder: Path, rubric_keys: set[str]) -> tuple[SourceSpec, ...]:
+    found: list[SourceSpec] = []
+    for i, entry in enumerate(entries):
+        t = Table(entry, f"sources[{i}]", file)
+        name = t.get("name", str, required=True)
+        t.where = f"sources[{name}]"
+        location = t.get("url", str, None) or t.get("path", str, None)
+        if not location:
+            raise ConfigError(f"{file}: sources[{name}] needs a path or a url")
+        if not location.startswith(("http://", "https://")):
+            location = str(local_path(folder, location))
+        kind = t.get("kind", str, None)
+        if kind is not None and kind not in source_kinds():
+            raise ConfigError(f"{file}: sources[{name}].kind {kind!r} is unknown", f"use one of {', '.join(source_kinds())}")
+        rubric = t.get("rubric", str, None)
+        if rubric is not None and rubric not in rubric_keys:
+            raise ConfigError(f"{file}: sources[{name}].rubric {rubric!r} is not a rubric key")
+        found.append(SourceSpec(name, location, kind, rubric, t.get("featured", bool, None)))
+        t.done(known=("path", "url"))
+    return tuple(found)
+
+
+def subscribers(t: Table, folder: Path) -> tuple[str, Path]:
+    """The database (a path resolved here, or a SQLAlchemy URL as it is) and the signing-key file."""
+    database = t.get("database", str, "digest.db")
+    if "://" not in database:
+        database = str(local_path(folder, database))
+    secret_file = local_path(folder, t.get("secret_file", str, "digest.key"))
+    t.done()
+    return database, secret_file
+
+
+def delivery(t: Table, folder: Path) -> Delivery:
+    transport = t.get("transport", str, Delivery.transport)
+    if transport is not None and transport not in TRANSPORTS:
+        raise ConfigError(f"{t.file}: delivery.transport {transport!r} is unknown", f"use one of {', '.join(TRANSPORTS)}")
+    value = Delivery(
+        transport=transport,
+        outbox=local_path(folder, t.get("outbox", str, str(Delivery.outbox))),
+        retries=t.get("retries", int, Delivery.retries),
+        retry_base_seconds=t.positive("retry_base_seconds", float, Delivery.retry_base_seconds),
+        retry_later_minutes=t.positive("retry_later_minutes", float, Delivery.retry_later_minutes),
+    )
+    if value.retries < 1:
+        raise ConfigError(f"{t.file}: delivery.retries must be at least 1")
+    t.done()
+    return value
+
+
+def archive(t: Table, folder: Path) -> Path:
+    path = local_path(folder, t.get("folder", str, "archive"))
+    t.done()
+    return path
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def smtp(t: Table, folder: Path) -> Smtp:
+    tls = t.get("tls", str, Smtp.tls)
+    if tls not in ("starttls", "implicit", "none"):
+        raise ConfigError(f"{t.file}: smtp.tls must be starttls, implicit or none, not {tls!r}")
+    password_file = t.get("password_file", str, None)
+    value = Smtp(
+        host=t.get("host", str, required=True),
+        port=t.get("port", int, 465 if tls == "implicit" else Smtp.port),
+        tls=tls,
+        username=t.get("username", str, Smtp.username),
+        password_env=t.get("password_env", str, Smtp.password_env),
+        password_file=local_path(folder, password_file) if password_file else None,
+        connections=t.positive("connections", int, Smtp.connections),
+        messages_per_connection=t.positive("messages_per_connection", int, Smtp.messages_per_connection),
+        rate=t.get("rate", float, Smtp.rate),
+        deadline_seconds=t.positive("deadline_seconds", float, Smtp.deadline_seconds),
+        timeout_seconds=t.positive("timeout_seconds", float, Smtp.timeout_seconds),
+        local_hostname=t.get("local_hostname", str, Smtp.local_hostname),
+        envelope_from=t.get("envelope_from", str, Smtp.envelope_from),
+    )
+    if tls == "none" and not _is_loopback(value.host):
+        raise ConfigError(
+            f"{t.file}: smtp.tls = \"none\" is only allowed for a server on this machine (127.0.0.1, ::1, localhost)",
+            "use starttls (port 587) or implicit (port 465)",
+        )
+    if value.username and not (value.password_env or value.password_file):
+        raise ConfigError(f"{t.file}: smtp.username is set but no password_env or password_file")
+    if value.rate < 0:
+        raise ConfigError(f"{t.file}: smtp.rate must be 0 (no limit) or more")
+    t.done()
+    return value
+
+
+def dkim(t: Table, folder: Path) -> Dkim:
+    domain = t.get("domain", str, required=True)
+    selector = t.get("selector", str, required=True)
+    key_file = t.get("key_file", str, None)
+    try:
+        key = read_secret(t.get("key_env", str, None), local_path(folder, key_file) if key_file else None, "dkim.key")
+    except ConfigError as exc:
+        raise ConfigError(f"{t.file}: {exc.message}") from None
+    if not key:
+        raise ConfigError(f"{t.file}: dkim needs key_file or key_env (a PEM private key)")
+    t.done()
+    return Dkim(domain=domain, selector=selector, key=key.encode())
