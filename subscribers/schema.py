@@ -1,20 +1,18 @@
-"""The database schema, written once with SQLAlchemy Core for SQLite (default) and PostgreSQL.
+"""The audience's table, written once with SQLAlchemy Core for SQLite (default) and PostgreSQL.
 
-Two tables: the audience (`subscribers`) and the delivery ledger (`deliveries`, one row per
-edition and subscriber). Times are stored as UTC.
+Times are stored as UTC. Other floors add their tables to the same `metadata` (the delivery ledger's
+rows point at a subscriber), and each creates its own.
 """
 from __future__ import annotations
 
 from sqlalchemy import (
     Column,
     DateTime,
-    ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Table,
-    Text,
 )
 
 metadata = MetaData()
@@ -34,20 +32,4 @@ subscribers = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_subscribers_status_variant", "status", "locale", "rubrics"),
-)
-
-deliveries = Table(
-    "deliveries",
-    metadata,
-    Column("edition", String(64), primary_key=True),
-    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
-    # pending → sending → sent | failed (permanent) | deferred (retry at next_attempt_at)
-    Column("status", String(16), nullable=False, default="pending"),
-    Column("attempts", Integer, nullable=False, default=0),
-    Column("message_id", String(255)),
-    Column("last_code", Integer),
-    Column("last_error", Text),
-    Column("next_attempt_at", DateTime(timezone=True)),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
-    Index("ix_deliveries_edition_status", "edition", "status"),
 )

@@ -88,7 +88,7 @@ class Store:
         self.engine = url if isinstance(url, Engine) else self._create_engine(url)
         self._conn: Connection | None = None
         try:
-            metadata.create_all(self.engine)
+            metadata.create_all(self.engine, tables=[subscribers])
         except sa_exc.SQLAlchemyError as exc:
             raise StoreError(f"cannot open the database {self.where()}: {_first_line(exc)}",
                              "check --database (or DIGEST_DATABASE) and that its folder exists") from None
@@ -135,9 +135,18 @@ class Store:
     def bulk(self) -> Iterator[Store]:
         """A view of this store whose calls all run in one transaction, committed at the end."""
         with self.engine.begin() as conn:
-            bound = Store.__new__(Store)
-            bound.engine, bound._conn = self.engine, conn
-            yield bound
+            yield self.using(conn)
+
+    def using(self, conn: Connection) -> Store:
+        """A view of this store whose calls run on ``conn``, in its transaction: the caller commits
+        (the delivery ledger records a bounce and its own row in one commit)."""
+        bound = Store.__new__(Store)
+        bound.engine, bound._conn = self.engine, conn
+        return bound
+
+    def close(self) -> None:
+        """Let go of the database's connections (a process that is done with the store)."""
+        self.engine.dispose()
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import DAY, EXAMPLES, ROOT
 
 from digest.core.config import Delivery, Smtp, load
-from digest.pipeline.edition import make
+from digest.pipeline.edition import prepare
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
 
@@ -51,7 +51,7 @@ class Newsroom:
                 self.emails.append(address)
         keys, current = load_keys(self.settings.secret_file)
         self.tokens = Tokens(keys, current, self.settings.newsletter.list_id)
-        self._made = None
+        self._day_edition = None
 
     def with_smtp(self, port: int, **fields) -> None:
         fields.setdefault("tls", "none")
@@ -64,21 +64,23 @@ class Newsroom:
         self.settings = replace(self.settings, delivery=replace(self.settings.delivery, **fields))
 
     @property
-    def made(self):
-        if self._made is None:
-            self._made = make(self.settings, DAY)
-        return self._made
+    def day_edition(self):
+        if self._day_edition is None:
+            self._day_edition = prepare(self.settings, DAY)
+        return self._day_edition
 
     def sender(self, **kwargs):
         from digest.delivery.send import Sender
 
-        return Sender(self.settings, self.made, self.store, self.tokens, **kwargs)
+        return Sender(self.settings, self.day_edition, self.store, self.tokens, **kwargs)
 
     def ledger_rows(self) -> dict[int, str]:
         from sqlalchemy import select
 
-        from subscribers.schema import deliveries
+        from digest.delivery import schema
+        from digest.delivery.schema import deliveries
 
+        schema.create(self.store.engine)  # a database no send has touched has no ledger yet: no rows
         with self.store.engine.connect() as conn:
             return dict(conn.execute(select(deliveries.c.subscriber_id, deliveries.c.status)).all())
 

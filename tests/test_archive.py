@@ -20,7 +20,7 @@ from jinja2.ext import babel_extract
 from digest.core.errors import DigestError
 from digest.core.model import Edition, Image, Item, Ranked, Section
 from digest.pipeline import archive
-from digest.pipeline.edition import make, publish_archive
+from digest.pipeline.edition import prepare, publish_archive
 from digest.pipeline.i18n import builtin_templates
 from digest.web.serve import create_app
 
@@ -66,7 +66,7 @@ def test_build_writes_it_too_and_says_so(tmp_path):
 def test_without_a_config_file_there_is_no_archive_to_write(tmp_path):
     from digest.core.config import defaults
 
-    made = make(replace(defaults(), archive=tmp_path / "archive"), DAY, [])
+    made = prepare(replace(defaults(), archive=tmp_path / "archive"), DAY, [])
     assert publish_archive(made) is None and not (tmp_path / "archive").exists()
 
 
@@ -76,14 +76,14 @@ def test_an_unwritable_archive_folder_is_one_clear_error(tmp_path):
     blocker.write_text("x")
     settings = replace(room.settings, archive=blocker / "archive")
     with pytest.raises(DigestError, match="cannot write the web archive page") as caught:
-        archive.write_page(settings, room.made.edition)
+        archive.write_page(settings, room.day_edition.edition)
     assert "[archive]" in caught.value.hint
 
 
 # -- what the page holds ----------------------------------------------------------------------------
 
 def test_the_page_has_every_item_with_its_anchor_and_the_full_text_of_articles(sent):
-    edition = sent.made.edition
+    edition = sent.day_edition.edition
     html = (sent.tmp / "archive" / "2026-11-29.html").read_text(encoding="utf-8")
     root = lxml.html.document_fromstring(html)
     for ranked in edition.items:
@@ -99,7 +99,7 @@ def test_the_page_has_every_item_with_its_anchor_and_the_full_text_of_articles(s
 
 
 def test_articles_without_a_url_have_their_text_on_the_page_and_the_email_links_there(sent):
-    without_url = [r.item for r in sent.made.edition.items if r.item.kind == "article" and not r.item.url]
+    without_url = [r.item for r in sent.day_edition.edition.items if r.item.kind == "article" and not r.item.url]
     assert without_url, "the example has page-dump articles without a URL"
     eml = next((sent.tmp / "outbox").rglob("*.eml"))
     msg = parse(eml.read_bytes())
@@ -133,7 +133,7 @@ def test_the_view_in_browser_link_of_a_sent_email_is_served(sent):
 
 def test_the_index_lists_editions_newest_first_and_ignores_other_files(tmp_path):
     room = Newsroom(tmp_path, subscribers=0)
-    edition = room.made.edition
+    edition = room.day_edition.edition
     for day in (date(2026, 11, 27), date(2026, 11, 29), date(2025, 12, 31), date(2026, 11, 28)):
         archive.write_page(room.settings, replace(edition, date=day))
     for junk in ("notes.txt", "2026-13-45.html", ".2026-11-30.html.tmp", "2026-11-30.htm", "index.html"):
@@ -167,7 +167,7 @@ def _archive_with_traps(tmp_path):
     """A newsroom whose archive folder holds one real page and, under page names, everything else."""
     room = Newsroom(tmp_path, subscribers=0)
     folder = room.settings.archive
-    archive.write_page(room.settings, replace(room.made.edition, date=date(2026, 11, 29)))
+    archive.write_page(room.settings, replace(room.day_edition.edition, date=date(2026, 11, 29)))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     outside_page = elsewhere / "2026-11-20.html"
@@ -320,7 +320,7 @@ def test_even_an_item_that_skipped_the_sanitiser_is_only_text_on_the_page(exampl
 def test_the_archive_page_in_arabic_is_right_to_left(tmp_path):
     room = Newsroom(tmp_path, subscribers=0)
     settings = replace(room.settings, newsletter=replace(room.settings.newsletter, locale="ar"))
-    html = archive.edition_page(settings, room.made.edition)
+    html = archive.edition_page(settings, room.day_edition.edition)
     assert '<html lang="ar" dir="rtl">' in html and "الأحد، 29 نوفمبر 2026" in html
 
 

@@ -8,7 +8,7 @@ from playwright.sync_api import sync_playwright
 
 from digest.core.config import load
 from digest.core.model import Variant
-from digest.pipeline.edition import make
+from digest.pipeline.edition import prepare
 from digest.pipeline.render import Renderer
 
 EDITIONS = {"fr": EXAMPLES / "digest.toml", "ar": EXAMPLES / "ar" / "digest.toml"}
@@ -21,7 +21,7 @@ def pages(tmp_path_factory):
     out = {}
     for locale, config in EDITIONS.items():
         settings = load(config)
-        rendered = Renderer(settings).render(make(settings, DAY).edition, Variant(locale))
+        rendered = Renderer(settings).render(prepare(settings, DAY).edition, Variant(locale))
         path = folder / f"digest-{locale}.html"
         path.write_text(rendered.html, encoding="utf-8")
         out[locale] = path
@@ -94,7 +94,7 @@ def test_the_email_fits_the_screen_and_leads_with_its_top_story(browser, pages, 
 def test_mixed_arabic_and_latin_titles_keep_their_own_direction(browser, tmp_path):
     """A French title inside the Arabic email reads left to right (dir="auto"), and an Arabic one right to left."""
     settings = load(EDITIONS["fr"])
-    rendered = Renderer(settings).render(make(settings, DAY).edition, Variant("ar"))
+    rendered = Renderer(settings).render(prepare(settings, DAY).edition, Variant("ar"))
     path = tmp_path / "mixed.html"
     path.write_text(rendered.html, encoding="utf-8")
     page = new_page(browser, viewport={"width": 375, "height": 740})

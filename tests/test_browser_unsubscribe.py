@@ -88,7 +88,7 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
                 assert room.store.get(reader).id in rows  # had the 29th…
                 from sqlalchemy import select
 
-                from subscribers.schema import deliveries
+                from digest.delivery.schema import deliveries
 
                 with room.store.engine.connect() as conn:
                     next_ids = set(conn.execute(select(deliveries.c.subscriber_id)

@@ -13,7 +13,8 @@ from conftest import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
 
 from digest.core.config import SourceSpec
 from digest.core.model import Image, Item
-from digest.pipeline.gather import canonical_url, deduplicate, gather, in_day, title_key
+from digest.core.text import title_key
+from digest.pipeline.gather import canonical_url, deduplicate, gather, in_day
 from digest.pipeline.sources import guess_kind
 
 RSS = EXAMPLES / "sources" / "lequotidien-rss.xml"

@@ -12,7 +12,6 @@ import threading
 import time
 import tracemalloc
 from base64 import b64encode
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -8,7 +8,7 @@ import pytest
 
 from digest.core.errors import ConfigError
 from digest.core.model import Rendered, Variant
-from digest.delivery import message
+from digest.pipeline import message
 
 SINGLE = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version")
 

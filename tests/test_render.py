@@ -10,7 +10,7 @@ from helpers import day_of, item, parse
 
 from digest.core.config import defaults
 from digest.core.model import Variant
-from digest.pipeline.edition import make
+from digest.pipeline.edition import prepare
 from digest.pipeline.rank import rank
 from digest.pipeline.render import SLOT_TOKEN, Renderer
 
@@ -22,7 +22,7 @@ def example(request):
     from digest.core.config import load
 
     settings = load(EXAMPLES / "digest.toml")
-    made = make(settings, DAY)
+    made = prepare(settings, DAY)
     rendered = Renderer(settings).render(made.edition)
     return settings, made, rendered, parse(rendered.html)
 
@@ -175,7 +175,7 @@ def test_a_200_item_day_fits_by_moving_the_lowest_ranked_to_more_on_the_web():
     assert 0 < len(more) <= settings.layout.more_max
     # What stayed in the sections outranks everything that moved out.
     by_title = {r.item.title: r for r in edition.items}
-    from digest.pipeline.rank import order_key
+    from digest.core.model import order_key
 
     worst_shown = max((order_key(by_title[t]) for t in shown))
     best_moved = min((order_key(by_title[t]) for t in more))

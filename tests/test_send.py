@@ -128,7 +128,7 @@ def test_each_reader_gets_the_rubrics_and_language_they_chose(tmp_path, server):
     room.with_smtp(server.port)
     run(room)
     got = {a: parse(r[0].data) for a, r in server.handler.by_recipient().items()}
-    lead = room.made.edition.leads[0].item.title
+    lead = room.day_edition.edition.leads[0].item.title
 
     eco = got["eco-sport@example.com"]
     assert [s for s in _sections(eco) if s != "Plus sur le web"] == ["Économie", "Sport"]
@@ -195,7 +195,7 @@ def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_pat
     from sqlalchemy import update
 
     from digest.delivery.ledger import utcnow
-    from subscribers.schema import deliveries
+    from digest.delivery.schema import deliveries
 
     with room.store.engine.begin() as conn:
         conn.execute(update(deliveries).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
@@ -346,7 +346,7 @@ def test_renderer_is_not_touched_per_recipient(tmp_path, monkeypatch):
     from digest.delivery.send import dry_run
 
     result = dry_run(sender)
-    assert result["messages"] == 24 and len(calls) == 12
+    assert result.messages == 24 and len(calls) == 12
 
 
 def test_the_quick_start_chain_from_the_readme(tmp_path):

@@ -136,7 +136,7 @@ def test_a_second_send_of_the_same_edition_refuses_while_one_runs(tmp_path):
 
 HOLD_THE_LOCK = """
 import sys
-from digest.delivery.ledger import EditionLock
+from digest.delivery.lock import EditionLock
 with EditionLock(sys.argv[1], sys.argv[2]):
     print("held", flush=True)
     sys.stdin.read()
@@ -167,7 +167,7 @@ def test_the_edition_lock_refuses_a_send_and_the_kernel_frees_it_when_its_holder
 
 
 def test_the_edition_lock_held_in_this_process_refuses_a_send(tmp_path):
-    from digest.delivery.ledger import EditionLock
+    from digest.delivery.lock import EditionLock
 
     room = Newsroom(tmp_path, subscribers=3)
     with EditionLock(room.settings.database, edition_key(room.settings, DAY)):

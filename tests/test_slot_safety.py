@@ -25,7 +25,7 @@ from smtp_servers import SmtpServer
 from digest.core.config import SourceSpec
 from digest.core.model import SLOT_TOKEN, Image
 from digest.delivery.personalize import Recipient, Template
-from digest.pipeline.edition import make
+from digest.pipeline.edition import prepare as prepare_edition
 from digest.pipeline.rank import rank
 from digest.pipeline.render import Renderer
 from digest.web import checks
@@ -266,7 +266,7 @@ def prepare(room: Newsroom, kind: str, **sender_options):
     paths = WRITERS[kind](folder, items)
     specs = tuple(SourceSpec(name=f"{kind}-{i}", location=str(p), featured=True) for i, p in enumerate(paths))
     room.settings = replace(room.settings, sources=specs)
-    made = make(room.settings, DAY)
+    made = prepare_edition(room.settings, DAY)
     assert not made.gathered.errors, made.gathered.errors
     by_marker = {c.marker: c for c in items}
     read = {m: it for it in made.gathered.items for m in [" ".join(it.title.split()[:3])] if m in by_marker}
@@ -275,7 +275,8 @@ def prepare(room: Newsroom, kind: str, **sender_options):
         probe = {"run-slot": case.text[:12], "percent-all": "%44%49%47%45%53%54"}.get(case.variant.removesuffix(
             "-nested").removesuffix("-swapcase"), "digest")
         assert probe.casefold() in field_of(read[marker], case.field).casefold(), (case, read[marker])
-    sender.made = made
+    sender.day_edition = made
+    sender.composer.edition = made.edition
     return sender, items
 
 
@@ -350,10 +351,10 @@ def test_each_sender_has_its_own_random_slot_and_build_keeps_the_display_slot(tm
     room = Newsroom(tmp_path, subscribers=1)
     a, b = room.sender(), room.sender()
     assert a.slot != b.slot and len(a.slot) == TOKEN_LENGTH
-    rendered = a.renderer.render(room.made.edition)
+    rendered = a.renderer.render(room.day_edition.edition)
     assert rendered.slot == a.slot and SLOT_TOKEN not in rendered.html + rendered.text
     assert rendered.html.count(a.slot) == 2 and rendered.text.count(a.slot) == 2
-    shown = Renderer(room.settings).render(room.made.edition)
+    shown = Renderer(room.settings).render(room.day_edition.edition)
     assert shown.slot == SLOT_TOKEN and shown.html.count(SLOT_TOKEN) == 2
     # The check finds the unsubscribe link through the rendering's own slot.
     assert next(c for c in checks.run(rendered) if c.name == "unsubscribe").ok

@@ -10,7 +10,7 @@ from sqlalchemy import event, insert, select, text
 import subscribers
 from digest.core.errors import InvalidSubscriber, StoreError
 from subscribers import Store
-from subscribers.schema import deliveries
+from digest.delivery.schema import deliveries
 from subscribers.schema import subscribers as subscribers_table
 from subscribers.validate import (
     check_locale,
@@ -155,6 +155,9 @@ def test_statuses_and_unsubscribe_is_idempotent(store):
 
 
 def test_remove_deletes_the_ledger_rows_too(store):
+    from digest.delivery import schema
+
+    schema.create(store.engine)  # the ledger makes its table the first time it opens a database
     added = store.add("nadia@example.com")
     with store.engine.begin() as conn:
         conn.execute(insert(deliveries).values(edition="2026-11-29", subscriber_id=added.id, updated_at=datetime.now(UTC)))

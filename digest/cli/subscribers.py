@@ -5,49 +5,33 @@ import io
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 import click
-from sqlalchemy import exc as sa_exc
 
+from digest.cli.options import (
+    CONTEXT,
+    DigestGroup,
+    F,
+    UserError,
+    config_option,
+    database_option,
+    load_settings,
+)
 from digest.core import config
 from digest.core.config import Settings
-from digest.core.errors import DigestError
 from subscribers.csvio import export_csv, import_csv, iso_utc
 from subscribers.mailin import read_headers, read_piped
 from subscribers.model import STATUSES, Subscriber
 from subscribers.store import Store
+from subscribers.tokens import TOKEN_LENGTH, Tokens, load_keys
 from subscribers.validate import check_rubrics, normalise_email, split_rubrics
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-class UserError(click.ClickException):
-    """One line on stderr, `digest: error: …`, whether run standalone or under `digest`."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"digest: error: {self.format_message()}", err=True)
-
-
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        # Turn what a user can cause into one line; anything else is a bug and keeps its traceback.
-        try:
-            return super().invoke(ctx)
-        except DigestError as exc:
-            raise UserError(str(exc), exc.exit_code) from None
-        except sa_exc.OperationalError as exc:
-            raise UserError(f"database error: {str(exc.orig).splitlines()[0]}", 1) from None
-
-
-@click.group("subscribers", cls=_Group, context_settings=CONTEXT)
+@click.group("subscribers", cls=DigestGroup, context_settings=CONTEXT)
 def subscribers() -> None:
     """Who receives the digest: add, import, export, list, count, remove, unsubscribe.
 
@@ -59,14 +43,12 @@ def subscribers() -> None:
     """
 
 
-def _store_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--database", metavar="PATH_OR_URL", envvar="DIGEST_DATABASE",
-                        help="Subscriber database: a file path or a URL such as postgresql://… [env: DIGEST_DATABASE]")(func)
-    return click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
-                        help="digest.toml to read (default: ./digest.toml if present). [env: DIGEST_CONFIG]")(func)
+def _store_options(func: F) -> F:
+    return config_option(database_option(func))
 
 
-_settings = config.find
+def _settings(config_path: str | None) -> Settings:
+    return load_settings(config_path)
 
 
 def _open(settings: Settings, database: str | None, create: bool = False) -> Store:
@@ -292,7 +274,6 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     """The subscriber a mailto unsubscribe message is about: the signed token its subject carries
     (the List-Unsubscribe mailto puts it there), which cannot be forged. ``raw`` comes from anyone:
     mailin reads it at bounded cost, never email.policy.default."""
-    from subscribers.tokens import TOKEN_LENGTH, Tokens, load_keys
 
     incoming = read_headers(raw)
     keys, current = load_keys(settings.secret_file)

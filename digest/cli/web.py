@@ -1,19 +1,34 @@
-"""`digest serve`: run the public web application (unsubscribe, preferences, archive) under uvicorn."""
+"""`digest serve` (the public web application: unsubscribe, preferences, archive) and `digest preview`
+(the editors' live preview), each under uvicorn."""
 from __future__ import annotations
 
 import logging
 import signal
-from dataclasses import replace
+from types import FrameType
 
 import click
+import uvicorn
 
+from digest.cli.options import (
+    CONTEXT,
+    config_option,
+    database_option,
+    load_settings,
+    need_config,
+)
+from digest.core import config
+from digest.web import preview as live
 from digest.web.serve import (
     KEEP_ALIVE,
     MAX_BODY,
     MAX_CONNECTIONS,
     MAX_REQUEST_HEAD,
     REQUEST_TIMEOUT,
+    create_app,
+    prefix_of,
+    uvicorn_options,
 )
+from subscribers.store import Store
 
 HELP = f"""Serve the pages the emails link to, under the path of newsletter.base_url:
 
@@ -42,19 +57,15 @@ flight, then stops.
 """
 
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
 
 @click.command("serve", context_settings=CONTEXT, help=HELP,
                short_help="Serve one-click unsubscribe, preferences and the web archive.")
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
-              help="digest.toml to read (default: ./digest.toml if present, else built-in defaults). [env: DIGEST_CONFIG]")
+@config_option
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="DIGEST_HOST",
               help="Address to listen on; keep 127.0.0.1 behind a reverse proxy. [env: DIGEST_HOST]")
 @click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535), envvar="DIGEST_PORT",
               help="Port to listen on. [env: DIGEST_PORT]")
-@click.option("--database", metavar="URL_OR_PATH", envvar="DIGEST_DATABASE",
-              help="The subscribers' database (default: subscribers.database in digest.toml). [env: DIGEST_DATABASE]")
+@database_option
 @click.option("--trusted-proxy", "trusted", default="127.0.0.1", show_default=True, metavar="ADDRESSES",
               envvar="DIGEST_TRUSTED_PROXY",
               help="Comma-separated addresses whose X-Forwarded-For/-Proto headers are believed. [env: DIGEST_TRUSTED_PROXY]")
@@ -67,21 +78,11 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
               metavar="N", envvar="DIGEST_MAX_CONNECTIONS",
               help="Open connections at most: at N a request is answered 503, beyond N a new connection is "
                    "closed at once. [env: DIGEST_MAX_CONNECTIONS]")
-def serve(config_path, host, port, database, trusted, request_timeout, max_connections) -> None:
+def serve(config_path: str | None, host: str, port: int, database: str | None, trusted: str,
+          request_timeout: float, max_connections: int) -> None:
     """Serve the public web application under uvicorn, with digest's limits (HELP says what)."""
-    import uvicorn
-
-    from digest.cli import load_settings
-    from digest.core.errors import ConfigError
-    from digest.web.serve import create_app, prefix_of, uvicorn_options
-    from subscribers.store import Store
-
-    settings = load_settings(config_path, None)
-    if settings.path is None:
-        raise ConfigError("no digest.toml here and no -c: digest serve needs one (the site's address, the list id "
-                          "and the archive come from it)", "pass -c path/to/digest.toml or set DIGEST_CONFIG")
-    if database:
-        settings = replace(settings, database=database)
+    settings = load_settings(config_path, database=database)
+    need_config(settings, "serve", "the site's address, the list id and the archive come from it")
     store = Store.open(settings.database, create=False)  # unsubscribe pages for a list that does not exist: no
     app = create_app(settings, store, request_timeout=request_timeout)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -107,5 +108,26 @@ def serve(config_path, host, port, database, trusted, request_timeout, max_conne
     )
 
 
-def _exit_cleanly(signum, frame) -> None:
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+@click.command(context_settings=CONTEXT, short_help="Serve a live preview of the edition for editors.")
+@config_option
+@click.option("--date", "day", metavar="YYYY-MM-DD", envvar="DIGEST_DATE", help="The edition's date (default: today). [env: DIGEST_DATE]")
+@click.option("--timezone", metavar="ZONE", envvar="DIGEST_TIMEZONE", help="The newsroom's IANA time zone. [env: DIGEST_TIMEZONE]")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="DIGEST_PREVIEW_HOST", help="Address to listen on.")
+@click.option("--port", default=8026, show_default=True, type=int, envvar="DIGEST_PREVIEW_PORT", help="Port to listen on.")
+def preview(config_path: str | None, day: str | None, timezone: str | None, host: str, port: int) -> None:
+    """Show the edition as readers will see it: at 375 px and 600+ px, as plain text, with the subject,
+    the preheader, the size against the budget and the checks; pick a language and rubrics.
+
+    \b
+    Editing a template, digest.toml or a local source file reloads the page by itself. Nothing is
+    opened for you: the URL is printed.
+    """
+    state = live.State(config.config_path(config_path), day, timezone)
+    settings = state.load()  # a broken configuration is reported now, not on the first request
+    config.edition_day(day, settings)
+    click.echo(f"Preview of {settings.newsletter.name}: http://{host}:{port}/  (Ctrl-C to stop)")
+    live.serve(state, host, port)

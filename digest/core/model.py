@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+from digest.core.text import title_key
+
 Kind = Literal["brief", "article"]
 
 # The slot that stands for a reader's token in a rendered email when nobody is sent it (build,
@@ -119,3 +121,10 @@ class Rendered:
     @property
     def html_bytes(self) -> int:
         return len(self.html.encode("utf-8"))
+
+
+def order_key(ranked: Ranked) -> tuple[int, float, float, str, str, str]:
+    """Reading order: pins first, then score; ties broken by time (newest first), then title: same
+    input, same order."""
+    item = ranked.item
+    return (-item.pin, -ranked.score, -item.published.timestamp(), title_key(item.title), item.title, item.source)

@@ -10,20 +10,20 @@ one per connection), and they are the only ones a new run can send twice.
 """
 from __future__ import annotations
 
-import fcntl
-import hashlib
-import os
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
-from digest.core.errors import AlreadySending
-from subscribers.schema import deliveries, subscribers
+from digest.delivery import schema
+from digest.delivery.schema import deliveries
+from subscribers.schema import subscribers
+from subscribers.store import Store
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -63,48 +63,15 @@ class Backlog:
         return self.would_send == 0
 
 
-class EditionLock:
-    """Only one `digest send` per edition and database at a time: an flock, which the kernel releases
-    when the process ends, however it ends (SIGKILL included), so a crash never leaves a stale lock."""
-
-    def __init__(self, database: str, edition: str) -> None:
-        if "://" not in database or database.startswith("sqlite:///"):
-            base = Path(database.removeprefix("sqlite:///"))
-            self.path = base.with_name(f"{base.name}.{edition}.lock")
-        else:
-            key = hashlib.sha256(f"{database}\x1f{edition}".encode()).hexdigest()[:16]
-            self.path = Path(tempfile.gettempdir()) / f"digest-{key}.lock"
-        self._fd: int | None = None
-
-    def __enter__(self) -> EditionLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-            os.close(fd)
-            raise AlreadySending(
-                f"another 'digest send' (pid {holder}) is sending this edition right now",
-                "wait for it to finish; running again afterwards continues where it stopped",
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-
 class Ledger:
-    def __init__(self, engine: Engine, edition: str) -> None:
-        self.engine = engine
+    """One edition's rows, on the subscribers' store (a subscriber's state changes through it)."""
+
+    def __init__(self, store: Store, edition: str) -> None:
+        self.store = store
+        self.engine = store.engine
         self.edition = edition
         self._conn: Connection | None = None
+        schema.create(self.engine)
         # One statement per transition, built once: each message costs two small committed
         # updates, not two rounds of SQL construction.
         row = update(deliveries).where(deliveries.c.edition == bindparam("e"), deliveries.c.subscriber_id == bindparam("sid"))
@@ -112,8 +79,6 @@ class Ledger:
                                    attempts=deliveries.c.attempts + 1)
         self._outcome = row.values(status=bindparam("st"), last_code=bindparam("code"), last_error=bindparam("err"),
                                    next_attempt_at=bindparam("at"), updated_at=bindparam("now"))
-        self._bounce = update(subscribers).where(subscribers.c.id == bindparam("sid")).values(
-            status="bounced", updated_at=bindparam("now"))
 
     @property
     def conn(self) -> Connection:
@@ -122,7 +87,7 @@ class Ledger:
             self._conn = self.engine.connect()
         return self._conn
 
-    def read(self, query):
+    def read(self, query: Callable[[Ledger], T]) -> T:
         """One read-only look (``ledger.read(Ledger.backlog)``), its connection closed after."""
         try:
             return query(self)
@@ -264,7 +229,7 @@ class Ledger:
         """Permanent: this edition will not be sent to them again; a refused address is also bounced."""
         self._record("failed", subscriber_id, code, error, None)
         if bounce:
-            self.conn.execute(self._bounce, {"sid": subscriber_id, "now": utcnow()})
+            self.store.using(self.conn).set_status(subscriber_id, "bounced")
         self.conn.commit()
 
     def later(self, minutes: float) -> datetime:

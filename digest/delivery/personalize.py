@@ -21,16 +21,15 @@ from dataclasses import dataclass, replace
 from email import base64mime
 
 from digest.core.model import Rendered
-from digest.delivery import message
-from digest.pipeline.sanitize import one_line
+from digest.core.text import one_line
+from digest.delivery.transports.base import WireMessage
+from digest.pipeline import message
 
 _QP_SOFT_BREAK = b"=\r\n"
 _LEADING_DOT = re.compile(rb"(?<=\r\n)\.")
 _BARE_LINE_END = re.compile(rb"\r(?!\n)|(?<!\r)\n")
 
 
-class WireMessage(bytes):
-    """Message bytes already in SMTP DATA form: CRLF line endings, leading dots doubled."""
 _ATOM = re.compile(r"^[A-Za-z0-9!#$%&'*+/^_`{|}~ -]*$")  # a display name that needs no quoting
 
 

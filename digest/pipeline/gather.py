@@ -14,11 +14,10 @@ from zoneinfo import ZoneInfo
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
 from digest.core.model import Item
-from digest.pipeline.sanitize import fold
+from digest.core.text import title_key
 from digest.pipeline.sources import Context, Fetched, fetch_all, read
 
 _TRACKING = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|xtor|at_medium|at_campaign|ocid|cmpid)$", re.I)
-_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -38,14 +37,6 @@ def canonical_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _TRACKING.match(k)))
     return urlunsplit(("", host, parts.path.rstrip("/") or "/", query, ""))
-
-
-def title_key(title: str) -> str:
-    """A title with case, accents, punctuation and a trailing "(vidéo)"-style tag folded away."""
-    words = _WORD.findall(fold(title))
-    while words and words[-1] in {"video", "photos", "direct", "audio", "live"}:
-        words.pop()
-    return " ".join(words)
 
 
 # Words that may differ between two copies of one story: articles, prepositions, conjunctions.

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from digest.core.config import Rubric, Settings
-from digest.core.model import Edition, Item, Ranked, Section
-from digest.pipeline.gather import title_key
-from digest.pipeline.sanitize import fold
+from digest.core.model import Edition, Item, Ranked, Section, order_key
+from digest.core.text import fold
 
 
 @dataclass(frozen=True)
@@ -54,12 +53,6 @@ def score(item: Item, rubric: Rubric, now_ts: float, settings: Settings) -> floa
     if item.featured:
         value *= settings.ranking.featured_boost
     return round(value, 6)
-
-
-def order_key(ranked: Ranked) -> tuple:
-    """Pins first, then score; ties broken by time (newest first), then title: same input, same order."""
-    item = ranked.item
-    return (-item.pin, -ranked.score, -item.published.timestamp(), title_key(item.title), item.title, item.source)
 
 
 def rank(items: list[Item] | tuple[Item, ...], settings: Settings, day: date, timezone: str) -> Edition:

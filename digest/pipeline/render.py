@@ -24,10 +24,17 @@ from premailer import Premailer
 
 from digest.core.config import Settings
 from digest.core.errors import ThemeError
-from digest.core.model import SLOT_TOKEN, Edition, Image, Ranked, Rendered, Variant
+from digest.core.model import (
+    SLOT_TOKEN,
+    Edition,
+    Image,
+    Ranked,
+    Rendered,
+    Variant,
+    order_key,
+)
+from digest.core.text import one_line, printable
 from digest.pipeline import i18n
-from digest.pipeline.rank import order_key
-from digest.pipeline.sanitize import one_line, printable
 
 __all__ = ["SLOT_TOKEN", "Renderer", "ThemeError", "inline_css"]
 

@@ -3,29 +3,19 @@ that cannot be shown (controls, lone surrogates, noncharacters), and text safe t
 from __future__ import annotations
 
 import re
-import unicodedata
-from html import escape, unescape
 from dataclasses import fields, replace
+from html import escape, unescape
 
 import lxml.html
 import nh3
 
 from digest.core.model import Image, Item
+from digest.core.text import clean_line, clean_url, one_line
 
 TAGS = {"p", "br", "a", "strong", "b", "em", "i", "ul", "ol", "li", "blockquote", "h2", "h3", "h4", "img", "figure", "figcaption"}
 ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "width", "height"}}
 URL_SCHEMES = {"http", "https", "mailto"}
 _BLOCKS = {"p", "li", "ul", "ol", "blockquote", "h2", "h3", "h4", "figure", "figcaption", "div"}
-_SPACE = re.compile(r"\s+")
-# What no source may hand on (mrml refuses most of it, and none of it is text): C0 controls but tab and
-# newline, DEL, C1 controls, lone surrogates, and the noncharacters U+FDD0–U+FDEF and U+nFFFE/U+nFFFF.
-_NONCHARACTERS = "".join(f"\\U{plane:04x}fffe\\U{plane:04x}ffff" for plane in range(17))
-_UNFIT = re.compile(r"\r\n|[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef" + _NONCHARACTERS + "]")
-# Of those, CR (and CR LF) stays a line end and the other white-space controls (VT, FF, the
-# separators, NEL) become a space; the rest go.
-_AS = {"\r\n": "\n", "\r": "\n", "\x0b": " ", "\x0c": " ", "\x1c": " ", "\x1d": " ", "\x1e": " ", "\x1f": " ", "\x85": " "}
-
-
 # Tags nested deeper than this are an attack, not an article: the HTML5 tree builder nh3 uses costs
 # time in the square of the depth (16,384 nested blockquotes: 1.7 s; a 1 MB feed entry of "<div>":
 # minutes). Elements a browser closes by itself (p, li, td …) and void ones (br, img …) do not count.
@@ -61,11 +51,6 @@ def clean_html(html: str) -> str:
         link_rel="noopener noreferrer",
         clean_content_tags={"script", "style", "iframe", "object", "embed", "form", "noscript", "svg", "math"},
     )
-
-
-def one_line(text: str) -> str:
-    """Collapse every run of white space (CR and LF included) to one space: titles and names never carry a newline."""
-    return _SPACE.sub(" ", text).strip()
 
 
 def html_to_text(html: str) -> str:
@@ -106,30 +91,6 @@ def paragraphs(html: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-def fold(text: str) -> str:
-    """Case- and accent-insensitive form of a text, for matching rubrics and titles."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-def clean_text(text: str) -> str:
-    """The text without the characters no source may hand on: CR and CR LF become LF, a white-space
-    control (VT, FF, NEL …) a space, any other one nothing."""
-    if not _UNFIT.search(text):
-        return text
-    return _UNFIT.sub(lambda m: _AS.get(m.group(), ""), text)
-
-
-def clean_line(text: str) -> str:
-    """A one-line field: clean, and white space (tab and newline included) collapsed to single spaces."""
-    return one_line(clean_text(text))
-
-
-def clean_url(text: str) -> str:
-    """An address: every unfit character simply taken out (an address holds no white space)."""
-    return _UNFIT.sub("", text).strip() if _UNFIT.search(text) else text.strip()
-
-
 def clean_item(item: Item) -> Item | None:
     """Every text field of an item cleaned (clean_line; addresses clean_url); None when nothing is
     left of its title.
@@ -159,7 +120,3 @@ def clean_item(item: Item) -> Item | None:
     return cleaned if cleaned.title else None
 
 
-def printable(text: str) -> str:
-    """Text from a source, safe to print on a terminal: every character that is not printable
-    (controls, escape sequences, bidi overrides, line ends) written as a Python escape."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)

@@ -27,6 +27,7 @@ from starlette.responses import (
     StreamingResponse,
 )
 from starlette.routing import Route
+from watchfiles import awatch
 
 from digest.core import config
 from digest.core.config import Settings
@@ -85,7 +86,7 @@ class State:
             try:
                 settings = self.load()
                 day = config.edition_day(self.day_option, settings)
-                made = pipeline.make(settings, day)
+                made = pipeline.prepare(settings, day)
                 self._cache["made"] = (settings, made, Renderer(settings), None)
             except DigestError as exc:
                 self._cache["made"] = (None, None, None, str(exc))
@@ -209,8 +210,6 @@ def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
         return StreamingResponse(stream(), media_type="text/event-stream", headers=_HEADERS)
 
     async def watch() -> None:
-        from watchfiles import awatch
-
         # Editors save by writing a new file and renaming it over the old one, which ends a watch on
         # the file itself: watch the folders, and keep the changes to the watched paths.
         paths = [p.resolve() for p in state.watched()]

@@ -57,6 +57,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
@@ -65,6 +66,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from digest.core.config import LOCALES, Settings
 from digest.pipeline import archive, i18n
+from subscribers.store import Store
+from subscribers.tokens import Tokens, load_keys
 
 log = logging.getLogger("digest.serve")
 
@@ -591,9 +594,6 @@ async def _is_one_click(request: Request) -> bool:
 def create_app(settings: Settings, store=None, request_timeout: float = REQUEST_TIMEOUT) -> Starlette:
     """The application for `settings`, on its store (opened from `subscribers.database` if None);
     a request body must arrive within `request_timeout` seconds."""
-    from subscribers.store import Store
-    from subscribers.tokens import Tokens, load_keys
-
     keys, current = load_keys(settings.secret_file)
     tokens = Tokens(keys, current, settings.newsletter.list_id)
     owned = store is None
@@ -634,6 +634,4 @@ def create_app(settings: Settings, store=None, request_timeout: float = REQUEST_
 
 
 def _middleware(prefix: str, request_timeout: float):
-    from starlette.middleware import Middleware
-
     return Middleware(_Guard, prefix=prefix, request_timeout=request_timeout)

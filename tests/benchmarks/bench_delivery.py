@@ -32,9 +32,9 @@ from sqlalchemy import insert  # noqa: E402
 
 from digest.core.config import load  # noqa: E402
 from digest.delivery.ledger import Due  # noqa: E402
-from digest.delivery.message import POLICY  # noqa: E402
 from digest.delivery.send import Sender  # noqa: E402
-from digest.pipeline.edition import make  # noqa: E402
+from digest.pipeline.edition import prepare  # noqa: E402
+from digest.pipeline.message import POLICY  # noqa: E402
 from subscribers.schema import subscribers as subscribers_table  # noqa: E402
 from subscribers.store import Store  # noqa: E402
 from subscribers.tokens import Tokens  # noqa: E402
@@ -89,7 +89,7 @@ def bench_personalize(count: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         settings = forty_item_settings(load(config(folder)))
-        made = make(settings, datetime.fromisoformat(DAY).date())
+        made = prepare(settings, datetime.fromisoformat(DAY).date())
         items = len(made.edition.leads) + sum(len(s.items) for s in made.edition.sections)
         store = Store.open(settings.database)
         sender = Sender(settings, made, store, Tokens({1: b"k" * 32}, 1, settings.newsletter.list_id))

@@ -22,11 +22,15 @@ from digest.core.config.model import (
     SourceSpec,
     defaults,
 )
-from digest.core.config.tables import SOURCE_KINDS, TRANSPORTS, check_locale, check_timezone
+from digest.core.config.tables import (
+    SOURCE_KINDS,
+    check_locale,
+    check_timezone,
+)
 from digest.core.locales import LOCALES
 
 __all__ = [
-    "DEFAULT_RUBRIC", "LOCALES", "RENAMED", "SOURCE_KINDS", "TRANSPORTS", "Delivery", "Dkim", "Layout", "Newsletter",
+    "DEFAULT_RUBRIC", "LOCALES", "RENAMED", "SOURCE_KINDS", "Delivery", "Dkim", "Layout", "Newsletter",
     "Ranking", "Rubric", "Settings", "Smtp", "SourceSpec", "check_locale", "check_timezone", "config_path",
     "defaults", "edition_day", "find", "load", "parse", "with_overrides",
 ]

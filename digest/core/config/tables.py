@@ -34,7 +34,6 @@ from digest.core.locales import LOCALES, zone
 # The source kinds digest reads itself (digest.pipeline.sources registers a reader for each); others
 # come from the `digest.sources` entry-point group.
 SOURCE_KINDS = ("pagedump", "feed", "markdown")
-TRANSPORTS = ("smtp", "outbox")  # the transports digest.delivery.transports registers
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _URL_UNSAFE = re.compile(r"[\s<>\"'\\^`{|}\x00-\x1f\x7f]")
@@ -210,11 +209,8 @@ def subscribers(t: Table, folder: Path) -> tuple[str, Path]:
 
 
 def delivery(t: Table, folder: Path) -> Delivery:
-    transport = t.get("transport", str, Delivery.transport)
-    if transport is not None and transport not in TRANSPORTS:
-        raise ConfigError(f"{t.file}: delivery.transport {transport!r} is unknown", f"use one of {', '.join(TRANSPORTS)}")
     value = Delivery(
-        transport=transport,
+        transport=t.get("transport", str, Delivery.transport),  # checked against the registry when sending
         outbox=local_path(folder, t.get("outbox", str, str(Delivery.outbox))),
         retries=t.get("retries", int, Delivery.retries),
         retry_base_seconds=t.positive("retry_base_seconds", float, Delivery.retry_base_seconds),

@@ -1,37 +1,23 @@
-"""Where messages go: an SMTP relay (aiosmtplib) or the outbox folder. Both answer with an Outcome.
-
-    Outcome.kind: "sent" | "deferred" (4xx, dropped connection, deadline) | "failed" (5xx)
-    Outcome.bounce: the recipient's address does not exist (550/551/553, x.1.x): never send again
-    Outcome.reconnect: the connection cannot be trusted any more (421, drop, deadline)
-    Outcome.fatal: no message can go this way (server unreachable, login refused, our return path
-                   refused): the run stops, and this message stays due for the next one
+"""Delivery through an SMTP relay (aiosmtplib): a pool of connections, each reconnecting after
+`messages_per_connection` or trouble, and every reply classified as RFC 5321 says (4yz transient,
+5yz permanent; a refused address is a bounce, a refused message is not).
 """
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import ssl
-from dataclasses import dataclass
-from pathlib import Path
 
 import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
 from aiosmtplib.typing import SMTPStatus
 
-from digest.core.config import Smtp
-from digest.delivery.personalize import WireMessage
+from digest.core.config import Settings, Smtp
+from digest.core.errors import ConfigError
+from digest.delivery.transports.base import Envelope, Kind, Outcome, WireMessage
 
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: str
-    code: int | None = None
-    message: str = ""
-    bounce: bool = False
-    reconnect: bool = False
-    fatal: bool = False
+SENT, DEFERRED, FAILED = Kind.SENT, Kind.DEFERRED, Kind.FAILED
 
 
 def _text(message: str) -> str:
@@ -57,22 +43,22 @@ def classify(exc: BaseException) -> Outcome:
         code = refused.code if refused else None
         message = _text(refused.message if refused else exc)
         if code is not None and 500 <= code < 600:
-            return Outcome("failed", code, message, bounce=_address_is_gone(code, message))
-        return Outcome("deferred", code, message, reconnect=code == 421)
+            return Outcome(FAILED, code, message, bounce=_address_is_gone(code, message))
+        return Outcome(DEFERRED, code, message, reconnect=code == 421)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         code, message = exc.code, _text(exc.message)
         if 400 <= code < 500:
-            return Outcome("deferred", code, message, reconnect=code == 421)
+            return Outcome(DEFERRED, code, message, reconnect=code == 421)
         if isinstance(exc, aiosmtplib.SMTPSenderRefused) and 500 <= code < 600:
-            return Outcome("deferred", code, f"the server refuses the return path: {message}", reconnect=True, fatal=True)
+            return Outcome(DEFERRED, code, f"the server refuses the return path: {message}", reconnect=True, fatal=True)
         if not 500 <= code < 600:
-            return Outcome("deferred", code, message, reconnect=True)  # nonsense: not the reader's fault
+            return Outcome(DEFERRED, code, message, reconnect=True)  # nonsense: not the reader's fault
         # 5xx after DATA: this message is refused for good (its content); the address is not.
-        return Outcome("failed", code, message)
+        return Outcome(FAILED, code, message)
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiosmtplib.SMTPTimeoutError)):
-        return Outcome("deferred", None, "no answer before the deadline", reconnect=True)
+        return Outcome(DEFERRED, None, "no answer before the deadline", reconnect=True)
     if isinstance(exc, (aiosmtplib.SMTPException, ConnectionError, OSError)):
-        return Outcome("deferred", None, _text(f"{exc.__class__.__name__}: {exc}"), reconnect=True)
+        return Outcome(DEFERRED, None, _text(f"{exc.__class__.__name__}: {exc}"), reconnect=True)
     raise exc
 
 
@@ -125,18 +111,18 @@ class SmtpConnection:
                 return None
             except (aiosmtplib.SMTPAuthenticationError, aiosmtplib.SMTPNotSupported) as exc:
                 self.abort()
-                return Outcome("deferred", getattr(exc, "code", None), f"{where}: {_text(exc)}", fatal=True)
+                return Outcome(DEFERRED, getattr(exc, "code", None), f"{where}: {_text(exc)}", fatal=True)
             except aiosmtplib.SMTPResponseException as exc:
                 self.abort()
                 if not 400 <= exc.code < 500:
-                    return Outcome("deferred", exc.code, f"{where} refuses us: {_text(exc.message)}", fatal=True)
+                    return Outcome(DEFERRED, exc.code, f"{where} refuses us: {_text(exc.message)}", fatal=True)
                 last = f"{where} is busy: {exc.code} {_text(exc.message)}"
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
                 self.abort()
                 last = f"cannot reach {where}: {_text(f'{exc.__class__.__name__}: {exc}')}"
             if attempt < self.retries:
                 await asyncio.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(0.5, 1.5))
-        return Outcome("deferred", None, last, fatal=True)
+        return Outcome(DEFERRED, None, last, fatal=True)
 
     async def _connect(self) -> None:
         cfg = self.config
@@ -175,7 +161,7 @@ class SmtpConnection:
         if client is not None:
             client.close()
 
-    async def send(self, envelope_from: str, recipient: str, data: bytes) -> Outcome:
+    async def send(self, envelope: Envelope, data: bytes) -> Outcome:
         if self.client is None or not self.client.is_connected or self.used >= self.config.messages_per_connection:
             await self.close()
             trouble = await self._connect_patiently()
@@ -185,7 +171,7 @@ class SmtpConnection:
             async with asyncio.timeout(self.config.deadline_seconds):
                 self.used += 1
                 # sendmail with bytes: the message is serialised once, never again per attempt.
-                errors, response = await self.client.sendmail(envelope_from, [recipient], data)
+                errors, response = await self.client.sendmail(envelope.sender, [envelope.recipient], data)
         except BaseException as exc:  # noqa: BLE001 — classify() re-raises what is not an SMTP outcome
             if isinstance(exc, asyncio.CancelledError):
                 raise
@@ -195,28 +181,42 @@ class SmtpConnection:
             return outcome
         if errors:  # one recipient per message: a refusal here means that one
             code, message = next(iter(errors.values()))
-            return classify(aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(code, message, recipient)]))
-        return Outcome("sent", 250, _text(response))
+            return classify(aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(code, message, envelope.recipient)]))
+        return Outcome(SENT, 250, _text(response))
 
 
-class Outbox:
-    """Delivery to a folder, one .eml per message: the default before an SMTP server is configured.
-    Each file appears whole or not at all (written aside, then renamed)."""
+class SmtpTransport:
+    """A pool of `connections` SmtpConnections; each message takes whichever is free."""
 
-    def __init__(self, folder: Path, edition: str) -> None:
-        self.folder = folder / edition
+    wire = True
 
-    def path_for(self, subscriber_id: int) -> Path:
-        return self.folder / f"{subscriber_id:010d}.eml"
+    def __init__(self, config: Smtp, retries: int = 3, backoff: float = 2.0) -> None:
+        self.config = config
+        self.where = f"smtp {config.host}:{config.port} ({config.tls}, {config.connections} connections)"
+        self.concurrency = config.connections
+        self.rate = config.rate
+        self._all = [SmtpConnection(config, retries, backoff) for _ in range(config.connections)]
+        self._free: asyncio.LifoQueue[SmtpConnection] | None = None
 
-    async def send(self, envelope_from: str, recipient: str, data: bytes, subscriber_id: int) -> Outcome:
+    async def send(self, envelope: Envelope, message: bytes) -> Outcome:
+        if self._free is None:  # made in the running loop, on first use
+            self._free = asyncio.LifoQueue()
+            for connection in self._all:
+                self._free.put_nowait(connection)
+        connection = await self._free.get()
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            target = self.path_for(subscriber_id)
-            partial = target.with_suffix(".tmp")
-            with open(partial, "wb") as handle:
-                handle.write(data)
-            os.replace(partial, target)
-        except OSError as exc:
-            return Outcome("deferred", None, _text(f"cannot write to {self.folder}: {exc.strerror or exc}"))
-        return Outcome("sent", None, str(target))
+            return await connection.send(envelope, message)
+        finally:
+            self._free.put_nowait(connection)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(connection.close() for connection in self._all))
+
+
+def open_transport(settings: Settings, box: str, folder: object = None) -> SmtpTransport:
+    """The relay of [smtp]; its password is read now, so that a missing one stops the run before
+    any message, not once per message."""
+    if settings.smtp is None:
+        raise ConfigError('delivery.transport is "smtp" but digest.toml has no [smtp] table')
+    settings.smtp.resolve_password()
+    return SmtpTransport(settings.smtp, settings.delivery.retries, settings.delivery.retry_base_seconds)

@@ -22,7 +22,8 @@ import httpx
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
 from digest.core.model import Item
-from digest.pipeline.sanitize import clean_item, clean_text, printable
+from digest.core.text import clean_text, printable
+from digest.pipeline.sanitize import clean_item
 
 USER_AGENT = "digest/0.1 (+newsletter digest generator)"
 MAX_BYTES = 20 * 1024 * 1024  # no source of a day is bigger; a larger answer is a mistake

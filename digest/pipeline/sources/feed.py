@@ -13,13 +13,8 @@ import feedparser
 
 from digest.core.errors import SourceError
 from digest.core.model import Image, Item
-from digest.pipeline.sanitize import (
-    clean_text,
-    clean_url,
-    html_to_text,
-    one_line,
-    paragraphs,
-)
+from digest.core.text import clean_text, clean_url, one_line
+from digest.pipeline.sanitize import html_to_text, paragraphs
 from digest.pipeline.sources import Context
 
 # A feed entry whose content runs to this many characters is an article; shorter ones are briefs.

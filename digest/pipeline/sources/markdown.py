@@ -10,7 +10,8 @@ from cmarkgfm.cmark import Options
 
 from digest.core.errors import SourceError
 from digest.core.model import Image, Item
-from digest.pipeline.sanitize import clean_text, html_to_text, one_line, paragraphs
+from digest.core.text import clean_text, one_line
+from digest.pipeline.sanitize import html_to_text, paragraphs
 from digest.pipeline.sources import Context, decode_text, too_large
 
 KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "featured", "pin", "author"}

@@ -14,7 +14,7 @@ from datetime import datetime, time, timedelta
 
 from digest.core.errors import SourceError
 from digest.core.model import Item
-from digest.pipeline.sanitize import fold, one_line
+from digest.core.text import fold, one_line
 from digest.pipeline.sources import Context, decode_text
 
 _ARABIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")

@@ -11,7 +11,7 @@ from email.utils import format_datetime, getaddresses, localtime
 
 from digest.core.errors import ConfigError
 from digest.core.model import Rendered
-from digest.pipeline.sanitize import one_line
+from digest.core.text import one_line
 
 # Headers fold at 78 (encoded words stay under RFC 2047's 75 characters). Python's default policy
 # would also re-fold a long List-Unsubscribe into encoded words, which breaks it: such headers are

@@ -1,0 +1,130 @@
+"""What every command shares: the Click context, the options (-c, --date, --timezone, --source,
+--database), reading the settings, and errors printed as one line with their exit code."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import click
+
+from digest.core import config
+from digest.core.config import Settings, SourceSpec
+from digest.core.errors import ConfigError, DigestError, InvalidSubscriber
+from subscribers.validate import normalise_email
+
+CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def echo_error(kind: str, text: str) -> None:
+    click.echo(f"digest: {kind}: {text}", err=True)
+
+
+class UserError(click.ClickException):
+    """One line on stderr, `digest: error: …`, with the exit code of what the user can mend."""
+
+    def __init__(self, message: str, exit_code: int = 2) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        echo_error("error", self.format_message())
+
+
+class DigestGroup(click.Group):
+    """A group whose commands' DigestErrors (and a database that refuses to be read) become one line
+    on stderr with their exit code, however the group is run (`digest …`, or on its own in a test).
+    Anything else is a bug, and keeps its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DigestError as exc:
+            raise UserError(str(exc), exc.exit_code) from None
+        except Exception as exc:
+            # Only a command that opened the database can meet this, so SQLAlchemy is loaded by then.
+            sa = sys.modules.get("sqlalchemy.exc")
+            if sa is not None and isinstance(exc, sa.OperationalError):
+                raise UserError(f"database error: {str(exc.orig).splitlines()[0]}", 1) from None
+            raise
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "-c", "--config", "config_path", type=click.Path(dir_okay=False), envvar="DIGEST_CONFIG",
+        help="digest.toml to read (default: ./digest.toml if present, else built-in defaults). [env: DIGEST_CONFIG]",
+    )(func)
+
+
+def database_option(func: F) -> F:
+    return click.option(
+        "--database", metavar="PATH_OR_URL", envvar="DIGEST_DATABASE",
+        help="The subscribers' database: a file path or a URL such as postgresql+psycopg://… (default: "
+             "subscribers.database in digest.toml, else ./digest.db). [env: DIGEST_DATABASE]",
+    )(func)
+
+
+def date_option(func: F) -> F:
+    return click.option(
+        "--date", "day", metavar="YYYY-MM-DD", envvar="DIGEST_DATE",
+        help="The edition's date in the newsroom's time zone; also 'today', 'yesterday'. [env: DIGEST_DATE; default: today]",
+    )(func)
+
+
+def timezone_option(func: F) -> F:
+    return click.option(
+        "--timezone", metavar="ZONE", envvar="DIGEST_TIMEZONE",
+        help="The newsroom's IANA time zone, e.g. Africa/Casablanca (overrides newsletter.timezone). [env: DIGEST_TIMEZONE]",
+    )(func)
+
+
+def source_option(func: F) -> F:
+    return click.option(
+        "--source", "sources", multiple=True, metavar="PATH_OR_URL",
+        help="Read this source instead of the configured ones; repeat for several. The kind (page dump, feed, Markdown) is guessed.",
+    )(func)
+
+
+def edition_options(func: F) -> F:
+    """-c, --date, --timezone and --source: the options of every command that makes an edition."""
+    return config_option(date_option(timezone_option(source_option(func))))
+
+
+def load_settings(config_path: str | None, timezone: str | None = None, locale: str | None = None,
+                  database: str | None = None) -> Settings:
+    """The configuration a command runs on, with its options over it; what the loader has to say (a
+    renamed key) is printed once as a warning."""
+    settings = config.with_overrides(config.find(config_path), timezone=timezone, locale=locale)
+    for notice in settings.notices:
+        echo_error("warning", notice)
+    return replace(settings, database=database) if database else settings
+
+
+def need_config(settings: Settings, command: str, why: str, hint: str = "") -> None:
+    if settings.path is None:
+        raise ConfigError(f"no digest.toml here and no -c: digest {command} needs one ({why})",
+                          "pass -c path/to/digest.toml or set DIGEST_CONFIG" + (f"; {hint}" if hint else ""))
+
+
+def source_specs(values: tuple[str, ...], settings: Settings) -> list[SourceSpec] | None:
+    """--source replaces the configured sources; the name of each is what the user typed."""
+    if not values:
+        if not settings.sources:
+            raise ConfigError("no sources", "pass --source PATH_OR_URL, or list [[sources]] in digest.toml (-c)")
+        return None
+    specs = []
+    for value in values:
+        location = value if value.startswith(("http://", "https://")) else str(Path(value).expanduser())
+        specs.append(SourceSpec(name=value, location=location))
+    return specs
+
+
+def address(value: str, option: str) -> str:
+    """An address given on the command line (--for, --test-to), checked as a subscriber's would be."""
+    try:
+        return normalise_email(value)
+    except InvalidSubscriber as exc:
+        raise ConfigError(f"{option} {value!r}: {exc.reason}") from None

@@ -1,0 +1,21 @@
+"""DKIM signatures (dkimpy) over each personalised message, List-Unsubscribe headers included."""
+from __future__ import annotations
+
+import dkim
+
+from digest.core.config import Dkim
+
+# Headers a DKIM signature covers: Gmail and Yahoo want both List-Unsubscribe headers among them.
+DKIM_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+                b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to"]
+
+
+class Signer:
+    def __init__(self, config: Dkim) -> None:
+        self.config = config
+
+    def signature(self, message: bytes) -> bytes:
+        """The DKIM-Signature header line(s) for ``message`` (CRLF line ends), to put in front of it."""
+        dk = self.config
+        return dkim.sign(message, dk.selector.encode(), dk.domain.encode(), dk.key, include_headers=DKIM_HEADERS,
+                         linesep=b"\r\n")
