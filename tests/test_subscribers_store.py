@@ -9,8 +9,8 @@ from sqlalchemy import event, insert, select, text
 
 import subscribers
 from digest.core.errors import InvalidSubscriber, StoreError
-from subscribers import Store
 from digest.delivery.schema import deliveries
+from subscribers import Store
 from subscribers.schema import subscribers as subscribers_table
 from subscribers.validate import (
     check_locale,

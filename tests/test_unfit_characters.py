@@ -298,7 +298,7 @@ def test_unfit_characters_in_any_field_never_stop_build_or_send(tmp_path, kind):
 
 def test_every_reader_s_items_are_cleaned_even_a_third_party_s():
     """`read` is the one door: a reader that hands on whatever it likes still gives clean items."""
-    from digest.pipeline.sources import Fetched, read, registry
+    from digest.pipeline.sources import Fetched, SourceKind, read, registry
 
     def careless(data: bytes, context: Context):
         return [item("Un titre\x00 avec\x0bde\ud800 tout\ufffe", source=context.spec.name, kind="article",
@@ -306,7 +306,7 @@ def test_every_reader_s_items_are_cleaned_even_a_third_party_s():
                      category="Éco\U0010ffffnomie", author="\x01", image=Image("https://news.example.ma/i\x00.jpg", "Alt\ufdd0")),
                 item("\x01\x02", source=context.spec.name)]
 
-    registry()["careless"] = careless
+    registry()["careless"] = SourceKind("careless", careless)
     try:
         warnings: list[str] = []
         spec = SourceSpec("tiers\x1b[2J", "x", kind="careless")

@@ -15,7 +15,7 @@ from digest.core.errors import SourceError
 from digest.core.model import Image, Item
 from digest.core.text import clean_text, clean_url, one_line
 from digest.pipeline.sanitize import html_to_text, paragraphs
-from digest.pipeline.sources import Context
+from digest.pipeline.sources.base import Context, SourceKind
 
 # A feed entry whose content runs to this many characters is an article; shorter ones are briefs.
 ARTICLE_CHARS = 400
@@ -223,3 +223,14 @@ def read(data: bytes, context: Context) -> list[Item]:
     if skipped:
         context.warn(f"source {name!r}: left out {', '.join(skipped)}")
     return items
+
+
+def _sniff(head: bytes) -> bool:
+    if head.startswith(b"{"):
+        return b"jsonfeed" in head
+    return head.startswith(b"<") and any(tag in head for tag in (b"<rss", b"<feed", b"<rdf:rdf", b"<?xml"))
+
+
+# Any markup nothing else claims comes here too (HTML, broken XML): this reader says clearly what it is not.
+KIND = SourceKind("feed", read, extensions=(".xml", ".rss", ".atom", ".rdf", ".json"), content_types=("xml", "json"),
+                  sniff=_sniff, fallback=lambda head: head.startswith(b"<"))

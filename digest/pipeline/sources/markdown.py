@@ -12,7 +12,7 @@ from digest.core.errors import SourceError
 from digest.core.model import Image, Item
 from digest.core.text import clean_text, one_line
 from digest.pipeline.sanitize import html_to_text, paragraphs
-from digest.pipeline.sources import Context, decode_text, too_large
+from digest.pipeline.sources.base import Context, SourceKind, decode_text, too_large
 
 KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "featured", "pin", "author"}
 
@@ -102,3 +102,7 @@ def read(data: bytes, context: Context) -> list[Item]:
             author=one_line(str(meta["author"])) if meta.get("author") else None,
         )
     ]
+
+
+# A feature starts with its front matter; a .md name is one too.
+KIND = SourceKind("markdown", read, extensions=(".md", ".markdown"), sniff=lambda head: head.startswith(b"---"))

@@ -15,7 +15,7 @@ from datetime import datetime, time, timedelta
 from digest.core.errors import SourceError
 from digest.core.model import Item
 from digest.core.text import fold, one_line
-from digest.pipeline.sources import Context, decode_text
+from digest.pipeline.sources.base import Context, SourceKind, decode_text
 
 _ARABIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _BRIEF = re.compile(r"^(?:[-–—•*·]\s*)?([01]?\d|2[0-3])\s*[:hH.]\s*([0-5]\d)\s*[-–—|:·]?\s*(\S.*)$")
@@ -113,3 +113,7 @@ def read(data: bytes, context: Context) -> list[Item]:
     if not items:
         raise SourceError(name, "no briefs (lines like '20:55 Title') and no articles found", "is this a page dump?")
     return items
+
+
+# A page saved as text has no mark of its own: whatever no other kind takes.
+KIND = SourceKind("pagedump", read, fallback=lambda head: True)
