@@ -130,76 +130,97 @@ def _labels(_):
 def run(rendered: Rendered, budget: int = 100_000, locale: str = "en") -> list[Check]:
     """Every check, its message in `locale` (English for the command line, the newsroom's language
     in the preview)."""
-    _ = i18n.translations(locale).gettext
-    ngettext = i18n.translations(locale).ngettext
+    checker = _Checker(rendered, budget, locale)
+    root = lxml.html.document_fromstring(rendered.html)
+    checker.size()
+    checker.images_and_links(root)
+    checker.text(root)
+    checker.unsubscribe()
+    checker.lengths()
+    return checker.checks
 
-    def num(value) -> str:
-        return format_decimal(value, locale=locale)
 
-    labels = _labels(_)
-    html = rendered.html
-    size = len(html.encode("utf-8"))
-    root = lxml.html.document_fromstring(html)
-    checks: list[Check] = []
+class _Checker:
+    """The checks of one rendering, each adding its Check in the reader's language."""
 
-    def add(name: str, ok: bool, message: str, details: tuple[str, ...] = ()) -> None:
-        checks.append(Check(name, ok, message, details, labels[name]))
+    def __init__(self, rendered: Rendered, budget: int, locale: str) -> None:
+        self.rendered, self.budget, self.locale = rendered, budget, locale
+        self._ = i18n.translations(locale).gettext
+        self.ngettext = i18n.translations(locale).ngettext
+        self.labels = _labels(self._)
+        self.checks: list[Check] = []
 
-    add("size", size <= budget, _("%(size)s bytes of HTML, budget %(budget)s (Gmail clips near %(clip)s)")
-        % {"size": num(size), "budget": num(budget), "clip": num(GMAIL_CLIP)})
+    def num(self, value: float) -> str:
+        return format_decimal(value, locale=self.locale)
 
-    images = root.findall(".//img")
-    missing = tuple(img.get("src", "?") for img in images if not (img.get("alt") or "").strip())
-    add("alt text", not missing, _("%(with)s of %(all)s images have alt text")
-        % {"with": num(len(images) - len(missing)), "all": num(len(images))}, missing)
+    def add(self, name: str, ok: bool, message: str, details: tuple[str, ...] = ()) -> None:
+        self.checks.append(Check(name, ok, message, details, self.labels[name]))
 
-    bad_links = []
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        for attribute in ("href", "src", "background"):
-            value = (el.get(attribute) or "").strip()
-            if value and not value.startswith(("https://", "mailto:")):
-                bad_links.append(f"<{el.tag} {attribute}=\"{_short(value)}\">")
-    add("links", not bad_links, _("every link and image is https:// (or mailto:)") if not bad_links
-        else ngettext("%(num)d link is http: or relative", "%(num)d links are http: or relative", len(bad_links))
-        % {"num": len(bad_links)}, tuple(bad_links))
+    def size(self) -> None:
+        _, num = self._, self.num
+        size = len(self.rendered.html.encode("utf-8"))
+        self.add("size", size <= self.budget, _("%(size)s bytes of HTML, budget %(budget)s (Gmail clips near %(clip)s)")
+                 % {"size": num(size), "budget": num(self.budget), "clip": num(GMAIL_CLIP)})
 
-    h1 = root.findall(".//h1")
-    add("one h1", len(h1) == 1, _("%(num)s <h1> (one, the masthead)") % {"num": num(len(h1))})
+    def images_and_links(self, root: lxml.html.HtmlElement) -> None:
+        _, num = self._, self.num
+        images = root.findall(".//img")
+        missing = tuple(img.get("src", "?") for img in images if not (img.get("alt") or "").strip())
+        self.add("alt text", not missing, _("%(with)s of %(all)s images have alt text")
+                 % {"with": num(len(images) - len(missing)), "all": num(len(images))}, missing)
+        bad_links = []
+        for el in root.iter():
+            if not isinstance(el.tag, str):
+                continue
+            for attribute in ("href", "src", "background"):
+                value = (el.get(attribute) or "").strip()
+                if value and not value.startswith(("https://", "mailto:")):
+                    bad_links.append(f"<{el.tag} {attribute}=\"{_short(value)}\">")
+        self.add("links", not bad_links, _("every link and image is https:// (or mailto:)") if not bad_links
+                 else self.ngettext("%(num)d link is http: or relative", "%(num)d links are http: or relative",
+                                    len(bad_links)) % {"num": len(bad_links)}, tuple(bad_links))
+        h1 = root.findall(".//h1")
+        self.add("one h1", len(h1) == 1, _("%(num)s <h1> (one, the masthead)") % {"num": num(len(h1))})
 
-    runs = text_runs(root)
-    small = tuple(f"{r.size:g}px: {_short(r.text)}" for r in runs if r.size < MIN_FONT_PX)
-    add("text size", not small, _("body text at least %(px)spx") % {"px": f"{MIN_FONT_PX:g}"} if not small
-        else _("%(num)s runs of text under %(px)spx") % {"num": num(len(small)), "px": f"{MIN_FONT_PX:g}"}, small)
+    def text(self, root: lxml.html.HtmlElement) -> None:
+        _, num = self._, self.num
+        runs = text_runs(root)
+        small = tuple(f"{r.size:g}px: {_short(r.text)}" for r in runs if r.size < MIN_FONT_PX)
+        self.add("text size", not small, _("body text at least %(px)spx") % {"px": f"{MIN_FONT_PX:g}"} if not small
+                 else _("%(num)s runs of text under %(px)spx") % {"num": num(len(small)), "px": f"{MIN_FONT_PX:g}"},
+                 small)
+        faint = []
+        for r in runs:
+            needed = MIN_CONTRAST_LARGE if r.size >= 24 or (r.size >= 18.66 and r.bold) else MIN_CONTRAST
+            ratio = contrast(r.color, r.background)
+            if ratio < needed:
+                faint.append(f"{ratio:.2f}:1 (needs {needed}): {_short(r.text)}")
+        self.add("contrast", not faint,
+                 _("text contrast at least %(ratio)s:1 against its background") % {"ratio": num(MIN_CONTRAST)}
+                 if not faint else
+                 _("%(num)s runs of text below %(ratio)s:1") % {"num": num(len(faint)), "ratio": num(MIN_CONTRAST)},
+                 tuple(faint))
 
-    faint = []
-    for r in runs:
-        needed = MIN_CONTRAST_LARGE if r.size >= 24 or (r.size >= 18.66 and r.bold) else MIN_CONTRAST
-        ratio = contrast(r.color, r.background)
-        if ratio < needed:
-            faint.append(f"{ratio:.2f}:1 (needs {needed}): {_short(r.text)}")
-    add("contrast", not faint, _("text contrast at least %(ratio)s:1 against its background") % {"ratio": num(MIN_CONTRAST)}
-        if not faint else _("%(num)s runs of text below %(ratio)s:1") % {"num": num(len(faint)), "ratio": num(MIN_CONTRAST)},
-        tuple(faint))
+    def unsubscribe(self) -> None:
+        _, html = self._, self.rendered.html
+        # The footer's link carries the subscriber's slot (the one this rendering used); any other
+        # "/unsubscribe/" (in a feed's URL, say) does not count.
+        match = re.search(r'<a\b[^>]*href="[^"]*/unsubscribe/' + re.escape(self.rendered.slot), html)
+        position = match.start() if match else -1
+        clip = min(self.budget, GMAIL_CLIP)
+        unsubscribe_ok = 0 <= position and len(html[:position].encode("utf-8")) < clip
+        self.add("unsubscribe", unsubscribe_ok, _("unsubscribe link present before the clipping point") if unsubscribe_ok
+                 else (_("no unsubscribe link") if position < 0 else _("the unsubscribe link is past the clipping point")))
 
-    # The footer's link carries the subscriber's slot (the one this rendering used); any other
-    # "/unsubscribe/" (in a feed's URL, say) does not count.
-    match = re.search(r'<a\b[^>]*href="[^"]*/unsubscribe/' + re.escape(rendered.slot), html)
-    position = match.start() if match else -1
-    clip = min(budget, GMAIL_CLIP)
-    unsubscribe_ok = 0 <= position and len(html[:position].encode("utf-8")) < clip
-    add("unsubscribe", unsubscribe_ok, _("unsubscribe link present before the clipping point") if unsubscribe_ok
-        else (_("no unsubscribe link") if position < 0 else _("the unsubscribe link is past the clipping point")))
-
-    subject = rendered.subject
-    add("subject", 0 < len(subject) <= SUBJECT_MAX, _("%(num)s characters (%(low)s to %(high)s)")
-        % {"num": num(len(subject)), "low": num(1), "high": num(SUBJECT_MAX)})
-    low, high = PREHEADER_RANGE
-    pre = rendered.preheader
-    add("preheader", low <= len(pre) <= high, _("%(num)s characters (%(low)s to %(high)s)")
-        % {"num": num(len(pre)), "low": num(low), "high": num(high)})
-    return checks
+    def lengths(self) -> None:
+        _, num = self._, self.num
+        subject = self.rendered.subject
+        self.add("subject", 0 < len(subject) <= SUBJECT_MAX, _("%(num)s characters (%(low)s to %(high)s)")
+                 % {"num": num(len(subject)), "low": num(1), "high": num(SUBJECT_MAX)})
+        low, high = PREHEADER_RANGE
+        pre = self.rendered.preheader
+        self.add("preheader", low <= len(pre) <= high, _("%(num)s characters (%(low)s to %(high)s)")
+                 % {"num": num(len(pre)), "low": num(low), "high": num(high)})
 
 
 def failed(checks: list[Check]) -> list[Check]:

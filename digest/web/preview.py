@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import uvicorn
 from babel.numbers import format_decimal, format_percent
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -140,20 +142,28 @@ def _variant(request: Request, settings: Settings) -> Variant:
     return Variant(locale, chosen or None)
 
 
-def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
-    def headers(csp: str) -> dict[str, str]:
-        return {**_HEADERS, "Content-Security-Policy": csp}
+def _headers(csp: str) -> dict[str, str]:
+    return {**_HEADERS, "Content-Security-Policy": csp}
 
-    def page(request: Request) -> Response:  # sync: Starlette runs it in a thread, gathering uses its own loop
-        settings, made, _, error = state.made()
+
+class PreviewPages:
+    """The routes of the preview, over one State. The page and the email are sync: Starlette runs
+    them in a thread, and gathering runs its own event loop."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def page(self, request: Request) -> Response:
+        settings, made, _, error = self.state.made()
         if error:
             return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>digest preview</title><pre>{_escape(error)}</pre>"
-                                "<script src=\"preview.js\"></script>", status_code=500, headers=headers(PAGE_CSP))
+                                "<script src=\"preview.js\"></script>", status_code=500, headers=_headers(PAGE_CSP))
         variant = _variant(request, settings)
-        rendered, error = state.render(variant)
-        results = checks.run(rendered, settings.layout.budget_bytes, settings.newsletter.locale) if rendered else []
+        rendered, error = self.state.render(variant)
+        locale = settings.newsletter.locale
+        results = checks.run(rendered, settings.layout.budget_bytes, locale) if rendered else []
         query = str(request.url.query)
-        html = state.page_environment(settings).get_template("preview/index.html.j2").render(
+        html = self.state.page_environment(settings).get_template("preview/index.html.j2").render(
             settings=settings,
             edition=made.edition,
             variant=variant,
@@ -162,44 +172,41 @@ def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
             checks=results,
             failed=[c for c in results if not c.ok],
             budget=settings.layout.budget_bytes,
-            date_long=i18n.long_date(made.edition.date, settings.newsletter.locale),
+            date_long=i18n.long_date(made.edition.date, locale),
             locales=config.LOCALES,
-            rubrics=[(r.key, r.label_for(settings.newsletter.locale)) for r in settings.rubrics],
+            rubrics=[(r.key, r.label_for(locale)) for r in settings.rubrics],
             email_url="email.html" + (f"?{query}" if query else ""),
-            version=state.version,
-            size_text=(f"{format_decimal(rendered.html_bytes, locale=settings.newsletter.locale)} / "
-                       f"{format_decimal(settings.layout.budget_bytes, locale=settings.newsletter.locale)} "
-                       f"({format_percent(rendered.html_bytes / settings.layout.budget_bytes, locale=settings.newsletter.locale)})")
-            if rendered else "",
+            version=self.state.version,
+            size_text=_size_text(rendered.html_bytes, settings.layout.budget_bytes, locale) if rendered else "",
         )
-        return HTMLResponse(html, headers=headers(PAGE_CSP))
+        return HTMLResponse(html, headers=_headers(PAGE_CSP))
 
-    def email(request: Request) -> Response:
-        settings, _, _, error = state.made()
+    def email(self, request: Request) -> Response:
+        settings, _, _, error = self.state.made()
         if error:
-            return PlainTextResponse(error, status_code=500, headers=headers(EMAIL_CSP))
-        rendered, error = state.render(_variant(request, settings))
+            return PlainTextResponse(error, status_code=500, headers=_headers(EMAIL_CSP))
+        rendered, error = self.state.render(_variant(request, settings))
         if error:
-            return PlainTextResponse(error, status_code=500, headers=headers(EMAIL_CSP))
-        return HTMLResponse(rendered.html, headers=headers(EMAIL_CSP))
+            return PlainTextResponse(error, status_code=500, headers=_headers(EMAIL_CSP))
+        return HTMLResponse(rendered.html, headers=_headers(EMAIL_CSP))
 
-    def text(request: Request) -> Response:
-        settings, _, _, error = state.made()
-        rendered, error = (None, error) if error else state.render(_variant(request, settings))
-        return PlainTextResponse(rendered.text if rendered else error, headers=headers(EMAIL_CSP))
+    def text(self, request: Request) -> Response:
+        settings, _, _, error = self.state.made()
+        rendered, error = (None, error) if error else self.state.render(_variant(request, settings))
+        return PlainTextResponse(rendered.text if rendered else error, headers=_headers(EMAIL_CSP))
 
-    async def version(request: Request) -> Response:
-        return JSONResponse({"version": state.version}, headers=_HEADERS)
+    async def version(self, request: Request) -> Response:
+        return JSONResponse({"version": self.state.version}, headers=_HEADERS)
 
-    async def script(request: Request) -> Response:
+    async def script(self, request: Request) -> Response:
         return Response(RELOAD_JS, media_type="text/javascript", headers=_HEADERS)
 
-    async def events(request: Request) -> Response:
-        async def stream():
+    async def events(self, request: Request) -> Response:
+        async def stream() -> AsyncIterator[str]:
             last, quiet = None, 0.0
             while not await request.is_disconnected():
-                if state.version != last:
-                    last, quiet = state.version, 0.0
+                if self.state.version != last:
+                    last, quiet = self.state.version, 0.0
                     yield f"data: {last}\n\n"
                 elif quiet >= 15:
                     quiet = 0.0
@@ -209,36 +216,45 @@ def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=_HEADERS)
 
-    async def watch() -> None:
+    async def watch(self) -> None:
         # Editors save by writing a new file and renaming it over the old one, which ends a watch on
         # the file itself: watch the folders, and keep the changes to the watched paths.
-        paths = [p.resolve() for p in state.watched()]
+        paths = [p.resolve() for p in self.state.watched()]
         folders = sorted({p if p.is_dir() else p.parent for p in paths})
         trees = [p for p in paths if p.is_dir()]
         files = {p for p in paths if not p.is_dir()}
 
-        def wanted(_change, path: str) -> bool:
+        def wanted(_change: object, path: str) -> bool:
             target = Path(path).resolve()
             return target in files or any(target.is_relative_to(tree) for tree in trees)
 
         async for _ in awatch(*folders, watch_filter=wanted, debounce=200, step=50, rust_timeout=500):
-            state.bump()
+            self.state.bump()
+
+
+def _size_text(size: int, budget: int, locale: str) -> str:
+    return (f"{format_decimal(size, locale=locale)} / {format_decimal(budget, locale=locale)} "
+            f"({format_percent(size / budget, locale=locale)})")
+
+
+def create_app(state: State, host: str = "127.0.0.1") -> Starlette:
+    pages = PreviewPages(state)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
-        watcher = asyncio.create_task(watch())
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.create_task(pages.watch())
         try:
             yield
         finally:
             watcher.cancel()
 
     routes = [
-        Route("/", page),
-        Route("/email.html", email),
-        Route("/email.txt", text),
-        Route("/version", version),
-        Route("/events", events),
-        Route("/preview.js", script),
+        Route("/", pages.page),
+        Route("/email.html", pages.email),
+        Route("/email.txt", pages.text),
+        Route("/version", pages.version),
+        Route("/events", pages.events),
+        Route("/preview.js", pages.script),
     ]
     # Only this machine's names: a page elsewhere cannot rebind a domain to 127.0.0.1 and read
     # unpublished editions through the reader's browser.
@@ -251,8 +267,6 @@ def _escape(text: str) -> str:
 
 
 def serve(state: State, host: str, port: int) -> None:
-    import uvicorn
-
     uvicorn.run(create_app(state, host), host=host, port=port, log_level="info", access_log=True)
 
 
