@@ -200,7 +200,7 @@ def _opened(path_or_file: str | Path | IO[str] | IO[bytes]) -> Iterator[tuple[st
     if isinstance(path_or_file, (str, Path)):
         name = str(path_or_file)
         try:
-            binary: IO[bytes] = open(path_or_file, "rb")
+            binary: IO[bytes] = open(path_or_file, "rb")  # noqa: SIM115  (closed by the `with` below)
         except OSError as exc:
             raise CsvError(f"{name}: cannot read it: {exc.strerror or exc}") from None
         with binary, _text(binary) as text:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -24,7 +24,7 @@ from subscribers.validate import (
     normalise_email,
 )
 
-UTC = timezone.utc
+UTC = UTC
 Outcome = Literal["created", "updated", "unchanged"]
 
 

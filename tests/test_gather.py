@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 from conftest import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
@@ -81,7 +81,7 @@ def test_a_day_with_no_items_is_empty_not_an_error():
 
 
 def test_day_filter_depends_on_the_time_zone():
-    utc = gather([SourceSpec("atom", str(ATOM))], DAY, timezone.utc)
+    utc = gather([SourceSpec("atom", str(ATOM))], DAY, UTC)
     local = gather([SourceSpec("atom", str(ATOM))], DAY, TZ)
     assert "Argentine : le gouvernement annonce un nouveau plan de stabilisation du peso" not in [i.title for i in utc.items]
     assert any(i.title.startswith("Wall Street") for i in utc.items)

@@ -180,7 +180,7 @@ def test_arabic_dump_keeps_rtl_titles_exactly():
 
 
 def test_arabic_indic_digits_in_brief_times_are_read():
-    items, _ = read("- ٢١:٤٠بورصة الدار البيضاء\n".encode("utf-8"), "arabic-digits")
+    items, _ = read("- ٢١:٤٠بورصة الدار البيضاء\n".encode(), "arabic-digits")
     [brief] = items
     assert brief.title == "بورصة الدار البيضاء"
     assert brief.published.isoformat() == "2026-11-29T21:40:00+01:00"
@@ -323,7 +323,7 @@ def test_source_rubric_is_given_to_every_item():
 
 def test_brief_title_starting_with_a_number_right_after_the_time_is_kept():
     # The seed's own form glues the title to the time ("- 18:33TPME …"); a title may start with a number.
-    items, _ = read("- 18:3320 000 manifestants à Rabat\n- 18:00Autre titre\n".encode("utf-8"), "digits")
+    items, _ = read("- 18:3320 000 manifestants à Rabat\n- 18:00Autre titre\n".encode(), "digits")
     assert [(i.title, i.published.strftime("%H:%M")) for i in items] == [
         ("20 000 manifestants à Rabat", "18:33"), ("Autre titre", "18:00")
     ]

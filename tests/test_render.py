@@ -177,8 +177,8 @@ def test_a_200_item_day_fits_by_moving_the_lowest_ranked_to_more_on_the_web():
     by_title = {r.item.title: r for r in edition.items}
     from digest.core.model import order_key
 
-    worst_shown = max((order_key(by_title[t]) for t in shown))
-    best_moved = min((order_key(by_title[t]) for t in more))
+    worst_shown = max(order_key(by_title[t]) for t in shown)
+    best_moved = min(order_key(by_title[t]) for t in more)
     assert worst_shown < best_moved
     # The unsubscribe link is there, before Gmail's clipping point.
     assert rendered.html.find(f"/unsubscribe/{SLOT_TOKEN}") < 100_000

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from digest.pipeline.sources import feed, markdown, pagedump, registry
-
 from conftest import ROOT
+
+from digest.pipeline.sources import feed, markdown, pagedump, registry
 
 PLUGIN = '''
 """A newsroom's wire service: "title @ HHMM" lines under a "#wire" header."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -49,7 +49,7 @@ def test_the_example_list_imports(store):
     assert store.count() == {"active": 21, "unsubscribed": 2, "bounced": 1}
     hicham = store.get("hicham.tazi@example.ma")
     assert (hicham.name, hicham.locale, hicham.rubrics) == ("هشام التازي", "ar", frozenset({"sport", "actualite"}))
-    assert hicham.created_at == datetime(2025, 3, 3, 6, 50, tzinfo=timezone.utc)
+    assert hicham.created_at == datetime(2025, 3, 3, 6, 50, tzinfo=UTC)
     assert {s.timezone for s in store.iter_subscribers()} == {"Africa/Casablanca", "Europe/Paris", "America/Montreal"}
 
 
@@ -161,7 +161,7 @@ def test_a_missing_file(store, tmp_path):
 
 def test_export_then_import_into_an_empty_store_is_identical(store, tmp_path):
     import_csv(store, EXAMPLE, RUBRICS)
-    store.add("omar@exämple.ma", name='Omar "Le Chroniqueur", Casablanca', created_at=datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=timezone.utc))
+    store.add("omar@exämple.ma", name='Omar "Le Chroniqueur", Casablanca', created_at=datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC))
     out = io.StringIO()
     assert export_csv(store, out) == 25
     text = out.getvalue()

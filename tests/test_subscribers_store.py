@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import event, insert, select, text
@@ -20,7 +20,7 @@ from subscribers.validate import (
     normalise_email,
 )
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture

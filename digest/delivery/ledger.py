@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
@@ -27,7 +27,7 @@ T = TypeVar("T")
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ class Ledger:
             .where(deliveries.c.edition == self.edition, deliveries.c.status == "deferred", subscribers.c.status == "active")
         ).scalar_one_or_none()
         if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)  # SQLite gives back naive UTC
+            value = value.replace(tzinfo=UTC)  # SQLite gives back naive UTC
         return value
 
     def due_count(self, now: datetime | None = None) -> int:

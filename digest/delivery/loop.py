@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from digest.core.config import Delivery
 from digest.delivery.ledger import Due, Ledger, utcnow
-from digest.delivery.transports import Envelope, Kind, Outcome, Transport
+from digest.delivery.transports.base import Envelope, Kind, Outcome, Transport
 
 
 @dataclass

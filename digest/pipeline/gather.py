@@ -41,7 +41,7 @@ def canonical_url(url: str) -> str:
 
 # Words that may differ between two copies of one story: articles, prepositions, conjunctions.
 _SMALL_WORDS = frozenset(
-    "l d le la les un une des de du a au aux en et ou sur pour par avec dans the of in on at to and for a an".split()
+    ["l", "d", "le", "la", "les", "un", "une", "des", "de", "du", "a", "au", "aux", "en", "et", "ou", "sur", "pour", "par", "avec", "dans", "the", "of", "in", "on", "at", "to", "and", "for", "a", "an"]
 )
 
 
@@ -69,21 +69,35 @@ def _richness(item: Item) -> tuple:
     return (item.kind == "article", sum(map(len, item.body)), item.url is not None, item.category is not None, item.image is not None)
 
 
-def deduplicate(items: list[Item], similarity: float = 0.9) -> tuple[list[Item], int]:
-    """Merge stories that share a canonical URL or have near-identical titles; keep the richest copy."""
-    parent = list(range(len(items)))
+class _Stories:
+    """Union-find over item indexes: each set is one story."""
 
-    def find(i: int) -> int:
+    def __init__(self, count: int) -> None:
+        self.parent = list(range(count))
+
+    def find(self, i: int) -> int:
+        parent = self.parent
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
-    def union(i: int, j: int) -> None:
-        a, b = find(i), find(j)
+    def union(self, i: int, j: int) -> None:
+        a, b = self.find(i), self.find(j)
         if a != b:
-            parent[max(a, b)] = min(a, b)
+            self.parent[max(a, b)] = min(a, b)
 
+    def groups(self) -> list[list[int]]:
+        """Each story's items, stories in the order of their first item."""
+        found: dict[int, list[int]] = defaultdict(list)
+        for i in range(len(self.parent)):
+            found[self.find(i)].append(i)
+        return [found[root] for root in sorted(found)]
+
+
+def deduplicate(items: list[Item], similarity: float = 0.9) -> tuple[list[Item], int]:
+    """Merge stories that share a canonical URL or have near-identical titles; keep the richest copy."""
+    stories = _Stories(len(items))
     seen_url: dict[str, int] = {}
     # Titles that can be one story have equal word sets, so a dict finds the candidates: a 500-item
     # day costs 500 look-ups, not 125,000 comparisons.
@@ -93,28 +107,22 @@ def deduplicate(items: list[Item], similarity: float = 0.9) -> tuple[list[Item],
         if item.url:
             url = canonical_url(item.url)
             if url in seen_url:
-                union(seen_url[url], i)
+                stories.union(seen_url[url], i)
             seen_url.setdefault(url, i)
         words = word_set(keys[i])
-        for j in by_words[words]:
-            if keys[j] == keys[i] or same_story(keys[j], keys[i], similarity):
-                union(j, i)
-                break
+        same = next((j for j in by_words[words] if keys[j] == keys[i] or same_story(keys[j], keys[i], similarity)), None)
+        if same is not None:
+            stories.union(same, i)
         by_words[words].append(i)
-
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(items)):
-        groups[find(i)].append(i)
-    kept = []
-    for root in sorted(groups):
-        members = groups[root]
-        best = max(members, key=lambda i: (_richness(items[i]), -i))
-        item = items[best]
-        category = item.category or next((items[i].category for i in members if items[i].category), None)
-        if category != item.category:
-            item = replace(item, category=category)
-        kept.append(item)
+    kept = [_richest(items, members) for members in stories.groups()]
     return kept, len(items) - len(kept)
+
+
+def _richest(items: list[Item], members: list[int]) -> Item:
+    """The copy of a story to keep, with a category from another copy if it has none."""
+    item = items[max(members, key=lambda i: (_richness(items[i]), -i))]
+    category = item.category or next((items[i].category for i in members if items[i].category), None)
+    return item if category == item.category else replace(item, category=category)
 
 
 def _run(coroutine):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default
@@ -45,7 +45,7 @@ def now() -> datetime:
     """The Date header's time; SOURCE_DATE_EPOCH (the reproducible-builds convention) pins it."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     if epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), timezone.utc)
+        return datetime.fromtimestamp(int(epoch), UTC)
     return localtime()
 
 

@@ -21,8 +21,7 @@ _BLOCKS = {"p", "li", "ul", "ol", "blockquote", "h2", "h3", "h4", "figure", "fig
 # minutes). Elements a browser closes by itself (p, li, td …) and void ones (br, img …) do not count.
 MAX_DEPTH = 100
 _TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\b[^<>]*?(/?)>")
-_FLAT = frozenset("p li dt dd tr td th thead tbody tfoot option br img hr wbr meta link input source area col "
-                  "embed param track base".split())
+_FLAT = frozenset(["p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot", "option", "br", "img", "hr", "wbr", "meta", "link", "input", "source", "area", "col", "embed", "param", "track", "base"])
 
 
 def too_deep(html: str, limit: int = MAX_DEPTH) -> bool:

@@ -208,7 +208,7 @@ class _Checker:
         match = re.search(r'<a\b[^>]*href="[^"]*/unsubscribe/' + re.escape(self.rendered.slot), html)
         position = match.start() if match else -1
         clip = min(self.budget, GMAIL_CLIP)
-        unsubscribe_ok = 0 <= position and len(html[:position].encode("utf-8")) < clip
+        unsubscribe_ok = position >= 0 and len(html[:position].encode("utf-8")) < clip
         self.add("unsubscribe", unsubscribe_ok, _("unsubscribe link present before the clipping point") if unsubscribe_ok
                  else (_("no unsubscribe link") if position < 0 else _("the unsubscribe link is past the clipping point")))
 

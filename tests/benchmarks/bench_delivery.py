@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def config(folder: Path, smtp: str = "", max_items: int | None = None) -> Path:
 def fill_store(database: str, count: int) -> None:
     """`count` active subscribers spread over the 20 variants, inserted in one transaction."""
     store = Store.open(database)
-    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
     rows = []
     with store.engine.begin() as conn:
         for i in range(count):

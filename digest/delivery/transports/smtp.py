@@ -117,7 +117,7 @@ class SmtpConnection:
                 if not 400 <= exc.code < 500:
                     return Outcome(DEFERRED, exc.code, f"{where} refuses us: {_text(exc.message)}", fatal=True)
                 last = f"{where} is busy: {exc.code} {_text(exc.message)}"
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
                 self.abort()
                 last = f"cannot reach {where}: {_text(f'{exc.__class__.__name__}: {exc}')}"
             if attempt < self.retries:
@@ -131,7 +131,7 @@ class SmtpConnection:
             hostname=cfg.host,
             port=cfg.port,
             use_tls=cfg.tls == "implicit",
-            start_tls=True if cfg.tls == "starttls" else False,  # never None: that silently falls back to plaintext
+            start_tls=cfg.tls == "starttls",  # never None: that silently falls back to plaintext
             tls_context=context,
             timeout=cfg.timeout_seconds,
             local_hostname=cfg.local_hostname,  # else aiosmtplib calls getfqdn() on every connection
@@ -152,7 +152,7 @@ class SmtpConnection:
             try:
                 if client.is_connected:
                     await asyncio.wait_for(client.quit(), 5)
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 client.close()
 
     def abort(self) -> None:

@@ -7,7 +7,7 @@ import calendar
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import feedparser
 
@@ -88,7 +88,7 @@ def _feedparser_entries(data: bytes, context: Context) -> list[Entry]:
             Entry(
                 title_html=e.get("title", "") or "",
                 link=e.get("link") or None,
-                published=datetime.fromtimestamp(calendar.timegm(stamp), tz=timezone.utc) if stamp else None,
+                published=datetime.fromtimestamp(calendar.timegm(stamp), tz=UTC) if stamp else None,
                 category=next((t for t in tags if t), None),
                 summary_html=e.get("summary", "") or "",
                 content_html=max((c.get("value", "") for c in e.get("content", [])), key=len, default=""),
@@ -126,7 +126,7 @@ def _json_date(value) -> datetime | None:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _json_entries(data: bytes, context: Context) -> list[Entry]:

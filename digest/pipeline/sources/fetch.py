@@ -36,13 +36,13 @@ async def _fetch_one(client: httpx.AsyncClient | None, spec: SourceSpec) -> Fetc
         try:
             return Fetched(spec, await asyncio.to_thread(read_capped, path))
         except ValueError:
-            raise too_large(spec.name, str(path), MAX_BYTES)
+            raise too_large(spec.name, str(path), MAX_BYTES) from None
         except FileNotFoundError:
-            raise SourceError(spec.name, f"no such file: {path}")
+            raise SourceError(spec.name, f"no such file: {path}") from None
         except IsADirectoryError:
-            raise SourceError(spec.name, f"{path} is a folder, not a file")
+            raise SourceError(spec.name, f"{path} is a folder, not a file") from None
         except OSError as exc:
-            raise SourceError(spec.name, f"cannot read {path}: {exc.strerror or exc}")
+            raise SourceError(spec.name, f"cannot read {path}: {exc.strerror or exc}") from None
     assert client is not None
     try:
         # httpx's timeout is per read: a server dripping a byte at a time would never hit it.
@@ -57,9 +57,9 @@ async def _fetch_one(client: httpx.AsyncClient | None, spec: SourceSpec) -> Fetc
                 chunks.append(chunk)
             return Fetched(spec, b"".join(chunks), response.headers.get("content-type", ""))
     except (httpx.TimeoutException, TimeoutError):
-        raise SourceError(spec.name, f"{spec.location} did not answer in time", "raise fetch_timeout_seconds or check the address")
+        raise SourceError(spec.name, f"{spec.location} did not answer in time", "raise fetch_timeout_seconds or check the address") from None
     except httpx.HTTPError as exc:
-        raise SourceError(spec.name, f"cannot fetch {spec.location}: {exc.__class__.__name__}: {exc}")
+        raise SourceError(spec.name, f"cannot fetch {spec.location}: {exc.__class__.__name__}: {exc}") from None
 
 
 async def fetch_all(specs: list[SourceSpec], timeout: float) -> list[Fetched | SourceError]:

@@ -32,7 +32,7 @@ def _when(value, context: Context, name: str) -> datetime:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            raise SourceError(name, f"front matter 'published' is not an ISO 8601 date: {value!r}", "write it like 2026-11-29T09:15:00+01:00")
+            raise SourceError(name, f"front matter 'published' is not an ISO 8601 date: {value!r}", "write it like 2026-11-29T09:15:00+01:00") from None
     if isinstance(value, datetime):
         # A time without an offset is the newsroom's local time.
         return value if value.tzinfo else value.replace(tzinfo=context.tz)
