@@ -7,7 +7,8 @@ Each command lives in a module of this package, imported only when it runs (`dig
     send.py         send
     web.py          serve, preview
     subscribers.py  the `digest subscribers` group
-    options.py      what they share: the options, the settings, one-line errors
+    options.py      what they share: the options, the settings
+    base.py         the Click context and one-line errors, loaded before any command
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 import click
 
 from digest import __version__
-from digest.cli.options import CONTEXT, DigestGroup, echo_error
+from digest.cli.base import CONTEXT, DigestGroup, echo_error
 from digest.core.errors import DigestError
 
 # name → (module:attribute, the line `digest --help` shows): nothing is imported to list them.

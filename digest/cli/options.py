@@ -2,54 +2,20 @@
 --database), reading the settings, and errors printed as one line with their exit code."""
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from digest.cli.base import CONTEXT, DigestGroup, UserError, echo_error
 from digest.core import config
 from digest.core.config import Settings, SourceSpec
-from digest.core.errors import ConfigError, DigestError, InvalidSubscriber
+from digest.core.errors import ConfigError, InvalidSubscriber
 from subscribers.validate import normalise_email
 
-CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def echo_error(kind: str, text: str) -> None:
-    click.echo(f"digest: {kind}: {text}", err=True)
-
-
-class UserError(click.ClickException):
-    """One line on stderr, `digest: error: …`, with the exit code of what the user can mend."""
-
-    def __init__(self, message: str, exit_code: int = 2) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        echo_error("error", self.format_message())
-
-
-class DigestGroup(click.Group):
-    """A group whose commands' DigestErrors (and a database that refuses to be read) become one line
-    on stderr with their exit code, however the group is run (`digest …`, or on its own in a test).
-    Anything else is a bug, and keeps its traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except DigestError as exc:
-            raise UserError(str(exc), exc.exit_code) from None
-        except Exception as exc:
-            # Only a command that opened the database can meet this, so SQLAlchemy is loaded by then.
-            sa = sys.modules.get("sqlalchemy.exc")
-            if sa is not None and isinstance(exc, sa.OperationalError):
-                raise UserError(f"database error: {str(exc.orig).splitlines()[0]}", 1) from None
-            raise
 
 
 def config_option(func: F) -> F:
@@ -128,3 +94,7 @@ def address(value: str, option: str) -> str:
         return normalise_email(value)
     except InvalidSubscriber as exc:
         raise ConfigError(f"{option} {value!r}: {exc.reason}") from None
+
+__all__ = ["CONTEXT", "DigestGroup", "F", "UserError", "address", "config_option", "database_option", "date_option",
+           "echo_error", "edition_options", "load_settings", "need_config", "source_option", "source_specs",
+           "timezone_option"]
