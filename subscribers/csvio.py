@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from digest.core.errors import CsvError, InvalidSubscriber
 from subscribers.store import UTC, Store, as_utc
@@ -207,10 +207,11 @@ def _opened(path_or_file: str | Path | IO[str] | IO[bytes]) -> Iterator[tuple[st
             yield name, _Lines(name, text)
         return
     name = str(getattr(path_or_file, "name", "<file>"))
+    # What an empty read gives says which of the two the stream is (its type cannot say it to mypy).
     if isinstance(path_or_file.read(0), str):
-        yield name, _Lines(name, path_or_file)  # type: ignore[arg-type]
+        yield name, _Lines(name, cast(IO[str], path_or_file))
         return
-    wrapper = _text(path_or_file)  # type: ignore[arg-type]
+    wrapper = _text(cast(IO[bytes], path_or_file))
     try:
         yield name, _Lines(name, wrapper)
     finally:
@@ -220,7 +221,7 @@ def _opened(path_or_file: str | Path | IO[str] | IO[bytes]) -> Iterator[tuple[st
 def _text(binary: IO[bytes]) -> io.TextIOWrapper:
     # newline="": csv sees each line end as written (a quoted cell may hold one); surrogateescape: a
     # byte that is not UTF-8 is found by _Lines with its line number rather than somewhere in a chunk.
-    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")  # type: ignore[arg-type]
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
 
 
 def _delimiter(header: str) -> str:
@@ -327,9 +328,9 @@ def _row(cells: list[str], header: _Header, known: set[str] | None) -> Fields:
         raise InvalidSubscriber(f"{len(cells)} cells but the header names {header.width} columns")
     values = {col: restore(cells[i].strip(" \t")) if i < len(cells) else "" for col, i in header.index.items()}
     problems: list[str] = []
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = {}  # each Fields attribute with its own type
 
-    def check(column: str, parse: Any) -> None:
+    def check(column: str, parse: Callable[[str], object]) -> None:
         if column not in values:
             return
         try:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Engine, bindparam, create_engine, event, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, bindparam, create_engine, event, func, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
@@ -276,8 +276,10 @@ class Store:
         with self._begin() as conn:
             return conn.execute(subscribers.delete().where(where)).rowcount > 0
 
-    def _which(self, email_or_id: str | int) -> Any:
-        if isinstance(email_or_id, int) and not isinstance(email_or_id, bool):
+    def _which(self, email_or_id: str | int) -> ColumnElement[bool] | None:
+        if isinstance(email_or_id, bool):
+            return None  # an int to Python, but neither an id nor an address
+        if isinstance(email_or_id, int):
             return subscribers.c.id == email_or_id
         try:
             return subscribers.c.email == normalise_email(email_or_id)
@@ -295,7 +297,7 @@ _UPDATE = (
 )
 
 
-def _find(conn: Connection, address: str) -> Any:
+def _find(conn: Connection, address: str) -> Row[Any] | None:
     return conn.execute(select(subscribers).where(subscribers.c.email == address)).first()
 
 
@@ -304,10 +306,11 @@ def _insert(conn: Connection, row: dict[str, Any], created_at: datetime | None) 
     stamp = now()
     row = {**row, "created_at": as_utc(created_at) if created_at else stamp, "updated_at": stamp}
     try:
-        new_id = conn.execute(subscribers.insert().values(**row)).inserted_primary_key[0]
+        key = conn.execute(subscribers.insert().values(**row)).inserted_primary_key
     except sa_exc.IntegrityError:  # added by another process since we looked
         raise InvalidSubscriber(f"{row['email']} is a subscriber already") from None
-    return Subscriber(id=new_id, **{**row, "rubrics": split_stored(row["rubrics"])})
+    assert key is not None  # an INSERT's result always has one (None is for other statements)
+    return Subscriber(id=key[0], **{**row, "rubrics": split_stored(row["rubrics"])})
 
 
 def _pages(rows: Iterable[Fields], size: int) -> Iterator[list[Fields]]:
@@ -375,7 +378,7 @@ def _merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any]) 
 _COLUMNS = [f.name for f in dataclasses.fields(Subscriber)]
 
 
-def _subscriber(row: Any) -> Subscriber:
+def _subscriber(row: Row[Any]) -> Subscriber:
     values = {name: getattr(row, name) for name in _COLUMNS}
     values.update(
         rubrics=split_stored(row.rubrics), created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at)

@@ -38,6 +38,8 @@ def normalise_email(raw: str) -> str:
         checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidSubscriber(f"invalid address {address!r}: {_short(str(exc))}") from None
+    if checked.ascii_email is None:  # only for an address that needs SMTPUTF8, refused above already
+        raise InvalidSubscriber(f"invalid address {address!r}: it has no ASCII form")
     return checked.ascii_email.lower()
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import digest
-
 from conftest import ROOT
+
+import digest
 
 
 def test_the_public_names_are_what_they_should_be():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
 
 import click
 
@@ -67,7 +66,7 @@ def cli() -> None:
     """
 
 
-def main() -> Any:
+def main() -> None:
     """Entry point: an error a user can cause is one line on stderr with its exit code, never a traceback."""
     try:
         cli.main(prog_name="digest", standalone_mode=False)

@@ -23,6 +23,7 @@ from digest.core.errors import DigestError
 from digest.delivery.ledger import Backlog, Ledger
 from digest.delivery.loop import Report
 from digest.delivery.send import Sender, dry_run, send_test_copy
+from digest.delivery.transports.base import Kind
 from digest.pipeline import edition as pipeline
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
@@ -131,7 +132,7 @@ def _print_idle(edition: str, backlog: Backlog) -> None:
 
 def _print_send_report(report: Report) -> None:
     echo = click.echo
-    done = report.outcomes["sent"] + report.outcomes["deferred"] + report.outcomes["failed"]
+    done = report.outcomes[Kind.SENT] + report.outcomes[Kind.DEFERRED] + report.outcomes[Kind.FAILED]
     if done == 0 and not report.interrupted and not report.errors:
         if report.left:
             when = report.next_due.astimezone().strftime("%Y-%m-%d %H:%M %Z") if report.next_due else "later"
@@ -141,9 +142,9 @@ def _print_send_report(report: Report) -> None:
             echo(f"Nothing new to send: edition {report.edition} has gone to {report.already_sent:,} subscribers already.")
         return
     echo(f"Edition {report.edition} → {report.destination}")
-    echo(f"  sent          {report.outcomes['sent']:>8,}")
-    echo(f"  deferred      {report.outcomes['deferred']:>8,}   (4xx or no answer: the next run retries them)")
-    echo(f"  failed        {report.outcomes['failed']:>8,}   ({report.bounced:,} addresses refused for good, marked bounced)")
+    echo(f"  sent          {report.outcomes[Kind.SENT]:>8,}")
+    echo(f"  deferred      {report.outcomes[Kind.DEFERRED]:>8,}   (4xx or no answer: the next run retries them)")
+    echo(f"  failed        {report.outcomes[Kind.FAILED]:>8,}   ({report.bounced:,} addresses refused for good, marked bounced)")
     echo(f"  already sent  {report.already_sent:>8,}")
     if report.retried:
         echo(f"  retried       {report.retried:>8,}   (4xx or a dropped connection, sent again in this run)")

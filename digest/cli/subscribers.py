@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 
@@ -130,7 +130,7 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
     """
     settings = _settings(config_path)
     store = _open(settings, database, create=True)
-    source: Any = sys.stdin.buffer if file == "-" else file
+    source: IO[bytes] | str = sys.stdin.buffer if file == "-" else file
     report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone)
     click.echo(f"imported {file}: {report.created} created, {report.updated} updated, "
                f"{report.unchanged} unchanged, {report.bad} bad rows")
@@ -259,11 +259,11 @@ def unsubscribe(email: str | None, from_message: bool, config_path: str | None, 
     if from_message == bool(email):
         raise UserError("give either EMAIL or --from-message")
     store = _open(settings, database)
-    if from_message:
-        subscriber = _from_message(read_piped(sys.stdin.buffer).head, store, settings)
-    else:
+    if email:  # one or the other, checked above
         normalise_email(email)
         subscriber = _existing(store, email)
+    else:
+        subscriber = _from_message(read_piped(sys.stdin.buffer).head, store, settings)
     if store.unsubscribe(subscriber.id):
         click.echo(f"unsubscribed {subscriber.email}")
     else:

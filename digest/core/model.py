@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from digest.core.text import title_key
 
@@ -61,7 +61,7 @@ class Ranked:
     rubric: str  # rubric key
     score: float
 
-    def __getattr__(self, name: str):  # a ranked item reads like its item (templates use this)
+    def __getattr__(self, name: str) -> Any:  # a ranked item reads like its item (templates use this)
         if name == "item" or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.item, name)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import and_, bindparam, func, insert, literal, or_, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
 from digest.delivery import schema
@@ -179,7 +179,7 @@ class Ledger:
     def due_count(self, now: datetime | None = None) -> int:
         return self.conn.execute(select(func.count()).select_from(self._due_query(now).subquery())).scalar_one()
 
-    def _due_query(self, now: datetime | None, after_id: int = 0):
+    def _due_query(self, now: datetime | None, after_id: int = 0) -> Select[int, str, str, str, str, int]:
         now = now or utcnow()
         return (
             select(deliveries.c.subscriber_id, subscribers.c.email, subscribers.c.name, subscribers.c.locale,

@@ -18,6 +18,7 @@ import re
 import secrets
 import string
 from dataclasses import dataclass, replace
+from datetime import datetime
 from email import base64mime
 
 from digest.core.model import Rendered
@@ -71,7 +72,7 @@ class Template:
         token_length: int,
         unsubscribe_mailto: str | None = None,
         reply_to: str | None = None,
-        date=None,
+        date: datetime | None = None,
     ) -> None:
         self.edition_key = edition_key
         self.base_url = base_url
@@ -141,7 +142,7 @@ class Template:
         """The message ready for DATA: dot-stuffed, CRLF throughout (`prefix`: a DKIM-Signature)."""
         return WireMessage(prefix + self._fill(recipient, self._wire_pieces))
 
-    def _fill(self, recipient: Recipient, pieces) -> bytes:
+    def _fill(self, recipient: Recipient, pieces: list[bytes | tuple[int, int]]) -> bytes:
         token = recipient.token.encode("ascii")
         if len(token) != len(self.placeholder):
             raise ValueError("a token has the wrong length")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -78,7 +79,7 @@ def _environment(theme: Path | None, locale: str) -> jinja2.Environment:
     return i18n.environment(theme, locale)
 
 
-def render_page(settings: Settings, name: str, locale: str, **context) -> str:
+def render_page(settings: Settings, name: str, locale: str, **context: Any) -> str:
     """Render templates/web/NAME in a locale; a broken override is named with its line."""
     locale = locale if locale in LOCALES else settings.newsletter.locale
     env = _environment(settings.theme, locale)

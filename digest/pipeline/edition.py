@@ -106,7 +106,7 @@ def write(day_edition: DayEdition, out: Path, locale: str | None = None, to: str
         reply_to=settings.newsletter.reply_to,
         extra_headers={"List-Id": f"{settings.newsletter.name} <{settings.newsletter.list_id}>"},
     )
-    files = (out / "digest.html", out / "digest.txt", out / "digest.eml")
+    files: tuple[Path, ...] = (out / "digest.html", out / "digest.txt", out / "digest.eml")
     try:
         out.mkdir(parents=True, exist_ok=True)
         files[0].write_text(rendered.html, encoding="utf-8")

@@ -5,9 +5,11 @@ import asyncio
 import concurrent.futures
 import re
 from collections import defaultdict
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
 from datetime import date
 from difflib import SequenceMatcher
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
@@ -17,6 +19,7 @@ from digest.core.model import Item
 from digest.core.text import title_key
 from digest.pipeline.sources import Context, Fetched, fetch_all, read
 
+T = TypeVar("T")
 _TRACKING = re.compile(r"^(utm_.*|fbclid|gclid|mc_cid|mc_eid|xtor|at_medium|at_campaign|ocid|cmpid)$", re.I)
 
 
@@ -125,7 +128,7 @@ def _richest(items: list[Item], members: list[int]) -> Item:
     return item if category == item.category else replace(item, category=category)
 
 
-def _run(coroutine):
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     """asyncio.run, also from code that already runs an event loop in this thread (a notebook, a
     test driving a browser): then the fetching runs in a thread of its own."""
     try:

@@ -62,7 +62,8 @@ def environment(theme: Path | None, locale: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(locale, theme), newstyle=True)
+    # The i18n extension adds this method to the environment when it loads; jinja2's types cannot say so.
+    env.install_gettext_translations(translations(locale, theme), newstyle=True)  # type: ignore[attr-defined]
     return env
 
 

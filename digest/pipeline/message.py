@@ -74,9 +74,9 @@ def build(
         msg[name] = one_line(value)
     # Python picks quoted-printable or base64 by size; personalisation needs quoted-printable, where
     # a token's characters stand as themselves.
-    cte = {"cte": "quoted-printable"} if quoted_printable else {}
-    msg.set_content(rendered.text, charset="utf-8", **cte)
-    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", **cte)
+    cte = "quoted-printable" if quoted_printable else None  # None: the email package's own choice
+    msg.set_content(rendered.text, charset="utf-8", cte=cte)
+    msg.add_alternative(rendered.html, subtype="html", charset="utf-8", cte=cte)
     # A boundary derived from the Message-ID, not random: the same message is the same bytes.
     msg.set_boundary("=_digest_" + hashlib.sha256(msg["Message-ID"].encode()).hexdigest()[:32])
     return msg

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
@@ -273,7 +274,9 @@ class Renderer:
         title = ranked.item.title if len(ranked.item.title) <= 80 else ranked.item.title[:79] + "…"
         return f'item "{printable(title)}" from source "{printable(ranked.item.source)}"'
 
-    def _fit(self, edition: Edition, variant: Variant, budget: int, full_size: int, warnings: list[str]):
+    def _fit(
+        self, edition: Edition, variant: Variant, budget: int, full_size: int, warnings: list[str]
+    ) -> tuple[dict[str, Any], str]:
         """The most items (best first) whose email fits the budget.
 
         The size grows about linearly with the items kept, so each guess interpolates between the
@@ -342,7 +345,7 @@ def without(edition: Edition, left_out: list[Ranked]) -> Edition:
     return _filtered(edition, lambda r: id(r) not in ids)
 
 
-def _filtered(edition: Edition, keep) -> Edition:
+def _filtered(edition: Edition, keep: Callable[[Ranked], bool]) -> Edition:
     sections = tuple(replace(s, items=tuple(filter(keep, s.items))) for s in edition.sections)
     return replace(edition, leads=tuple(filter(keep, edition.leads)), more=tuple(filter(keep, edition.more)),
                    sections=tuple(s for s in sections if s.items))

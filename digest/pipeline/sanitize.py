@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import fields, replace
 from html import escape, unescape
+from typing import Any
 
 import lxml.html
 import nh3
@@ -74,7 +75,7 @@ def paragraphs(html: str) -> tuple[str, ...]:
         if text:
             out.append(text)
 
-    def walk(element) -> None:
+    def walk(element: lxml.html.HtmlElement) -> None:
         line.append(element.text or "")
         for child in element:
             if child.tag in _BLOCKS:
@@ -97,7 +98,8 @@ def clean_item(item: Item) -> Item | None:
     Generic over the fields, so a field added to Item later is cleaned too. An empty link, category,
     author or image address left by the cleaning becomes "none".
     """
-    changes: dict[str, object] = {}
+    # Any: each field has its own type, which the loop keeps (a str stays a str or None, and so on).
+    changes: dict[str, Any] = {}
     for f in fields(Item):
         value = getattr(item, f.name)
         if isinstance(value, str):

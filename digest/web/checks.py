@@ -6,6 +6,7 @@ it (CSS inlined), follows inline styles down the tree as a browser would, and sa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import lxml.html
@@ -25,6 +26,7 @@ _FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)px")
 _FONT_WEIGHT = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)")
 _COLOR = re.compile(r"(?:^|;)\s*color\s*:\s*([^;!]+)")
 _BACKGROUND = re.compile(r"(?:^|;)\s*background(?:-color)?\s*:\s*([^;!]+)")
+RGB = tuple[float, float, float]  # each from 0 to 1
 _NAMED = {"white": "#ffffff", "black": "#000000", "red": "#ff0000", "gray": "#808080", "grey": "#808080"}
 
 
@@ -49,22 +51,24 @@ class Check:
         return "\n".join(lines)
 
 
-def parse_color(value: str) -> tuple[float, float, float] | None:
+def parse_color(value: str) -> RGB | None:
     value = _NAMED.get(value.strip().lower(), value.strip().lower())
     match = re.fullmatch(r"#([0-9a-f]{3}|[0-9a-f]{6})", value.split()[0] if value else "")
     if match:
         digits = match[1] if len(match[1]) == 6 else "".join(c * 2 for c in match[1])
-        return tuple(int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))  # type: ignore[return-value]
+        red, green, blue = (int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))
+        return red, green, blue
     match = re.fullmatch(r"rgba?\((\d+),\s*(\d+),\s*(\d+)(?:,\s*([\d.]+))?\)", value)
     if match and (match[4] is None or float(match[4]) > 0.5):
-        return tuple(int(match[i]) / 255 for i in (1, 2, 3))  # type: ignore[return-value]
+        red, green, blue = (int(match[i]) / 255 for i in (1, 2, 3))
+        return red, green, blue
     return None
 
 
-def contrast(foreground: tuple[float, float, float], background: tuple[float, float, float]) -> float:
+def contrast(foreground: RGB, background: RGB) -> float:
     """WCAG 2 contrast ratio, 1 to 21."""
 
-    def luminance(rgb):
+    def luminance(rgb: RGB) -> float:
         linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
         return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
@@ -77,17 +81,17 @@ class TextRun:
     text: str
     size: float
     bold: bool
-    color: tuple[float, float, float]
-    background: tuple[float, float, float]
+    color: RGB
+    background: RGB
     tag: str
 
 
-def text_runs(root) -> list[TextRun]:
+def text_runs(root: lxml.html.HtmlElement) -> list[TextRun]:
     """Every visible run of text with the size, weight and colours it is shown in (inline styles,
     inherited down the tree; a hidden element such as the preheader is skipped)."""
     out: list[TextRun] = []
 
-    def walk(el, size, bold, color, background, hidden) -> None:
+    def walk(el: lxml.html.HtmlElement, size: float, bold: bool, color: RGB, background: RGB, hidden: bool) -> None:
         if not isinstance(el.tag, str):
             return
         style = el.get("style", "")
@@ -99,10 +103,8 @@ def text_runs(root) -> list[TextRun]:
         colors = _COLOR.findall(style)
         color = parse_color(colors[-1]) or color if colors else color
         backgrounds = _BACKGROUND.findall(style)
-        if backgrounds and parse_color(backgrounds[-1]):
-            background = parse_color(backgrounds[-1])
-        elif el.get("bgcolor") and parse_color(el.get("bgcolor")):
-            background = parse_color(el.get("bgcolor"))
+        shown = (parse_color(backgrounds[-1]) if backgrounds else None) or parse_color(el.get("bgcolor") or "")
+        background = shown or background
         if el.text and el.text.strip() and not hidden:
             out.append(TextRun(el.text.strip(), size, bold, color, background, el.tag))
         for child in el:
@@ -121,7 +123,7 @@ def _short(text: str) -> str:
 
 
 # The checks' names as people read them (the preview translates them; `name` stays the key).
-def _labels(_):
+def _labels(_: Callable[[str], str]) -> dict[str, str]:
     return {"size": _("size"), "alt text": _("alt text"), "links": _("links"), "one h1": _("one h1"),
             "text size": _("text size"), "contrast": _("contrast"), "unsubscribe": _("unsubscribe"),
             "subject": _("subject"), "preheader": _("preheader")}

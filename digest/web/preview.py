@@ -34,7 +34,7 @@ from watchfiles import awatch
 from digest.core import config
 from digest.core.config import Settings
 from digest.core.errors import DigestError
-from digest.core.model import Variant
+from digest.core.model import Rendered, Variant
 from digest.pipeline import edition as pipeline
 from digest.pipeline import i18n
 from digest.pipeline.render import Renderer
@@ -56,15 +56,27 @@ source.onmessage = (event) => {
 """
 
 
+@dataclass(frozen=True)
+class Made:
+    """One version of the preview: the settings read, the day's edition and its renderer."""
+
+    settings: Settings
+    day: pipeline.DayEdition
+    renderer: Renderer
+
+
 @dataclass
 class State:
-    """What the preview shows, rebuilt after a change (version counts the changes)."""
+    """What the preview shows, rebuilt after a change (version counts the changes). What was made
+    stays until the next change; a str stands for what could not be made, and says why."""
 
     config_path: Path | None
     day_option: str | None
     timezone: str | None
     version: int = 0
-    _cache: dict = field(default_factory=dict)
+    _made_once: Made | str | None = None
+    _renders: dict[Variant, Rendered | str] = field(default_factory=dict)
+    _page_env: jinja2.Environment | None = None
     # The page and its two frames arrive together: one of them builds, the others wait for it.
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
@@ -75,48 +87,48 @@ class State:
     def bump(self) -> None:
         with self._lock:
             self.version += 1
-            self._cache.clear()
+            self._made_once, self._page_env = None, None
+            self._renders.clear()
         i18n.translations.cache_clear()  # a .po file may be what changed
 
-    def made(self):
-        """Settings, the edition and its renderer, made once per version."""
+    def made(self) -> Made | str:
+        """Settings, the edition and its renderer, made once per version (or why they could not be)."""
         with self._lock:
             return self._made()
 
-    def _made(self):
-        if "made" not in self._cache:
+    def _made(self) -> Made | str:
+        if self._made_once is None:
             try:
                 settings = self.load()
                 day = config.edition_day(self.day_option, settings)
-                made = pipeline.prepare(settings, day)
-                self._cache["made"] = (settings, made, Renderer(settings), None)
+                self._made_once = Made(settings, pipeline.prepare(settings, day), Renderer(settings))
             except DigestError as exc:
-                self._cache["made"] = (None, None, None, str(exc))
-        return self._cache["made"]
+                self._made_once = str(exc)
+        return self._made_once
 
-    def render(self, variant: Variant):
+    def render(self, variant: Variant) -> Rendered | str:
+        """The variant rendered, once per version (or why it could not be)."""
         with self._lock:
             return self._render(variant)
 
-    def _render(self, variant: Variant):
-        key = ("render", variant)
-        if key not in self._cache:
-            settings, made, renderer, error = self._made()
-            if error:
-                self._cache[key] = (None, error)
+    def _render(self, variant: Variant) -> Rendered | str:
+        if variant not in self._renders:
+            made = self._made()
+            if isinstance(made, str):
+                self._renders[variant] = made
             else:
                 try:
-                    self._cache[key] = (renderer.render(made.edition, variant), None)
+                    self._renders[variant] = made.renderer.render(made.day.edition, variant)
                 except DigestError as exc:
-                    self._cache[key] = (None, str(exc))
-        return self._cache[key]
+                    self._renders[variant] = str(exc)
+        return self._renders[variant]
 
     def page_environment(self, settings: Settings) -> jinja2.Environment:
         """The preview page's own templates and strings, made afresh after each change."""
         with self._lock:
-            if "page_env" not in self._cache:
-                self._cache["page_env"] = i18n.environment(settings.theme, settings.newsletter.locale)
-            return self._cache["page_env"]
+            if self._page_env is None:
+                self._page_env = i18n.environment(settings.theme, settings.newsletter.locale)
+            return self._page_env
 
     def watched(self) -> list[Path]:
         """digest.toml, the theme and built-in templates, and every local source file."""
@@ -154,25 +166,27 @@ class PreviewPages:
         self.state = state
 
     def page(self, request: Request) -> Response:
-        settings, made, _, error = self.state.made()
-        if error:
-            return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>digest preview</title><pre>{_escape(error)}</pre>"
+        made = self.state.made()
+        if isinstance(made, str):
+            return HTMLResponse(f"<!doctype html><meta charset=utf-8><title>digest preview</title><pre>{_escape(made)}</pre>"
                                 "<script src=\"preview.js\"></script>", status_code=500, headers=_headers(PAGE_CSP))
+        settings = made.settings
         variant = _variant(request, settings)
-        rendered, error = self.state.render(variant)
+        result = self.state.render(variant)
+        rendered, error = (None, result) if isinstance(result, str) else (result, None)
         locale = settings.newsletter.locale
         results = checks.run(rendered, settings.layout.budget_bytes, locale) if rendered else []
         query = str(request.url.query)
         html = self.state.page_environment(settings).get_template("preview/index.html.j2").render(
             settings=settings,
-            edition=made.edition,
+            edition=made.day.edition,
             variant=variant,
             rendered=rendered,
             error=error,
             checks=results,
             failed=[c for c in results if not c.ok],
             budget=settings.layout.budget_bytes,
-            date_long=i18n.long_date(made.edition.date, locale),
+            date_long=i18n.long_date(made.day.edition.date, locale),
             locales=config.LOCALES,
             rubrics=[(r.key, r.label_for(locale)) for r in settings.rubrics],
             email_url="email.html" + (f"?{query}" if query else ""),
@@ -182,18 +196,18 @@ class PreviewPages:
         return HTMLResponse(html, headers=_headers(PAGE_CSP))
 
     def email(self, request: Request) -> Response:
-        settings, _, _, error = self.state.made()
-        if error:
-            return PlainTextResponse(error, status_code=500, headers=_headers(EMAIL_CSP))
-        rendered, error = self.state.render(_variant(request, settings))
-        if error:
-            return PlainTextResponse(error, status_code=500, headers=_headers(EMAIL_CSP))
+        made = self.state.made()
+        if isinstance(made, str):
+            return PlainTextResponse(made, status_code=500, headers=_headers(EMAIL_CSP))
+        rendered = self.state.render(_variant(request, made.settings))
+        if isinstance(rendered, str):
+            return PlainTextResponse(rendered, status_code=500, headers=_headers(EMAIL_CSP))
         return HTMLResponse(rendered.html, headers=_headers(EMAIL_CSP))
 
     def text(self, request: Request) -> Response:
-        settings, _, _, error = self.state.made()
-        rendered, error = (None, error) if error else self.state.render(_variant(request, settings))
-        return PlainTextResponse(rendered.text if rendered else error, headers=_headers(EMAIL_CSP))
+        made = self.state.made()
+        shown = made if isinstance(made, str) else self.state.render(_variant(request, made.settings))
+        return PlainTextResponse(shown if isinstance(shown, str) else shown.text, headers=_headers(EMAIL_CSP))
 
     async def version(self, request: Request) -> Response:
         return JSONResponse({"version": self.state.version}, headers=_HEADERS)

@@ -16,7 +16,8 @@ class Table:
     def __init__(self, data: Any, where: str, file: str) -> None:
         if not isinstance(data, dict):
             raise ConfigError(f"{file}: [{where}] must be a table")
-        self.data, self.where, self.file, self.seen = data, where, file, set()
+        self.data, self.where, self.file = data, where, file
+        self.seen: set[str] = set()
 
     def _fail(self, key: str, what: str) -> ConfigError:
         return ConfigError(f"{self.file}: {self.where}.{key} {what}")

@@ -20,7 +20,8 @@ from digest.delivery.transports.base import Envelope, Kind, Outcome, WireMessage
 SENT, DEFERRED, FAILED = Kind.SENT, Kind.DEFERRED, Kind.FAILED
 
 
-def _text(message: str) -> str:
+def _text(message: object) -> str:
+    """A reply's text (or an exception's, which stands for one) on one line, at most 300 characters."""
     return " ".join(str(message).split())[:300]
 
 
@@ -71,7 +72,7 @@ class _WireProtocol(SMTPProtocol):
     aiosmtplib's own result), so this skips the work. Any other message takes aiosmtplib's path.
     """
 
-    async def execute_data_command(self, message: bytes, timeout: float | None = None):
+    async def execute_data_command(self, message: bytes, timeout: float | None = None) -> aiosmtplib.SMTPResponse:
         if not isinstance(message, WireMessage):
             return await super().execute_data_command(message, timeout=timeout)
         if self._command_lock is None:
@@ -167,11 +168,13 @@ class SmtpConnection:
             trouble = await self._connect_patiently()
             if trouble is not None:
                 return trouble
+        client = self.client
+        assert client is not None  # connected above, or still connected
         try:
             async with asyncio.timeout(self.config.deadline_seconds):
                 self.used += 1
                 # sendmail with bytes: the message is serialised once, never again per attempt.
-                errors, response = await self.client.sendmail(envelope.sender, [envelope.recipient], data)
+                errors, response = await client.sendmail(envelope.sender, [envelope.recipient], data)
         except BaseException as exc:  # noqa: BLE001 — classify() re-raises what is not an SMTP outcome
             if isinstance(exc, asyncio.CancelledError):
                 raise

@@ -49,7 +49,7 @@ def _unfit_code_point(code: int) -> bool:
             or 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE)
 
 
-def _char_ref(match: re.Match) -> bytes:
+def _char_ref(match: re.Match[bytes]) -> bytes:
     digits, base = (match[1], 16) if match[1] is not None else (match[2], 10)
     if len(digits) > 7:  # past U+10FFFF whatever the digits (and no huge number is ever made)
         return b""
@@ -79,7 +79,7 @@ def _feedparser_entries(data: bytes, context: Context) -> list[Entry]:
         return []
     if parsed.get("bozo"):
         context.warn(f"source {name!r}: the feed has errors ({_bozo_reason(parsed)}); read {len(parsed.entries)} items anyway")
-    entries = []
+    entries: list[Entry] = []
     for e in parsed.entries:
         stamp = next((e.get(k) for k in ("published_parsed", "updated_parsed", "created_parsed") if e.get(k)), None)
         tags = [one_line(t.get("term") or t.get("label") or "") for t in (e.get("tags") or [])]
@@ -100,7 +100,7 @@ def _feedparser_entries(data: bytes, context: Context) -> list[Entry]:
     return entries
 
 
-def _feedparser_image(entry) -> tuple[str | None, str]:
+def _feedparser_image(entry: feedparser.FeedParserDict) -> tuple[str | None, str]:
     candidates = [m.get("url") for m in entry.get("media_content", []) if m.get("medium", "image") == "image" or m.get("type", "").startswith("image/")]
     candidates += [m.get("url") for m in entry.get("media_thumbnail", [])]
     candidates += [e.get("href") for e in entry.get("enclosures", []) if e.get("type", "").startswith("image/")]
@@ -110,7 +110,7 @@ def _feedparser_image(entry) -> tuple[str | None, str]:
     return url, html_to_text(entry.get("media_description", "") or "")
 
 
-def _bozo_reason(parsed) -> str:
+def _bozo_reason(parsed: feedparser.FeedParserDict) -> str:
     exc = parsed.get("bozo_exception")
     if exc is None:
         return "unknown error"
@@ -119,7 +119,7 @@ def _bozo_reason(parsed) -> str:
     return f"{text} (line {line})" if line else one_line(str(text))
 
 
-def _json_date(value) -> datetime | None:
+def _json_date(value: object) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
@@ -143,7 +143,7 @@ def _json_entries(data: bytes, context: Context) -> list[Entry]:
     items = feed.get("items")
     if not isinstance(items, list):
         raise SourceError(name, "JSON Feed without an 'items' list")
-    entries = []
+    entries: list[Entry] = []
     for item in items:
         if not isinstance(item, dict):
             continue
@@ -169,7 +169,7 @@ def _json_entries(data: bytes, context: Context) -> list[Entry]:
     return entries
 
 
-def _json_text(value) -> str:
+def _json_text(value: object) -> str:
     """A JSON Feed address: cleaned, and "" for anything that is not a string."""
     return clean_url(value) if isinstance(value, str) else ""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
+from typing import Any
 
 import cmarkgfm
 import frontmatter
@@ -27,7 +28,7 @@ def _to_html(text: str) -> str:
     return cmarkgfm.markdown_to_html(text, options=Options.CMARK_OPT_UNSAFE)
 
 
-def _when(value, context: Context, name: str) -> datetime:
+def _when(value: object, context: Context, name: str) -> datetime:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -58,8 +59,9 @@ def read(data: bytes, context: Context) -> list[Item]:
         post = frontmatter.loads(decode_text(data, name))
     except yaml.YAMLError as exc:
         raise SourceError(name, f"front matter is not valid YAML: {_yaml_problem(exc)}") from None
-    # YAML's escapes ("\x01", "\ud800") can spell what the file's text no longer holds.
-    meta = {key: clean_text(value) if isinstance(value, str) else value for key, value in post.metadata.items()}
+    # YAML's escapes ("\x01", "\ud800") can spell what the file's text no longer holds. (Any: YAML values
+    # of every kind, each checked below where it is read.)
+    meta: dict[str, Any] = {key: clean_text(value) if isinstance(value, str) else value for key, value in post.metadata.items()}
     for key in ("title", "rubric", "url", "summary", "image", "image_alt", "author"):
         if key in meta and meta[key] is not None and not isinstance(meta[key], (str, int, float)):
             raise SourceError(name, f"front matter {key!r} must be text, not {type(meta[key]).__name__}")

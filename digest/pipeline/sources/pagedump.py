@@ -79,9 +79,9 @@ def read(data: bytes, context: Context) -> list[Item]:
 
     items: list[Item] = []
     offsets = _day_offsets([(h, m) for h, m, _ in briefs])
-    for (hour, minute, title), offset in zip(briefs, offsets):
+    for (hour, minute, headline), offset in zip(briefs, offsets):
         when = datetime.combine(context.day + timedelta(days=offset), time(hour, minute), context.tz)
-        items.append(Item(kind="brief", title=title, published=when, source=name, category=context.spec.rubric))
+        items.append(Item(kind="brief", title=headline, published=when, source=name, category=context.spec.rubric))
 
     # An article's published time is not on the page: the newest brief's time bounds it (the page was
     # saved after that), and `timed=False` keeps it from being shown.

@@ -37,11 +37,12 @@ before its request was read whole (nothing changed).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Mount, Route, Router
+from starlette.routing import BaseRoute, Mount, Route, Router
 
 from digest.core.config import Settings
 from digest.web.serve.forms import CSRF_MAX_AGE, FormGuard
@@ -68,7 +69,7 @@ __all__ = ["CSP", "CSRF_MAX_AGE", "DONE", "KEEP_ALIVE", "MAX_BODY", "MAX_CONNECT
            "create_app", "mask", "prefix_of", "redact", "uvicorn_options"]
 
 
-def create_app(settings: Settings, store=None, request_timeout: float = REQUEST_TIMEOUT) -> Starlette:
+def create_app(settings: Settings, store: Store | None = None, request_timeout: float = REQUEST_TIMEOUT) -> Starlette:
     """The application for `settings`, on its store (opened from `subscribers.database` if None);
     a request body must arrive within `request_timeout` seconds."""
     keys, current = load_keys(settings.secret_file)
@@ -78,7 +79,7 @@ def create_app(settings: Settings, store=None, request_timeout: float = REQUEST_
         store = Store.open(settings.database)
     site = Site(settings, store, tokens, FormGuard(keys, current, settings.newsletter.list_id))
     token = "/{token:str}"
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/", site.index, methods=["GET"]),
         Route("/archive", site.index, methods=["GET"]),
         Route("/archive/", site.index, methods=["GET"]),
@@ -94,7 +95,7 @@ def create_app(settings: Settings, store=None, request_timeout: float = REQUEST_
         routes = [Route(site.prefix, site.index, methods=["GET"]), Mount(site.prefix, app=inner)]
 
     @contextlib.asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         if owned:
             store.engine.dispose()
@@ -110,5 +111,5 @@ def create_app(settings: Settings, store=None, request_timeout: float = REQUEST_
     return app
 
 
-def _middleware(prefix: str, request_timeout: float):
+def _middleware(prefix: str, request_timeout: float) -> Middleware:
     return Middleware(Guard, prefix=prefix, request_timeout=request_timeout)

@@ -5,6 +5,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import replace as _replace
 from email.utils import formatdate
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +17,9 @@ from digest.core.config import LOCALES, Settings
 from digest.pipeline import archive, i18n
 from digest.web.serve.forms import FormGuard
 from digest.web.serve.guard import PRIVATE, SECURITY_HEADERS, prefix_of
+from subscribers.model import Subscriber
+from subscribers.store import Store
+from subscribers.tokens import Tokens
 
 log = logging.getLogger("digest.serve")
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
@@ -48,7 +52,7 @@ def mask(address: str) -> str:
 class Site:
     """The routes' state: settings, store, token checks, and the pages they render."""
 
-    def __init__(self, settings: Settings, store, tokens, guard: FormGuard) -> None:
+    def __init__(self, settings: Settings, store: Store, tokens: Tokens, guard: FormGuard) -> None:
         self.settings = settings
         self.store = store
         self.tokens = tokens
@@ -64,7 +68,7 @@ class Site:
     def _t(self, locale: str, text: str) -> str:
         return i18n.translations(locale, self.settings.theme).gettext(text)
 
-    def page(self, name: str, locale: str, status: int = 200, private: bool = False, **context) -> HTMLResponse:
+    def page(self, name: str, locale: str, status: int = 200, private: bool = False, **context: Any) -> HTMLResponse:
         html = archive.render_page(
             self.settings, name, locale, private=private,
             css_href=f"{self.prefix}/static/digest.css", index_href=f"{self.prefix}/archive/", **context,
@@ -128,7 +132,7 @@ class Site:
         subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
         return self._unsubscribe_page(token, subscriber)
 
-    def _unsubscribe_page(self, token: str, subscriber) -> Response:
+    def _unsubscribe_page(self, token: str, subscriber: Subscriber | None) -> Response:
         locale = subscriber.locale if subscriber else self.settings.newsletter.locale
         if subscriber is None:
             state = "done"
@@ -175,13 +179,16 @@ class Site:
                 or (action == "resubscribe" and subscriber.status == "bounced")):
             return self._preferences_page(token, subscriber, status=400,
                                           error=self._t(subscriber.locale, NOTICES["bad_request"][0]))
-        if await run_in_threadpool(self._apply, subscriber, action, locale, frozenset(chosen)):
+        rubrics = frozenset(k for k in chosen if isinstance(k, str))  # every one is (checked above)
+        if await run_in_threadpool(self._apply, subscriber, action, locale, rubrics):
             log.info("subscriber %d %s (preferences page)", subscriber_id,
                      "unsubscribed" if action == "unsubscribe" else "subscribed again")
         subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
+        if subscriber is None:  # removed meanwhile (`digest subscribers remove`): the link is no longer valid
+            return self.invalid_link()
         return self._preferences_page(token, subscriber, notice=self._t(subscriber.locale, DONE[action]))
 
-    def _apply(self, subscriber, action: str, locale: str, rubrics: frozenset[str]) -> bool:
+    def _apply(self, subscriber: Subscriber, action: str, locale: str, rubrics: frozenset[str]) -> bool:
         """One transaction; True when the subscription itself changed."""
         with self.store.bulk() as tx:
             if action == "unsubscribe":
@@ -210,7 +217,7 @@ class Site:
     def _expired(self, locale: str) -> Response:
         return self.notice(403, "expired", locale)
 
-    def _preferences_page(self, token: str, subscriber, status: int = 200, notice: str = "", error: str = "") -> Response:
+    def _preferences_page(self, token: str, subscriber: Subscriber, status: int = 200, notice: str = "", error: str = "") -> Response:
         locale = subscriber.locale if subscriber.locale in LOCALES else self.settings.newsletter.locale
         rubrics = [{"key": r.key, "label": r.label_for(locale)} for r in self.settings.rubrics]
         return self.page(
