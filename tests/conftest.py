@@ -1,30 +1,29 @@
-"""Shared fixtures: paths, a real local HTTP server for feeds, golden files, the example settings."""
+"""The suite's fixtures and options, built from the helpers in tests/support/ (which test modules import
+directly: nothing is imported from this file)."""
 from __future__ import annotations
 
-import http.server
 import os
-import threading
-from datetime import date
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
 import pytest
-from ports import PATIENCE
+from support.browser import launch, screenshot_folder
+from support.feed_server import FeedServer
+from support.paths import EXAMPLES, GOLDEN, ROOT
+from support.smtp import SmtpServer
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "tests" / "fixtures"
-EXAMPLES = ROOT / "examples"
-GOLDEN = ROOT / "tests" / "golden"
-SEED = ROOT.parent / "shared" / "seeds" / "000_fb67cff44d161e2b.txt"
-if not SEED.exists():  # CI clones elsewhere but keeps shared/ beside the checkout; the example is a byte copy
-    SEED = EXAMPLES / "sources" / "homepage-2026-11-29.txt"
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
-DAY = date(2026, 11, 29)
-TZ_NAME = "Africa/Casablanca"
-TZ = ZoneInfo(TZ_NAME)
+    from digest.core.config import Settings
+    from subscribers import Store
+
+# The project's own modules and Playwright are imported in the fixtures that use them: one that fails
+# to import fails the tests that need it, not the whole run.
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--regen-golden",
         action="store_true",
@@ -34,7 +33,7 @@ def pytest_addoption(parser):
 
 
 @pytest.fixture
-def golden(request):
+def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
     """compare(name, text): equal to tests/golden/NAME, or rewrite it with --regen-golden."""
     regen = request.config.getoption("--regen-golden") or os.environ.get("DIGEST_REGEN_GOLDEN") == "1"
 
@@ -53,72 +52,8 @@ def golden(request):
     return compare
 
 
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files from a folder, plus a few misbehaving routes for tests of failures."""
-
-    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
-    hung: set[str] = set()
-    closing: threading.Event
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        path = self.path.split("?", 1)[0]
-        if path in self.hung:
-            self.closing.wait(PATIENCE)  # no answer while the test runs, however long it takes
-        if path in self.routes:
-            status, headers, body = self.routes[path]
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
-
-
-class FeedServer:
-    """A real HTTP server on 127.0.0.1 and a free port, serving a folder."""
-
-    def __init__(self, folder: Path) -> None:
-        handler = type("Handler", (_Handler,), {"routes": {}, "hung": set(), "closing": threading.Event()})
-        self._handler = handler
-
-        def factory(*args, **kwargs):
-            return handler(*args, directory=str(folder), **kwargs)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), factory)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def url(self, path: str) -> str:
-        return f"{self.base}/{path.lstrip('/')}"
-
-    def route(self, path: str, status: int = 200, body: bytes = b"", headers: dict[str, str] | None = None) -> str:
-        """Answer ``path`` with this status and body; returns its URL."""
-        self._handler.routes[path] = (status, headers or {"Content-Type": "application/rss+xml"}, body)
-        return self.url(path)
-
-    def hang(self, path: str) -> str:
-        """Answer ``path`` only when the server closes, at the end of the test; returns its URL."""
-        self._handler.hung.add(path)
-        return self.url(path)
-
-    def close(self) -> None:
-        self._handler.closing.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
-def feed_server():
+def feed_server() -> Iterator[FeedServer]:
     """Serves the checkout: feed_server.url("tests/fixtures/feeds/rss2.xml"), …("examples/sources/…")."""
     server = FeedServer(ROOT)
     try:
@@ -128,7 +63,45 @@ def feed_server():
 
 
 @pytest.fixture
-def example_settings():
+def example_settings() -> Settings:
+    """examples/digest.toml, read."""
     from digest.core.config import load
 
     return load(EXAMPLES / "digest.toml")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """An empty subscribers store: a real SQLite file in the test's folder."""
+    from subscribers import Store
+
+    return Store.open(tmp_path / "digest.db")
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """aiosmtpd on 127.0.0.1 recording every message (smtp_server.handler: a support.smtp.Recorder)."""
+    server = SmtpServer()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium, one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where screenshots go for a person to look at (support.browser.screenshot_folder)."""
+    folder = screenshot_folder(tmp_path_factory.getbasetemp())
+    print(f"\nscreenshots: {folder}")
+    return folder

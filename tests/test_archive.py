@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 import warnings
 from dataclasses import replace
 from datetime import date, datetime
@@ -13,9 +11,11 @@ from datetime import date, datetime
 import lxml.html
 import pytest
 from babel.messages.pofile import read_po
-from conftest import DAY, ROOT, TZ
-from delivery import Newsroom, parse
 from jinja2.ext import babel_extract
+from support.mail import parse
+from support.newsroom import BASE_URL as BASE
+from support.newsroom import SITE, Newsroom
+from support.paths import DAY, TZ
 
 from digest.core.errors import DigestError
 from digest.core.model import Edition, Image, Item, Ranked, Section
@@ -28,9 +28,6 @@ with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for it
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-BASE = "https://lequotidien.example.ma/digest"
-
-
 @pytest.fixture(scope="module")
 def sent(tmp_path_factory):
     """The example newsroom after a real `digest send` into its outbox."""
@@ -41,7 +38,7 @@ def sent(tmp_path_factory):
 
 
 def client_for(settings, store=None) -> TestClient:
-    return TestClient(create_app(settings, store), base_url="https://lequotidien.example.ma", follow_redirects=False)
+    return TestClient(create_app(settings, store), base_url=SITE, follow_redirects=False)
 
 
 # -- written by build and send ----------------------------------------------------------------------
@@ -55,8 +52,7 @@ def test_send_writes_the_edition_page_into_the_archive_folder(sent):
 def test_build_writes_it_too_and_says_so(tmp_path):
     room = Newsroom(tmp_path, subscribers=0)
     out = tmp_path / "edition"
-    result = subprocess.run([sys.executable, "-m", "digest", "build", "-c", str(room.config), "--date", "2026-11-29",
-                             "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = room.cli("build", "--out", str(out))
     assert result.returncode == 0, result.stderr
     page = tmp_path / "archive" / "2026-11-29.html"
     assert page.is_file() and str(page) in result.stdout
@@ -282,8 +278,7 @@ def test_hostile_feed_content_through_the_whole_pipeline_never_becomes_markup(tm
     config = room.config.read_text(encoding="utf-8")
     config += f'\n[[sources]]\nname = "Agence hostile"\npath = "{feed}"\nkind = "feed"\n'
     room.config.write_text(config, encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "digest", "build", "-c", str(room.config), "--date", "2026-11-29",
-                             "--out", str(tmp_path / "edition")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = room.cli("build", "--out", str(tmp_path / "edition"))
     assert result.returncode == 0, result.stderr
     html = (tmp_path / "archive" / "2026-11-29.html").read_text(encoding="utf-8")
     assert "Le ministre" in html and "Premier paragraphe" in html and "Lien piégé" in html

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 
 import pytest
-from conftest import DAY, ROOT, TZ
+from support.cli import digest
+from support.paths import DAY, TZ
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
@@ -47,9 +46,8 @@ def test_the_cli_names_a_file_too_large_on_one_line(tmp_path):
         handle.truncate(MAX_BYTES + 1)
     small = tmp_path / "page.txt"
     small.write_text("- 10:00 Une brève du jour\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "digest", "gather", "--source", str(big), "--source", str(small),
-                             "--date", DAY.isoformat(), "--timezone", "Africa/Casablanca"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = digest("gather", "--source", str(big), "--source", str(small), "--date", DAY.isoformat(),
+                    "--timezone", "Africa/Casablanca")
     assert result.returncode == 1
     assert f"digest: error: source '{big}': {big} is larger than 20 MiB (no source of a day is that big: check the file)" \
         in result.stderr.splitlines()

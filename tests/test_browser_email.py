@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from browser import launch, new_page, screenshot_folder
-from conftest import DAY, EXAMPLES
-from playwright.sync_api import sync_playwright
+from support.browser import new_page
+from support.paths import DAY, EXAMPLES
 
 from digest.core.config import load
 from digest.core.model import Variant
@@ -26,21 +25,6 @@ def pages(tmp_path_factory):
         path.write_text(rendered.html, encoding="utf-8")
         out[locale] = path
     return out
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    folder = screenshot_folder(tmp_path_factory.getbasetemp())
-    print(f"\nscreenshots: {folder}")
-    return folder
 
 
 MEASURE = """() => {

@@ -11,22 +11,16 @@ from __future__ import annotations
 
 import re
 import signal
-from pathlib import Path
 
-import pytest
-from browser import launch, new_page, screenshot_folder
-from delivery import Newsroom, parse
 from playwright.sync_api import sync_playwright
-from test_serve import start_serve
-
-BASE = "https://lequotidien.example.ma/digest"
+from support.browser import launch, new_page
+from support.mail import parse
+from support.newsroom import BASE_URL as BASE
+from support.newsroom import Newsroom
+from support.served import serve
 
 # A 1×1 transparent PNG: what the page's pictures (on the newsroom's real site) get here, offline.
 PIXEL = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    return screenshot_folder(tmp_path_factory.getbasetemp())
 
 
 def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path, shots):
@@ -34,15 +28,15 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
     sent = room.cli("send")
     assert sent.returncode == 0, sent.stderr
 
-    # The reader: reader0003, French, Culture and Société (tests/delivery.py). Their message, as delivered.
+    # The reader: reader0003, French, Culture and Société (tests/support/newsroom.py). Their message, as delivered.
     reader = room.emails[3]
     emls = [parse(f.read_bytes()) for f in sorted((tmp_path / "outbox").rglob("*.eml"))]
     message = next(m for m in emls if m["To"].addresses[0].addr_spec == reader)
     https_url = re.findall(r"<(https://[^>]+)>", message["List-Unsubscribe"])[0]
     assert https_url.startswith(f"{BASE}/unsubscribe/") and message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
-    server = start_serve(room)
-    local = f"{server.url}/digest"
+    server = serve(room.config)
+    local = server.url("/digest")
     url = https_url.replace(BASE, local)
     problems: list[str] = []
     try:
@@ -122,7 +116,8 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
             finally:
                 browser.close()
     finally:
-        _, log = server.stop(signal.SIGTERM)
+        server.stop(signal.SIGTERM)
+    _, log = server.output()
     assert problems == []
     token = https_url.rsplit("/", 1)[1]
     assert token not in log and "POST /digest/unsubscribe/… 200" in log and "POST /digest/preferences/… 200" in log

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 from babel.messages.pofile import read_po
-from conftest import ROOT
 from jinja2.ext import babel_extract
+from support.paths import ROOT
 
 from digest.pipeline.i18n import builtin_templates, translations
 

@@ -1,11 +1,9 @@
 """Each check passes on the example edition and fails, naming the place, on an email that breaks it."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from conftest import EXAMPLES, ROOT
+from support.cli import digest
+from support.paths import EXAMPLES
 
 from digest.core.model import Rendered, Variant
 from digest.web import checks
@@ -91,8 +89,8 @@ def test_contrast_formula_matches_wcag():
 
 
 def test_build_check_passes_on_the_example_and_fails_with_a_bad_theme(tmp_path):
-    ok = subprocess.run([sys.executable, "-m", "digest", "build", "-c", str(EXAMPLES / "digest.toml"), "--date",
-                         "2026-11-29", "--out", str(tmp_path / "ok"), "--check"], capture_output=True, text=True, cwd=ROOT)
+    ok = digest("build", "-c", str(EXAMPLES / "digest.toml"), "--date", "2026-11-29", "--out", str(tmp_path / "ok"),
+                "--check")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "Checks:" in ok.stdout and "FAIL" not in ok.stdout
 
@@ -102,8 +100,7 @@ def test_build_check_passes_on_the_example_and_fails_with_a_bad_theme(tmp_path):
     config = tmp_path / "digest.toml"
     text = (EXAMPLES / "digest.toml").read_text(encoding="utf-8").replace('path = "', f'path = "{EXAMPLES}/')
     config.write_text(text.replace('# theme = "theme"', f'theme = "{tmp_path / "theme"}"'), encoding="utf-8")
-    bad = subprocess.run([sys.executable, "-m", "digest", "build", "-c", str(config), "--date", "2026-11-29",
-                          "--out", str(tmp_path / "bad"), "--check"], capture_output=True, text=True, cwd=ROOT)
+    bad = digest("build", "-c", str(config), "--date", "2026-11-29", "--out", str(tmp_path / "bad"), "--check")
     assert bad.returncode == 1
     assert "FAIL  text size" in bad.stdout and "FAIL  contrast" in bad.stdout
     assert "check(s) failed" in bad.stderr and "Traceback" not in bad.stderr

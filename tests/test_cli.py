@@ -1,24 +1,15 @@
 """The command line as a user runs it: a real subprocess, exit codes, no tracebacks."""
 from __future__ import annotations
 
-import email
 import json
 import os
 import subprocess
-import sys
 import sysconfig
-from email import policy
 
 import pytest
-from conftest import EXAMPLES, ROOT, SEED
-
-
-def digest(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "SOURCE_DATE_EPOCH": "1796000000", **(env or {})}
-    result = subprocess.run([sys.executable, "-m", "digest", *args], capture_output=True, text=True,
-                            env=full_env, cwd=cwd or ROOT, timeout=120)
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+from support.cli import digest
+from support.mail import parse
+from support.paths import EXAMPLES, ROOT, SEED
 
 
 def test_help_lists_the_commands_and_each_has_its_own_help():
@@ -68,7 +59,7 @@ def test_build_writes_html_text_and_eml_and_reports(tmp_path):
     assert result.returncode == 0, result.stderr
     assert {p.name for p in out.iterdir()} == {"digest.html", "digest.txt", "digest.eml"}
     assert "Économie" in result.stdout and "bytes of 100,000" in result.stdout
-    msg = email.message_from_bytes((out / "digest.eml").read_bytes(), policy=policy.default)
+    msg = parse((out / "digest.eml").read_bytes())
     html = msg.get_body(("html",)).get_content().replace("\r\n", "\n").rstrip("\n")
     assert html == (out / "digest.html").read_text(encoding="utf-8")
 

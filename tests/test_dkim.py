@@ -9,8 +9,7 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from delivery import Newsroom
-from smtp_servers import SmtpServer
+from support.newsroom import Newsroom
 
 from digest.core.config import Dkim
 
@@ -24,23 +23,19 @@ def keypair():
     return private, base64.b64encode(public)
 
 
-def test_signed_messages_verify_and_cover_list_unsubscribe(tmp_path, keypair):
+def test_signed_messages_verify_and_cover_list_unsubscribe(tmp_path, keypair, smtp_server):
     private, public = keypair
-    server = SmtpServer()
-    try:
-        room = Newsroom(tmp_path, subscribers=3)
-        room.with_smtp(server.port)
-        room.settings = replace(room.settings, dkim=Dkim("lequotidien.example.ma", "digest2026", private))
-        report = room.sender().run()
-    finally:
-        server.stop()
+    room = Newsroom(tmp_path, subscribers=3)
+    room.with_smtp(smtp_server.port)
+    room.settings = replace(room.settings, dkim=Dkim("lequotidien.example.ma", "digest2026", private))
+    report = room.sender().run()
     assert report.outcomes["sent"] == 3
 
     def dns(name, timeout=5):
         assert name == b"digest2026._domainkey.lequotidien.example.ma."
         return b"v=DKIM1; k=rsa; p=" + public
 
-    for received in server.handler.messages:
+    for received in smtp_server.handler.messages:
         data = received.data
         assert data.startswith(b"DKIM-Signature:")
         assert dkim.verify(data, dnsfunc=dns)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
-from ports import refusing_port
+from support.cli import digest
+from support.paths import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
+from support.ports import refusing_port
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
@@ -95,13 +94,6 @@ def assert_one_line_error(error: SourceError, name: str) -> str:
     assert "Traceback" not in text
     return text
 
-
-def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 # --- each format, from file bytes -----------------------------------------------------------------------
@@ -356,7 +348,7 @@ def test_fetch_all_returns_bytes_or_errors_in_the_order_given(feed_server, tmp_p
 def test_cli_with_a_failing_url_exits_1_and_still_prints_the_rest(feed_server, tmp_path):
     bad = feed_server.url("tests/fixtures/feeds/no-such-feed.xml")
     good = feed_server.url("tests/fixtures/feeds/rss2.xml")
-    result = run_cli(
+    result = digest(
         "gather", "--source", str(SEED), "--source", bad, "--source", good, "--date", "2026-11-29",
         "--timezone", TZ_NAME, "--format", "json", cwd=tmp_path,
     )
@@ -410,7 +402,7 @@ def test_hostile_item_of_the_example_rss_is_harmless_text():
 
 
 def test_hostile_content_never_reaches_the_cli_json(tmp_path):
-    result = run_cli(
+    result = digest(
         "gather", "--source", str(FEEDS / "hostile.xml"), "--source", str(EXAMPLES / "sources" / "lequotidien-rss.xml"),
         "--date", "2026-11-29", "--timezone", TZ_NAME, "--format", "json", cwd=tmp_path,
     )

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections import Counter
 from datetime import UTC, date, datetime
 
 import pytest
-from conftest import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
+from support.cli import digest
+from support.paths import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
 
 from digest.core.config import SourceSpec
 from digest.core.model import Image, Item
@@ -25,13 +24,6 @@ def item(title: str, url: str | None = None, kind: str = "brief", hour: int = 12
     published = fields.pop("published", datetime(2026, 11, 29, hour, 0, tzinfo=TZ))
     return Item(kind=kind, title=title, published=published, source=fields.pop("source", "test"), url=url, **fields)
 
-
-def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, cwd=cwd, timeout=180
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 # --- the day, in Africa/Casablanca -------------------------------------------------------------------------
@@ -335,7 +327,7 @@ def test_guess_kind_uses_the_content_type_for_a_feed_url():
 @pytest.fixture(scope="module")
 def example_json(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("cli")
-    result = run_cli("gather", "-c", str(EXAMPLES / "digest.toml"), "--date", "2026-11-29", "--format", "json", cwd=cwd)
+    result = digest("gather", "-c", str(EXAMPLES / "digest.toml"), "--date", "2026-11-29", "--format", "json", cwd=cwd)
     return result
 
 
@@ -387,7 +379,7 @@ def test_example_config_features_and_no_planted_duplicate_twice(example_json):
 
 
 def test_cli_bad_date_is_a_usage_error(tmp_path):
-    result = run_cli("gather", "--source", str(SEED), "--date", "29/11/2026", "--format", "json", cwd=tmp_path)
+    result = digest("gather", "--source", str(SEED), "--date", "29/11/2026", "--format", "json", cwd=tmp_path)
     assert result.returncode == 2
     assert "--date" in result.stderr
     assert result.stdout == ""
@@ -395,7 +387,7 @@ def test_cli_bad_date_is_a_usage_error(tmp_path):
 
 def test_cli_missing_source_file_exits_1_naming_it(tmp_path):
     missing = tmp_path / "absent.txt"
-    result = run_cli(
+    result = digest(
         "gather", "--source", str(missing), "--source", str(SEED), "--date", "2026-11-29", "--timezone", TZ_NAME,
         "--format", "json", cwd=tmp_path,
     )

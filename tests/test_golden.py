@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
-from conftest import EXAMPLES, ROOT
+from support.cli import digest
+from support.paths import EXAMPLES
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("edition")
-    env = {**os.environ, "SOURCE_DATE_EPOCH": "1796000000"}
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "build", "-c", str(EXAMPLES / "digest.toml"), "--date", "2026-11-29", "--out", str(out)],
-        capture_output=True, text=True, env=env, cwd=ROOT,
-    )
+    # support.cli pins SOURCE_DATE_EPOCH: the message's Date header is the same at every run.
+    result = digest("build", "-c", str(EXAMPLES / "digest.toml"), "--date", "2026-11-29", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out
 
@@ -36,10 +31,7 @@ def test_example_edition_eml(built, golden):
 
 
 def test_seed_gathered_as_json(golden):
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", "gather", "--source", "examples/sources/homepage-2026-11-29.txt",
-         "--date", "2026-11-29", "--timezone", "Africa/Casablanca", "--format", "json"],
-        capture_output=True, text=True, cwd=ROOT,
-    )
+    result = digest("gather", "--source", "examples/sources/homepage-2026-11-29.txt", "--date", "2026-11-29",
+                    "--timezone", "Africa/Casablanca", "--format", "json")
     assert result.returncode == 0, result.stderr
     golden("seed-2026-11-29.json", json.dumps(json.loads(result.stdout), ensure_ascii=False, indent=2) + "\n")

@@ -15,10 +15,11 @@ from base64 import b64encode
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
-from delivery import Newsroom
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.cli import environment
+from support.newsroom import Newsroom
+from support.paths import ROOT
 
 from digest.cli.subscribers import subscribers
 from subscribers import mailin
@@ -135,7 +136,6 @@ _MAIN = ("import atexit, runpy, sys; status = sys.argv.pop(1); "
 def _pipe_to_cli(room: Newsroom, data: bytes, timeout: float = 120) -> tuple[int, str, float, int, bool]:
     """(returncode, stderr, seconds, peak RSS in bytes, whether every byte was taken) of the command
     with `data` written to its standard input through a pipe, as an MTA does."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     status = room.tmp / "status.txt"
     status.unlink(missing_ok=True)
     command = [sys.executable, "-c", _MAIN, str(status),
@@ -146,7 +146,8 @@ def _pipe_to_cli(room: Newsroom, data: bytes, timeout: float = 120) -> tuple[int
     errors = room.tmp / "stderr.txt"
     with open(errors, "wb") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT, env=env)
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT,
+                                   env=environment())
         taken = {"all": False}
 
         def write() -> None:

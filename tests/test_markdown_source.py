@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import DAY, EXAMPLES, TZ
+from support.paths import DAY, EXAMPLES, TZ
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError

@@ -1,10 +1,8 @@
 """The .eml, parsed back with email.policy.default: what a mail server and a mail app rely on."""
 from __future__ import annotations
 
-import email
-from email import policy
-
 import pytest
+from support.mail import parse
 
 from digest.core.errors import ConfigError
 from digest.core.model import Rendered, Variant
@@ -15,10 +13,6 @@ SINGLE = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version")
 
 def rendered(subject="Le Quotidien · 29 novembre — À la une", html="<!doctype html><html><body><p>é</p></body></html>", text="é\n"):
     return Rendered(Variant(), subject, "pré", html, text)
-
-
-def parse(raw: bytes):
-    return email.message_from_bytes(raw, policy=policy.default)
 
 
 def test_multipart_alternative_text_first_html_last_utf8():

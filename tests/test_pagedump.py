@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from datetime import date, timedelta
 
 import pytest
-from conftest import DAY, FIXTURES, SEED, TZ, TZ_NAME
+from support.cli import digest
+from support.paths import DAY, FIXTURES, SEED, TZ, TZ_NAME
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
@@ -33,13 +32,6 @@ def seed_expectations() -> tuple[list[tuple[str, str]], str, list[str]]:
     start = lines.index("Suivez-nous sur Facebook") + 1
     return briefs, lines[start], [line for line in lines[start + 1:] if line.strip()]
 
-
-def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "digest", *args], capture_output=True, text=True, cwd=cwd, timeout=120
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
 
 
 # --- the seed, through the reader -------------------------------------------------------------------
@@ -103,7 +95,7 @@ def test_seed_page_furniture_never_reaches_an_item():
 
 
 def test_seed_via_cli_json(tmp_path):
-    result = run_cli(
+    result = digest(
         "gather", "--source", str(SEED), "--date", "2026-11-29", "--timezone", TZ_NAME, "--format", "json", cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
@@ -289,7 +281,7 @@ def test_latin1_dump_is_a_source_error_naming_the_source():
 def test_latin1_dump_via_cli_exits_1_with_a_one_line_error(tmp_path):
     path = tmp_path / "latin1.txt"
     path.write_bytes("- 20:55Le salon qui réinvente le marché\n".encode("latin-1"))
-    result = run_cli(
+    result = digest(
         "gather", "--source", str(path), "--source", str(SEED), "--date", "2026-11-29", "--timezone", TZ_NAME,
         "--format", "json", cwd=tmp_path,
     )

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -15,12 +13,13 @@ import lxml.html
 import pytest
 import uvicorn
 from babel.numbers import format_decimal
-from browser import launch, new_page, screenshot_folder
-from conftest import EXAMPLES, ROOT
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
-from ports import PATIENCE
-from served import Served
+from support.browser import launch, new_page
+from support.cli import digest
+from support.paths import EXAMPLES
+from support.ports import PATIENCE
+from support.served import preview
 
 from digest.web.preview import State, create_app
 
@@ -190,7 +189,7 @@ def test_a_broken_template_is_shown_not_crashed(server, newsroom):
     assert get(base + "/").status_code == 200
 
 
-def test_the_page_reloads_itself_in_the_browser(server, newsroom, tmp_path_factory):
+def test_the_page_reloads_itself_in_the_browser(server, newsroom, shots):
     base, state = server
     with sync_playwright() as playwright:
         browser = launch(playwright)
@@ -214,7 +213,7 @@ def test_the_page_reloads_itself_in_the_browser(server, newsroom, tmp_path_facto
                     subject = None
                 time.sleep(0.1)
             assert subject == "Rechargé tout seul"
-            page.screenshot(path=str(screenshot_folder(tmp_path_factory.getbasetemp()) / "preview.png"))
+            page.screenshot(path=str(shots / "preview.png"))
         finally:
             browser.close()
 
@@ -222,13 +221,11 @@ def test_the_page_reloads_itself_in_the_browser(server, newsroom, tmp_path_facto
 def test_the_command_prints_the_url_and_refuses_a_bad_config(tmp_path):
     bad = tmp_path / "digest.toml"
     bad.write_text("[newsletter]\nlocale = 'xx'\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "digest", "preview", "-c", str(bad)], capture_output=True,
-                            text=True, cwd=ROOT, timeout=60)
+    result = digest("preview", "-c", str(bad))
     assert result.returncode == 2 and "newsletter.locale" in result.stderr and "Traceback" not in result.stderr
-    server = Served(lambda port: [sys.executable, "-m", "digest", "preview", "-c", str(EXAMPLES / "digest.toml"),
-                                  "--date", "2026-11-29", "--port", str(port)])
+    server = preview(EXAMPLES / "digest.toml", "--date", "2026-11-29")
     try:
-        assert f"{server.url}/" in server.first_line()
-        assert get(f"{server.url}/").status_code == 200
+        assert f"{server.base}/" in server.first_line()
+        assert get(f"{server.base}/").status_code == 200
     finally:
         server.stop()

@@ -6,8 +6,8 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-from conftest import DAY, SEED, TZ, TZ_NAME
-from helpers import item
+from support.items import item
+from support.paths import DAY, SEED, TZ, TZ_NAME
 
 from digest.core.config import Rubric, defaults, parse
 from digest.pipeline.rank import rank, ranked_items

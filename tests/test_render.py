@@ -5,8 +5,8 @@ import re
 from dataclasses import replace
 
 import pytest
-from conftest import DAY, TZ_NAME
-from helpers import day_of, item, parse
+from support.items import day_of, item, parse
+from support.paths import DAY, TZ_NAME
 
 from digest.core.config import defaults
 from digest.core.model import Variant
@@ -17,7 +17,7 @@ from digest.pipeline.render import SLOT_TOKEN, Renderer
 
 @pytest.fixture(scope="module")
 def example(request):
-    from conftest import EXAMPLES
+    from support.paths import EXAMPLES
 
     from digest.core.config import load
 

@@ -10,43 +10,26 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import DAY, EXAMPLES, ROOT, TZ_NAME
-from delivery import Newsroom, parse
-from helpers import item
+from support.items import item
+from support.mail import message_parts, parse
+from support.newsroom import Newsroom
+from support.paths import DAY, ROOT, TZ_NAME
 
-from digest.core.config import load
 from digest.core.errors import ThemeError
 from digest.core.model import Image
 from digest.pipeline.rank import rank
 from digest.pipeline.render import Renderer
 
 
-def message_parts(data: bytes) -> tuple[str, str]:
-    msg = parse(data)
-    return msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
-
-
-def roomy(room: Newsroom, theme: Path) -> None:
-    text = room.config.read_text(encoding="utf-8").replace('# theme = "theme"', f'theme = "{theme}"')
-    room.config.write_text(text, encoding="utf-8")
-    room.settings = load(room.config)
-
-
-
-@pytest.fixture
-def settings():
-    return load(EXAMPLES / "digest.toml")
-
-
 @pytest.mark.parametrize("bad", ["\x01", "\ud800", "\ufffe", "\x1b[31m"])
-def test_an_item_that_cannot_be_rendered_is_left_out_and_named(settings, bad):
+def test_an_item_that_cannot_be_rendered_is_left_out_and_named(example_settings, bad):
     good = [item(f"Brève correcte numéro {n}", hour=8 + n, url=f"https://news.example.ma/{n}") for n in range(6)]
     broken = item(f"Une brève{bad} cassée", hour=9, minute=30, source="Fil\x1b[2J info",
                   url="https://news.example.ma/cassee")
     lead = item("Article à la une", kind="article", featured=True, url="https://news.example.ma/une",
                 image=Image("https://news.example.ma/une.jpg", f"Photo{bad}"))
-    edition = rank([*good, broken, lead], settings, DAY, TZ_NAME)
-    rendered = Renderer(settings).render(edition)
+    edition = rank([*good, broken, lead], example_settings, DAY, TZ_NAME)
+    rendered = Renderer(example_settings).render(edition)
     described = repr(bad)[1:-1]
     assert set(rendered.skipped) == {
         f'item "Une brève{described} cassée" from source "Fil\\x1b[2J info"',
@@ -57,13 +40,13 @@ def test_an_item_that_cannot_be_rendered_is_left_out_and_named(settings, bad):
     assert "cassée" not in rendered.html + rendered.text and "Article à la une" not in rendered.html + rendered.subject
 
 
-def test_only_an_edition_that_cannot_render_without_items_blames_the_theme(settings, tmp_path):
+def test_only_an_edition_that_cannot_render_without_items_blames_the_theme(example_settings, tmp_path):
     (tmp_path / "email").mkdir()
     mjml = (ROOT / "templates" / "email" / "digest.mjml.j2").read_text(encoding="utf-8")
     (tmp_path / "email" / "digest.mjml.j2").write_text(mjml.replace("<mj-body", "<mj-body <", 1), encoding="utf-8")
-    edition = rank([item("Une brève", url="https://news.example.ma/a")], settings, DAY, TZ_NAME)
+    edition = rank([item("Une brève", url="https://news.example.ma/a")], example_settings, DAY, TZ_NAME)
     with pytest.raises(ThemeError, match="check the theme's tags"):
-        Renderer(replace(settings, theme=tmp_path)).render(edition)
+        Renderer(replace(example_settings, theme=tmp_path)).render(edition)
 
 
 def _breaking_theme(folder: Path) -> Path:
@@ -79,7 +62,7 @@ def _breaking_theme(folder: Path) -> Path:
 
 def test_build_and_send_leave_out_an_item_that_cannot_be_rendered_and_exit_1(tmp_path):
     room = Newsroom(tmp_path / "room", subscribers=4)
-    roomy(room, theme=_breaking_theme(tmp_path / "theme"))
+    room.with_theme(_breaking_theme(tmp_path / "theme"))
     page = tmp_path / "page.txt"
     page.write_text("- 10:00 Une brève CASSE par le thème\n- 11:00 Une autre brève du jour\n", encoding="utf-8")
 
@@ -109,7 +92,7 @@ def test_a_theme_broken_everywhere_is_still_a_configuration_error(tmp_path):
     theme.mkdir(parents=True)
     mjml = (ROOT / "templates" / "email" / "digest.mjml.j2").read_text(encoding="utf-8")
     (theme / "digest.mjml.j2").write_text(mjml.replace("<mj-body", "<mj-body <", 1), encoding="utf-8")
-    roomy(room, theme=tmp_path / "theme")
+    room.with_theme(tmp_path / "theme")
     page = tmp_path / "page.txt"
     page.write_text("- 10:00 Une brève du jour\n", encoding="utf-8")
     built = room.cli("build", "--out", str(tmp_path / "edition"), "--source", str(page))

@@ -5,18 +5,13 @@ import re
 
 import lxml.html
 import pytest
-from conftest import EXAMPLES
-from delivery import Newsroom, parse
-from smtp_servers import Holding, Recorder, SmtpServer, SmtpSink
+from support.cli import digest
+from support.mail import parse
+from support.newsroom import Newsroom
+from support.paths import EXAMPLES
+from support.smtp import Holding, Recorder, SmtpServer, SmtpSink
 
 from digest.pipeline.render import Renderer
-
-
-@pytest.fixture
-def server():
-    srv = SmtpServer()
-    yield srv
-    srv.stop()
 
 
 def run(newsroom: Newsroom, **kwargs):
@@ -56,12 +51,12 @@ def test_a_new_subscriber_after_a_run_gets_the_edition_on_the_next_run(tmp_path)
 
 # -- the message ------------------------------------------------------------------------------------
 
-def test_each_message_has_one_recipient_list_headers_and_a_working_token(tmp_path, server):
+def test_each_message_has_one_recipient_list_headers_and_a_working_token(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=6)
-    room.with_smtp(server.port)
+    room.with_smtp(smtp_server.port)
     report = run(room)
     assert report.outcomes["sent"] == 6
-    by_rcpt = server.handler.by_recipient()
+    by_rcpt = smtp_server.handler.by_recipient()
     assert sorted(by_rcpt) == sorted(room.emails)
     for address, received in by_rcpt.items():
         assert len(received) == 1 and received[0].rcpt_tos == [address]
@@ -96,7 +91,7 @@ def test_message_ids_are_deterministic_per_edition_and_subscriber(tmp_path):
     assert ids[0] == ids[1] and len(set(ids[0])) == 4
 
 
-def test_hostile_names_and_titles_cannot_add_headers(tmp_path, server):
+def test_hostile_names_and_titles_cannot_add_headers(tmp_path, smtp_server):
     from sqlalchemy import update
 
     from subscribers.schema import subscribers
@@ -105,12 +100,12 @@ def test_hostile_names_and_titles_cannot_add_headers(tmp_path, server):
     # A name that went around validation (an older import, a direct write) still cannot inject.
     with room.store.engine.begin() as conn:
         conn.execute(update(subscribers).values(name="Eve\r\nBcc: victim@example.org\r\nX-Evil: 1"))
-    room.with_smtp(server.port)
+    room.with_smtp(smtp_server.port)
     run(room)
-    msg = parse(server.handler.messages[0].data)
+    msg = parse(smtp_server.handler.messages[0].data)
     assert msg.get_all("Bcc") is None and msg.get_all("X-Evil") is None
     assert "victim@example.org" in str(msg["To"])  # kept as text of the display name, on one line
-    assert server.handler.messages[0].rcpt_tos == [room.emails[0]]
+    assert smtp_server.handler.messages[0].rcpt_tos == [room.emails[0]]
 
 
 # -- personal ---------------------------------------------------------------------------------------
@@ -120,14 +115,14 @@ def _sections(msg) -> list[str]:
     return [h.text_content().strip() for h in root.xpath("//h2[contains(@class,'rubric-title')]")]
 
 
-def test_each_reader_gets_the_rubrics_and_language_they_chose(tmp_path, server):
+def test_each_reader_gets_the_rubrics_and_language_they_chose(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=0)
     room.store.add("eco-sport@example.com", locale="fr", rubrics=frozenset({"economie", "sport"}))
     room.store.add("english@example.com", locale="en")
     room.store.add("arabic@example.com", locale="ar", rubrics=frozenset({"politique"}))
-    room.with_smtp(server.port)
+    room.with_smtp(smtp_server.port)
     run(room)
-    got = {a: parse(r[0].data) for a, r in server.handler.by_recipient().items()}
+    got = {a: parse(r[0].data) for a, r in smtp_server.handler.by_recipient().items()}
     lead = room.day_edition.edition.leads[0].item.title
 
     eco = got["eco-sport@example.com"]
@@ -164,31 +159,31 @@ def test_mjml_compiles_once_per_variant_not_once_per_recipient(tmp_path, monkeyp
 
 # -- SMTP outcomes ----------------------------------------------------------------------------------
 
-def test_a_4xx_is_retried_with_backoff_in_the_same_run(tmp_path, server):
+def test_a_4xx_is_retried_with_backoff_in_the_same_run(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=3)
-    server.handler.rcpt[room.emails[1]] = ["451 4.7.1 Greylisted, try again", None]
-    room.with_smtp(server.port)
+    smtp_server.handler.rcpt[room.emails[1]] = ["451 4.7.1 Greylisted, try again", None]
+    room.with_smtp(smtp_server.port)
     report = run(room)
     assert report.outcomes["sent"] == 3 and report.retried == 1
-    assert server.handler.attempts[room.emails[1]] == 2
-    assert len(server.handler.by_recipient()[room.emails[1]]) == 1
+    assert smtp_server.handler.attempts[room.emails[1]] == 2
+    assert len(smtp_server.handler.by_recipient()[room.emails[1]]) == 1
 
 
 @pytest.mark.parametrize("reply", ["450 4.2.0 Mailbox busy", "452 4.5.3 Too many recipients", "454 4.7.0 TLS not available"])
-def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_path, server, reply):
+def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_path, smtp_server, reply):
     room = Newsroom(tmp_path, subscribers=2)
-    server.handler.rcpt[room.emails[0]] = [reply]
-    room.with_smtp(server.port)
+    smtp_server.handler.rcpt[room.emails[0]] = [reply]
+    room.with_smtp(smtp_server.port)
     room.with_delivery(retries=3, retry_base_seconds=0.02)
     report = run(room)
     assert report.outcomes == {"sent": 1, "deferred": 1}
-    assert server.handler.attempts[room.emails[0]] == 3
+    assert smtp_server.handler.attempts[room.emails[0]] == 3
     rows = room.ledger_rows()
     assert rows[room.store.get(room.emails[0]).id] == "deferred"
     assert room.store.get(room.emails[0]).status == "active"  # a 4xx never bounces anyone
 
     # The next run, once the retry time has come, delivers it.
-    server.handler.rcpt.clear()
+    smtp_server.handler.rcpt.clear()
     room.with_delivery(retry_later_minutes=0.0001)
     from datetime import timedelta
 
@@ -203,26 +198,26 @@ def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_pat
     assert again.outcomes == {"sent": 1} and again.already_sent == 1
 
 
-def test_a_5xx_fails_for_good_and_bounces_the_subscriber(tmp_path, server):
+def test_a_5xx_fails_for_good_and_bounces_the_subscriber(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=3)
-    server.handler.rcpt[room.emails[2]] = ["550 5.1.1 No such user"]
-    room.with_smtp(server.port)
+    smtp_server.handler.rcpt[room.emails[2]] = ["550 5.1.1 No such user"]
+    room.with_smtp(smtp_server.port)
     report = run(room)
     assert report.outcomes == {"sent": 2, "failed": 1} and report.bounced == 1
-    assert server.handler.attempts[room.emails[2]] == 1  # never retried
+    assert smtp_server.handler.attempts[room.emails[2]] == 1  # never retried
     assert room.store.get(room.emails[2]).status == "bounced"
     # Never sent to again, not even for the next edition's ledger.
     assert run(room).outcomes == {}
 
 
-def test_421_on_data_reconnects_and_goes_on(tmp_path, server):
+def test_421_on_data_reconnects_and_goes_on(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=4)
-    server.handler.data_replies = [None, "421 4.3.2 Shutting down", None]
-    room.with_smtp(server.port, connections=1)
+    smtp_server.handler.data_replies = [None, "421 4.3.2 Shutting down", None]
+    room.with_smtp(smtp_server.port, connections=1)
     report = run(room)
     assert report.outcomes["sent"] == 4
-    assert sorted(server.handler.by_recipient()) == sorted(room.emails)
-    assert server.handler.sessions >= 2  # it connected again after the 421
+    assert sorted(smtp_server.handler.by_recipient()) == sorted(room.emails)
+    assert smtp_server.handler.sessions >= 2  # it connected again after the 421
 
 
 def test_a_server_that_stops_answering_hits_the_deadline_and_defers(tmp_path):
@@ -243,13 +238,13 @@ def test_a_server_that_stops_answering_hits_the_deadline_and_defers(tmp_path):
     assert server.handler.messages == []
 
 
-def test_starttls_required_never_falls_back_to_plaintext(tmp_path, server):
+def test_starttls_required_never_falls_back_to_plaintext(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=1)
-    room.with_smtp(server.port, tls="starttls")  # aiosmtpd here offers no STARTTLS
+    room.with_smtp(smtp_server.port, tls="starttls")  # aiosmtpd here offers no STARTTLS
     room.with_delivery(retries=1)
     report = run(room)
     assert report.outcomes == {"deferred": 1}
-    assert server.handler.messages == []
+    assert smtp_server.handler.messages == []
 
 
 def test_tls_none_is_refused_for_a_server_that_is_not_on_this_machine():
@@ -318,12 +313,12 @@ def test_smtp_sink_failures(tmp_path, options, outcome, status):
 
 # -- editors and jobs ------------------------------------------------------------------------------
 
-def test_test_to_sends_one_copy_and_leaves_the_ledger_alone(tmp_path, server):
+def test_test_to_sends_one_copy_and_leaves_the_ledger_alone(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=3)
-    room.config.write_text(room.config.read_text() + f'\n[smtp]\nhost = "127.0.0.1"\nport = {server.port}\ntls = "none"\n')
+    room.config.write_text(room.config.read_text() + f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\ntls = "none"\n')
     result = room.cli("send", "--test-to", "editor@lequotidien.example.ma")
     assert result.returncode == 0, result.stderr
-    assert [m.rcpt_tos for m in server.handler.messages] == [["editor@lequotidien.example.ma"]]
+    assert [m.rcpt_tos for m in smtp_server.handler.messages] == [["editor@lequotidien.example.ma"]]
     assert room.ledger_rows() == {}
 
 
@@ -352,19 +347,13 @@ def test_renderer_is_not_touched_per_recipient(tmp_path, monkeypatch):
 def test_the_quick_start_chain_from_the_readme(tmp_path):
     """Import the example subscribers, send to the outbox, run again: what the README promises."""
     import shutil
-    import subprocess
-    import sys
-
-    from conftest import EXAMPLES, ROOT
 
     room = Newsroom(tmp_path, subscribers=0)
     shutil.copy(EXAMPLES / "subscribers.csv", tmp_path / "subscribers.csv")
-    imported = subprocess.run([sys.executable, "-m", "digest", "subscribers", "import", str(tmp_path / "subscribers.csv"),
-                               "-c", str(room.config)], capture_output=True, text=True, cwd=ROOT)
+    imported = digest("subscribers", "import", str(tmp_path / "subscribers.csv"), "-c", str(room.config))
     assert imported.returncode == 0, imported.stderr
     assert "24 created" in imported.stdout
-    counted = subprocess.run([sys.executable, "-m", "digest", "subscribers", "count", "-c", str(room.config)],
-                             capture_output=True, text=True, cwd=ROOT)
+    counted = digest("subscribers", "count", "-c", str(room.config))
     assert "active" in counted.stdout and "21" in counted.stdout
     sent = room.cli("send")
     assert sent.returncode == 0, sent.stderr
@@ -374,20 +363,16 @@ def test_the_quick_start_chain_from_the_readme(tmp_path):
     assert again.returncode == 0 and "Nothing new to send" in again.stdout
 
 
-def test_the_mailto_unsubscribe_message_unsubscribes_by_its_token(tmp_path, server):
+def test_the_mailto_unsubscribe_message_unsubscribes_by_its_token(tmp_path, smtp_server):
     """What a mail app sends to the List-Unsubscribe mailto, piped to `--from-message`."""
-    import subprocess
-    import sys
     from email.message import EmailMessage
     from urllib.parse import unquote, urlsplit
 
-    from conftest import ROOT
-
     room = Newsroom(tmp_path, subscribers=3)
-    room.with_smtp(server.port)
+    room.with_smtp(smtp_server.port)
     run(room)
     target = room.emails[1]
-    received = parse(server.handler.by_recipient()[target][0].data)
+    received = parse(smtp_server.handler.by_recipient()[target][0].data)
     mailto = re.findall(r"<(mailto:[^>]+)>", received["List-Unsubscribe"])[0]
     parts = urlsplit(mailto)
     request = EmailMessage()
@@ -395,14 +380,13 @@ def test_the_mailto_unsubscribe_message_unsubscribes_by_its_token(tmp_path, serv
     request["To"] = parts.path
     request["Subject"] = unquote(parts.query.split("subject=", 1)[1])
     request.set_content("")
-    result = subprocess.run([sys.executable, "-m", "digest", "subscribers", "unsubscribe", "--from-message",
-                             "-c", str(room.config)], input=bytes(request), capture_output=True, cwd=ROOT)
+    result = digest("subscribers", "unsubscribe", "--from-message", "-c", str(room.config), input=bytes(request))
     assert result.returncode == 0, result.stderr
     assert room.store.get(target).status == "unsubscribed"
     assert {room.store.get(a).status for a in room.emails if a != target} == {"active"}
 
 
-def test_a_hostile_title_in_the_subject_cannot_add_a_header(tmp_path, server):
+def test_a_hostile_title_in_the_subject_cannot_add_a_header(tmp_path, smtp_server):
     """A feature whose title carries CR/LF becomes the lead, so the subject: still one header."""
     from dataclasses import replace
 
@@ -414,9 +398,9 @@ def test_a_hostile_title_in_the_subject_cannot_add_a_header(tmp_path, server):
                        encoding="utf-8")
     room = Newsroom(tmp_path, subscribers=2)
     room.settings = replace(room.settings, sources=room.settings.sources + (SourceSpec("hostile", str(feature)),))
-    room.with_smtp(server.port)
+    room.with_smtp(smtp_server.port)
     run(room)
-    for received in server.handler.messages:
+    for received in smtp_server.handler.messages:
         msg = parse(received.data)
         assert msg.get_all("Bcc") is None and msg.get_all("X-Evil") is None
         assert "Bcc: victim@example.com" in msg["Subject"] and "\n" not in msg["Subject"]
@@ -452,7 +436,7 @@ def test_a_refused_login_stops_the_run_and_fails_nobody(tmp_path, monkeypatch):
 
 
 def test_an_unreachable_server_stops_the_run_after_bounded_retries(tmp_path):
-    from ports import refusing_port
+    from support.ports import refusing_port
 
     room = Newsroom(tmp_path, subscribers=4)
     with refusing_port() as port:  # nobody listens there, nor can start to during the run
@@ -465,19 +449,19 @@ def test_an_unreachable_server_stops_the_run_after_bounded_retries(tmp_path):
     assert report.left == 4
 
 
-def test_a_policy_refusal_fails_the_message_without_bouncing_the_reader(tmp_path, server):
+def test_a_policy_refusal_fails_the_message_without_bouncing_the_reader(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=2)
-    server.handler.rcpt[room.emails[0]] = ["554 5.7.1 Message refused by policy"]
-    room.with_smtp(server.port)
+    smtp_server.handler.rcpt[room.emails[0]] = ["554 5.7.1 Message refused by policy"]
+    room.with_smtp(smtp_server.port)
     report = run(room)
     assert report.outcomes == {"sent": 1, "failed": 1} and report.bounced == 0
     assert room.store.get(room.emails[0]).status == "active"
 
 
-def test_deferred_messages_not_yet_due_are_reported_not_hidden(tmp_path, server):
+def test_deferred_messages_not_yet_due_are_reported_not_hidden(tmp_path, smtp_server):
     room = Newsroom(tmp_path, subscribers=2)
-    server.handler.rcpt[room.emails[0]] = ["451 4.7.1 Try again later"]
-    room.config.write_text(room.config.read_text() + f'\n[smtp]\nhost = "127.0.0.1"\nport = {server.port}\ntls = "none"\n')
+    smtp_server.handler.rcpt[room.emails[0]] = ["451 4.7.1 Try again later"]
+    room.config.write_text(room.config.read_text() + f'\n[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\ntls = "none"\n')
     first = room.cli("send")
     assert first.returncode == 1 and "left" in first.stdout
     second = room.cli("send")
@@ -487,11 +471,7 @@ def test_deferred_messages_not_yet_due_are_reported_not_hidden(tmp_path, server)
 
 def test_a_mailto_message_without_a_valid_token_changes_nothing(tmp_path):
     """Anyone can write anyone's From: address; only the signed token unsubscribes."""
-    import subprocess
-    import sys
     from email.message import EmailMessage
-
-    from conftest import ROOT
 
     room = Newsroom(tmp_path, subscribers=2)
     request = EmailMessage()
@@ -499,8 +479,7 @@ def test_a_mailto_message_without_a_valid_token_changes_nothing(tmp_path):
     request["To"] = "unsubscribe@lequotidien.example.ma"
     request["Subject"] = "unsubscribe"
     request.set_content("")
-    result = subprocess.run([sys.executable, "-m", "digest", "subscribers", "unsubscribe", "--from-message",
-                             "-c", str(room.config)], input=bytes(request), capture_output=True, cwd=ROOT)
+    result = digest("subscribers", "unsubscribe", "--from-message", "-c", str(room.config), input=bytes(request))
     assert result.returncode != 0 and b"no valid unsubscribe token" in result.stderr
     assert b"Traceback" not in result.stderr
     assert room.store.get(room.emails[0]).status == "active"

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import DAY, ROOT
-from delivery import Newsroom
-from ports import PATIENCE
-from smtp_servers import Holding, Recorder, SmtpServer
+from support.cli import popen
+from support.newsroom import Newsroom
+from support.paths import DAY
+from support.ports import PATIENCE
+from support.smtp import Holding, Recorder, SmtpServer
 
 from digest.pipeline.edition import edition_key
 
@@ -143,27 +142,22 @@ with EditionLock(sys.argv[1], sys.argv[2]):
 """
 
 
-def test_the_edition_lock_refuses_a_send_and_the_kernel_frees_it_when_its_holder_is_killed(tmp_path):
-    server = SmtpServer()
+def test_the_edition_lock_refuses_a_send_and_the_kernel_frees_it_when_its_holder_is_killed(tmp_path, smtp_server):
+    room = newsroom(tmp_path, smtp_server, subscribers=5)
+    key = edition_key(room.settings, DAY)
+    holder = popen("-c", HOLD_THE_LOCK, room.settings.database, key)
     try:
-        room = newsroom(tmp_path, server, subscribers=5)
-        key = edition_key(room.settings, DAY)
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, room.settings.database, key],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        try:
-            assert holder.stdout.readline() == "held\n"
-            refused = room.cli("send")
-            assert refused.returncode == 2
-            assert f"digest: error: another 'digest send' (pid {holder.pid}) is sending this edition" in refused.stderr
-            assert server.handler.messages == [] and room.ledger_rows() == {}
-        finally:
-            holder.kill()  # SIGKILL: no chance to unlock; the kernel drops the flock with the process
-            holder.communicate(timeout=PATIENCE)
-        result = room.cli("send")
-        assert result.returncode == 0, result.stderr
-        assert sorted(r for m in server.handler.messages for r in m.rcpt_tos) == sorted(room.emails)
+        assert holder.stdout.readline() == "held\n"
+        refused = room.cli("send")
+        assert refused.returncode == 2
+        assert f"digest: error: another 'digest send' (pid {holder.pid}) is sending this edition" in refused.stderr
+        assert smtp_server.handler.messages == [] and room.ledger_rows() == {}
     finally:
-        server.stop()
+        holder.kill()  # SIGKILL: no chance to unlock; the kernel drops the flock with the process
+        holder.communicate(timeout=PATIENCE)
+    result = room.cli("send")
+    assert result.returncode == 0, result.stderr
+    assert sorted(r for m in smtp_server.handler.messages for r in m.rcpt_tos) == sorted(room.emails)
 
 
 def test_the_edition_lock_held_in_this_process_refuses_a_send(tmp_path):
@@ -184,11 +178,9 @@ def test_a_ledger_that_cannot_be_written_stops_the_run_cleanly(tmp_path):
     import sqlite3
     import threading
 
-    from delivery import Newsroom as Room
-
     from digest.core.errors import LedgerError
 
-    room = Room(tmp_path, subscribers=12)
+    room = Newsroom(tmp_path, subscribers=12)
     locked = threading.Event()
     release = threading.Event()
 

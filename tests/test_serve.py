@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import re
 import signal
-import sys
 import time
 import warnings
 from dataclasses import replace
@@ -20,15 +19,15 @@ with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for it
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from delivery import Newsroom, parse
-from ports import PATIENCE
-from served import Served
+from support.mail import parse
+from support.newsroom import PREFIX, Newsroom, sid
+from support.newsroom import SITE as BASE
+from support.ports import PATIENCE
+from support.served import serve
 
 from digest.web.serve import CSP, FormGuard, create_app, mask, redact
 from subscribers.tokens import Tokens, load_keys
 
-BASE = "https://lequotidien.example.ma"
-PREFIX = "/digest"
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
 
@@ -41,10 +40,6 @@ def room(tmp_path):
 def client(room):
     with TestClient(create_app(room.settings, room.store), base_url=BASE, follow_redirects=False) as c:
         yield c
-
-
-def sid(room, i: int = 0) -> int:
-    return room.store.get(room.emails[i]).id
 
 
 def unsub_path(room, i: int = 0, token: str | None = None) -> str:
@@ -173,7 +168,7 @@ def test_unsubscribed_and_bounced_subscribers_see_where_they_stand(room, client)
 
 
 def test_the_page_speaks_the_subscriber_s_language(room, client):
-    # reader0001 reads English, reader0002 Arabic (tests/delivery.py)
+    # reader0001 reads English, reader0002 Arabic (tests/support/newsroom.py)
     assert "Unsubscribe from Le Quotidien?" in client.get(unsub_path(room, 1)).text
     arabic = client.get(unsub_path(room, 2)).text
     assert 'lang="ar" dir="rtl"' in arabic and "إلغاء الاشتراك في Le Quotidien؟" in arabic
@@ -491,16 +486,10 @@ def test_the_log_keeps_a_long_prefix_and_cuts_the_token_after_it(room, caplog):
 
 # -- the real command ---------------------------------------------------------------------------------
 
-def start_serve(room: Newsroom, *args: str) -> Served:
-    """The real command, on a port it has bound (see tests/served.py)."""
-    return Served(lambda port: [sys.executable, "-m", "digest", "serve", "-c", str(room.config),
-                                "--port", str(port), *args])
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_digest_serve_answers_logs_and_stops_cleanly_on_a_signal(tmp_path, sig):
     room = Newsroom(tmp_path, subscribers=2)
-    server = start_serve(room)
+    server = serve(room.config)
     port = server.port
     try:
         token = room.tokens.make(sid(room, 0))
@@ -512,7 +501,8 @@ def test_digest_serve_answers_logs_and_stops_cleanly_on_a_signal(tmp_path, sig):
             assert "server" not in answer.headers
         assert room.store.get(room.emails[0]).status == "unsubscribed"
     finally:
-        out, err = server.stop(sig)
+        server.stop(sig)
+    out, err = server.output()
     assert server.returncode == 0, err
     assert "Traceback" not in err
     assert "POST /digest/unsubscribe/… 200" in err and token not in err + out
@@ -525,10 +515,10 @@ def test_digest_serve_believes_forwarded_headers_only_from_the_trusted_proxy(tmp
     """Behind nginx the browser's origin is https://<public host>: the app knows the scheme only from
     X-Forwarded-Proto, which uvicorn takes from the trusted proxy address alone."""
     room = Newsroom(tmp_path, subscribers=1)
-    server = start_serve(room, "--trusted-proxy", trusted)
+    server = serve(room.config, "--trusted-proxy", trusted)
     try:
         token = room.tokens.make(sid(room, 0))
-        url = f"{server.url}{PREFIX}/preferences/{token}"
+        url = server.url(f"{PREFIX}/preferences/{token}")
         with httpx.Client(timeout=PATIENCE) as http:
             csrf = csrf_of(http.get(url).text)
             forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7",

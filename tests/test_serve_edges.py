@@ -2,109 +2,26 @@
 that leave in the middle, hostile bytes in request paths, tokens anywhere in a path, idle and
 half-sent connections, a client that stops reading, oversized request heads.
 
-The server's stderr is read by a thread as it comes, so a test can wait for a log line instead of
-sleeping; every assertion on the log is made after the server has stopped and written everything.
+The server's stderr is read by a thread as it comes (support/served.py), so a test can wait for a log
+line instead of sleeping; every assertion on the log is made after the server has stopped and written
+everything.
 """
 from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import struct
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import ROOT
-from delivery import Newsroom
-from ports import PATIENCE, free_port
-from test_serve import PREFIX, sid
+from support import cli
+from support.newsroom import PREFIX, Newsroom, sid
+from support.served import Served, serve
 
 LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
-
-
-class Served:
-    """A running `digest serve`, its stderr collected line by line."""
-
-    def __init__(self, room: Newsroom, *args: str) -> None:
-        for _ in range(5):  # the port picked free may be taken by another process before serve binds it
-            if self._start(room, args):
-                return
-        raise AssertionError("no free port five times in a row")
-
-    def _start(self, room: Newsroom, args: tuple[str, ...]) -> bool:
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "digest", "serve", "-c", str(room.config), "--port", str(self.port), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        self._lines: list[bytes] = []
-        self._seen = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + PATIENCE
-        while not self.has(rb"Uvicorn running on"):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                if b"address already in use" in self.stderr().lower():
-                    return False
-                raise AssertionError(f"digest serve did not start: {self.stderr()!r}")
-            with self._seen:
-                self._seen.wait(0.2)
-        return True
-
-    def _read(self) -> None:
-        for line in self.process.stderr:
-            with self._seen:
-                self._lines.append(line)
-                self._seen.notify_all()
-
-    def count(self, pattern: bytes) -> int:
-        with self._seen:
-            return sum(1 for line in self._lines if re.search(pattern, line))
-
-    def has(self, pattern: bytes) -> bool:
-        return self.count(pattern) > 0
-
-    def wait_for(self, pattern: bytes, count: int = 1, timeout: float = 60) -> None:
-        """Until `count` log lines match `pattern` (a request is logged once its answer is sent)."""
-        deadline = time.monotonic() + timeout
-        with self._seen:
-            while sum(1 for line in self._lines if re.search(pattern, line)) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise AssertionError(f"no {count} log lines like {pattern!r} in {timeout} s: "
-                                         f"{b''.join(self._lines)!r}")
-                self._seen.wait(left)
-
-    def stderr(self) -> bytes:
-        with self._seen:
-            return b"".join(self._lines)
-
-    def stop(self) -> bytes:
-        """SIGTERM, wait, and the whole stderr (as bytes: what a log file would hold)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._reader.join(timeout=10)
-        self.process.stdout.close()
-        self.process.stderr.close()
-        return self.stderr()
-
-    def connect(self, timeout: float = 30) -> socket.socket:
-        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
 
 
 def read_all(conn: socket.socket) -> bytes:
@@ -162,7 +79,7 @@ def token_of(room: Newsroom, i: int) -> str:
 # -- clients that leave -------------------------------------------------------------------------------
 
 def test_a_client_leaving_mid_body_or_mid_answer_gets_no_500_and_leaves_one_log_line(room):
-    served = Served(room)
+    served = serve(room.config)
     try:
         tokens = [token_of(room, i) for i in range(3)]
         cut_bodies = [
@@ -204,7 +121,7 @@ def test_a_client_leaving_mid_body_or_mid_answer_gets_no_500_and_leaves_one_log_
 
 
 def test_a_cut_body_is_logged_as_499_once(room):
-    served = Served(room)
+    served = serve(room.config)
     try:
         with served.connect() as conn:
             conn.sendall(f"POST {PREFIX}/unsubscribe/{token_of(room, 3)} HTTP/1.1\r\nHost: x\r\n"
@@ -234,7 +151,7 @@ HOSTILE_PATHS = {
 
 
 def test_control_characters_and_raw_bytes_in_a_path_never_reach_the_log_as_such(room):
-    served = Served(room)
+    served = serve(room.config)
     try:
         for path in HOSTILE_PATHS:
             answer = exchange(served, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
@@ -262,7 +179,7 @@ def test_a_token_never_reaches_the_log_wherever_it_is_in_the_path_and_in_any_cas
         f"{PREFIX}/x/{token}/y", f"{PREFIX}/unsubscribe/{quoted}", f"{PREFIX}/archive/{quoted}",
         f"{PREFIX}/unsubscribe%2F{token}", f"{PREFIX}/unsubscribe/{token}?token={token}",
     ]
-    served = Served(room)
+    served = serve(room.config)
     try:
         with httpx.Client(timeout=30) as http:
             for path in paths:
@@ -287,7 +204,7 @@ CLOSED_WITHIN = TIMEOUT + 20
 
 
 def test_idle_and_half_sent_connections_are_closed_in_time_and_the_server_still_answers(room):
-    served = Served(room, "--request-timeout", str(TIMEOUT))
+    served = serve(room.config, "--request-timeout", str(TIMEOUT))
     opened = time.monotonic()
     try:
         idle = [served.connect(timeout=CLOSED_WITHIN) for _ in range(50)]
@@ -348,7 +265,7 @@ def open_sockets(pid: int) -> int:
 
 
 def test_a_client_that_stops_reading_is_dropped(room):
-    served = Served(room, "--request-timeout", str(TIMEOUT))
+    served = serve(room.config, "--request-timeout", str(TIMEOUT))
     try:
         idle = open_sockets(served.process.pid)
         conn = served.connect(timeout=CLOSED_WITHIN)
@@ -373,7 +290,7 @@ def test_a_client_that_stops_reading_is_dropped(room):
 
 def test_connections_beyond_the_limit_are_closed_at_once(room):
     # A request timeout far longer than the wait below: whatever closes the extra one is the limit.
-    served = Served(room, "--max-connections", "5", "--request-timeout", "600")
+    served = serve(room.config, "--max-connections", "5", "--request-timeout", "600")
     try:
         held = [served.connect() for _ in range(5)]
         extra = served.connect(timeout=60)
@@ -397,7 +314,7 @@ def test_connections_beyond_the_limit_are_closed_at_once(room):
 
 
 def test_request_heads_up_to_32_kib_pass_and_larger_ones_are_refused(room):
-    served = Served(room)
+    served = serve(room.config)
     try:
         cookie = "; ".join(f"c{i}={'v' * 90}" for i in range(220))  # ~20 KiB: a news site's cookies
         ok = exchange(served, f"GET {PREFIX}/healthz HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n"
@@ -422,8 +339,7 @@ def test_request_heads_up_to_32_kib_pass_and_larger_ones_are_refused(room):
 
 
 def test_serve_help_documents_the_limits_and_the_one_click_bodies():
-    result = subprocess.run([sys.executable, "-m", "digest", "serve", "--help"], capture_output=True, text=True,
-                            cwd=ROOT, timeout=60)
+    result = cli.digest("serve", "--help")
     assert result.returncode == 0
     text = " ".join(result.stdout.split())
     for needle in ("--request-timeout", "--max-connections", "DIGEST_REQUEST_TIMEOUT", "DIGEST_MAX_CONNECTIONS",

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from support.paths import EXAMPLES
 
 from digest.core.config import load, parse
 from digest.core.errors import ConfigError

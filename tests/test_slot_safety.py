@@ -17,10 +17,10 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
-from conftest import DAY, EXAMPLES, TZ, TZ_NAME
-from delivery import Newsroom, parse
-from helpers import item
-from smtp_servers import SmtpServer
+from support.items import item
+from support.mail import parse
+from support.newsroom import Newsroom
+from support.paths import DAY, TZ, TZ_NAME
 
 from digest.core.config import SourceSpec
 from digest.core.model import SLOT_TOKEN, Image
@@ -331,17 +331,13 @@ def test_no_source_field_can_fill_a_slot_outbox(tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_no_source_field_can_fill_a_slot_smtp(tmp_path, kind):
-    server = SmtpServer()
-    try:
-        room = newsroom(tmp_path, kind)
-        room.with_smtp(server.port)
-        sender, items = prepare(room, kind)
-        report = sender.run()
-        assert report.ok and report.outcomes["sent"] == 4
-        assert_only_own_tokens(room, [m.data for m in server.handler.messages], items)
-    finally:
-        server.stop()
+def test_no_source_field_can_fill_a_slot_smtp(tmp_path, kind, smtp_server):
+    room = newsroom(tmp_path, kind)
+    room.with_smtp(smtp_server.port)
+    sender, items = prepare(room, kind)
+    report = sender.run()
+    assert report.ok and report.outcomes["sent"] == 4
+    assert_only_own_tokens(room, [m.data for m in smtp_server.handler.messages], items)
 
 
 # --- the pieces -------------------------------------------------------------------------------------------
@@ -410,9 +406,3 @@ def test_the_template_refuses_an_encoded_body_whose_slots_do_not_match_the_rende
     with pytest.raises(ValueError, match="3 slots where the rendering has 2"):
         tpl._split(three)
 
-
-@pytest.fixture
-def example_settings():
-    from digest.core.config import load
-
-    return load(EXAMPLES / "digest.toml")

@@ -3,12 +3,10 @@ declared once, it is named in digest.toml and guessed from its files like digest
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-from conftest import ROOT
+from support.cli import digest
 
 from digest.pipeline.sources import feed, markdown, pagedump, registry
 
@@ -41,13 +39,12 @@ def install_plugin(folder: Path) -> dict[str, str]:
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: wire-plugin\nVersion: 1.0\n", encoding="utf-8")
     (info / "entry_points.txt").write_text("[digest.sources]\nwire = wire_plugin:KIND\n", encoding="utf-8")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(folder), str(ROOT)])}
+    return {"PYTHONPATH": str(folder)}  # after the checkout's (support.cli)
 
 
 def gather(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "digest", "gather", *args, "--date", "2026-11-29",
-                           "--timezone", "Africa/Casablanca", "--format", "json"],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    return digest("gather", *args, "--date", "2026-11-29", "--timezone", "Africa/Casablanca", "--format", "json",
+                  env=env)
 
 
 def test_a_plugged_kind_is_guessed_from_its_extension_and_its_first_bytes(tmp_path):

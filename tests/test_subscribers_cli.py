@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, ROOT
+from support.cli import python
+from support.paths import EXAMPLES
 
 from digest.cli.subscribers import subscribers
 from subscribers import Store
@@ -216,11 +215,8 @@ def test_errors_read_the_same_under_the_digest_command(tmp_path):
 
 
 def _process(tmp_path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    code = "from digest.cli.subscribers import subscribers; subscribers()"
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=60)
+    """The subscribers group on its own, in a real process started in an empty folder."""
+    return python("-c", "from digest.cli.subscribers import subscribers; subscribers()", *args, cwd=tmp_path)
 
 
 @pytest.mark.parametrize("args, fragment", [

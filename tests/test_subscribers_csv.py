@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES
+from support.paths import EXAMPLES
 
 from digest.core.errors import CsvError
 from subscribers import Store, export_csv, import_csv
@@ -30,11 +30,6 @@ hicham@example.ma,هشام التازي,ar,Africa/Casablanca,sport|tech,active,2
 mehdi@example.ma,Mehdi,fr,UTC,,active,yesterday
 hélène@example.com,Hélène,fr,Europe/Paris,,active,
 """
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store.open(tmp_path / "digest.db")
 
 
 def _write(tmp_path: Path, text: str, name: str = "list.csv", encoding: str = "utf-8") -> Path:

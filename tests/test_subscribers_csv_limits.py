@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.cli import python
 
 from digest.cli.subscribers import subscribers
 from digest.core.errors import CsvError
@@ -21,11 +19,6 @@ from subscribers import Store, export_csv, import_csv
 from subscribers.csvio import ERRORS_KEPT, FORMULA_STARTS, LINE_MAX, neutralise, restore
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def store(tmp_path):
-    return Store.open(tmp_path / "digest.db")
 
 
 def _fields(s):
@@ -142,8 +135,7 @@ _IMPORT = ("import sys; from subscribers import Store, import_csv; "
 def _peak(tmp_path: Path, rows: int) -> tuple[int, int, int, int]:
     """(bad rows, bad rows kept, line of the first, peak resident bytes) of importing `rows` bad rows."""
     path = _bad_file(tmp_path / f"bad-{rows}.csv", rows)
-    done = subprocess.run([sys.executable, "-c", _IMPORT, str(path), str(tmp_path / f"{rows}.db")],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    done = python("-c", _IMPORT, str(path), str(tmp_path / f"{rows}.db"), timeout=600)
     assert done.returncode == 0, done.stderr
     bad, kept, first, peak = map(int, done.stdout.split())
     return bad, kept, first, peak

@@ -23,11 +23,6 @@ from subscribers.validate import (
 UTC = UTC
 
 
-@pytest.fixture
-def store(tmp_path):
-    return Store.open(tmp_path / "digest.db")
-
-
 # -- validation -------------------------------------------------------------------------------
 
 

@@ -14,11 +14,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import DAY, TZ
-from delivery import Newsroom, parse
-from helpers import item
+from support.items import item
+from support.mail import message_parts, parse
+from support.newsroom import Newsroom
+from support.paths import DAY, TZ
 
-from digest.core.config import SourceSpec, load
+from digest.core.config import SourceSpec
 from digest.core.model import Image
 from digest.pipeline.sources import Context, feed
 
@@ -233,16 +234,15 @@ WRITERS = {"pagedump": write_pagedump, "rss": write_rss, "atom": write_atom, "js
            "markdown": write_markdown}
 
 
-def roomy(room: Newsroom, theme: Path | None = None) -> None:
+def roomy(room: Newsroom) -> None:
     """Every item shown: every article a lead, no rubric cap, no size budget."""
-    text = room.config.read_text(encoding="utf-8")
-    text = text.replace("leads = 2", "leads = 10000").replace("budget_bytes = 100000", "budget_bytes = 50000000")
-    text = text.replace("more_max = 25", "more_max = 10000")
-    text = re.sub(r"max_items = \d+", "max_items = 10000", text)
-    if theme is not None:
-        text = text.replace('# theme = "theme"', f'theme = "{theme}"')
-    room.config.write_text(text, encoding="utf-8")
-    room.settings = load(room.config)
+
+    def everything(text: str) -> str:
+        text = text.replace("leads = 2", "leads = 10000").replace("budget_bytes = 100000", "budget_bytes = 50000000")
+        text = text.replace("more_max = 25", "more_max = 10000")
+        return re.sub(r"max_items = \d+", "max_items = 10000", text)
+
+    room.edit_config(everything)
 
 
 def sources(room: Newsroom, kind: str, items: list[Case]) -> list[str]:
@@ -252,11 +252,6 @@ def sources(room: Newsroom, kind: str, items: list[Case]) -> list[str]:
     for path in WRITERS[kind](folder, items):
         args += ["--source", str(path)]
     return args
-
-
-def message_parts(data: bytes) -> tuple[str, str]:
-    msg = parse(data)
-    return msg.get_body(("plain",)).get_content(), msg.get_body(("html",)).get_content()
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -14,7 +14,6 @@ import argparse
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,11 +23,14 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+# The tests' shared helpers (tests/support), and the checkout's packages, wherever this is run from.
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
 from sqlalchemy import insert  # noqa: E402
+from support import cli  # noqa: E402
+from support.newsroom import config_text  # noqa: E402
+from support.paths import DAY  # noqa: E402
+from support.smtp import SmtpSink  # noqa: E402
 
 from digest.core.config import load  # noqa: E402
 from digest.delivery.ledger import Due  # noqa: E402
@@ -39,23 +41,16 @@ from subscribers.schema import subscribers as subscribers_table  # noqa: E402
 from subscribers.store import Store  # noqa: E402
 from subscribers.tokens import Tokens  # noqa: E402
 
-DAY = "2026-11-29"
 LOCALES = ["fr", "en", "ar"]
 # 20 variants: 3 locales × 7 rubric choices, less one.
 CHOICES = ["", "economie", "politique,international", "sport", "culture,societe", "economie,sport,tech", "international"]
 VARIANTS = [(loc, choice) for loc in LOCALES for choice in CHOICES][:20]
 
 
-def config(folder: Path, smtp: str = "", max_items: int | None = None) -> Path:
-    text = (ROOT / "examples" / "digest.toml").read_text(encoding="utf-8")
-    text = text.replace('path = "', f'path = "{ROOT / "examples"}/')
-    text = text.replace('database = "digest.db"', f'database = "{folder / "digest.db"}"')
-    text = text.replace('secret_file = "digest.key"', f'secret_file = "{folder / "digest.key"}"')
-    text = text.replace('outbox = "outbox"', f'outbox = "{folder / "outbox"}"')
-    if smtp:
-        text += f"\n[smtp]\n{smtp}\n"
+def config(folder: Path, smtp: str = "") -> Path:
+    """The example newsroom's digest.toml with its store, key and outbox in `folder` (as the tests')."""
     path = folder / "digest.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(config_text(folder, smtp), encoding="utf-8")
     return path
 
 
@@ -89,7 +84,7 @@ def bench_personalize(count: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         settings = forty_item_settings(load(config(folder)))
-        made = prepare(settings, datetime.fromisoformat(DAY).date())
+        made = prepare(settings, DAY)
         items = len(made.edition.leads) + sum(len(s.items) for s in made.edition.sections)
         store = Store.open(settings.database)
         sender = Sender(settings, made, store, Tokens({1: b"k" * 32}, 1, settings.newsletter.list_id))
@@ -122,38 +117,20 @@ def bench_personalize(count: int = 100_000) -> None:
     print(f"    reference, EmailMessage per recipient: {count / plain:,.0f} messages/s; ours is {plain / ours:.0f}× faster")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_sink(port: int) -> subprocess.Popen:
-    args = ["smtp-sink"] + (["-u", "nobody"] if os.geteuid() == 0 else []) + ["-m", "1000", f"127.0.0.1:{port}", "1024"]
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return process
-        time.sleep(0.05)
-    raise RuntimeError("smtp-sink did not start")
-
-
 def bench_smtp(count: int = 20_000, connections: int = 10) -> None:
     if not shutil.which("smtp-sink"):
         sys.exit("smtp-sink not found: apt-get install postfix (it is never started as a mail system)")
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        port = free_port()
-        smtp = (f'host = "127.0.0.1"\nport = {port}\ntls = "none"\nconnections = {connections}\n'
-                f"messages_per_connection = {count}\n")
-        path = config(folder, smtp)
-        fill_store(str(folder / "digest.db"), count)
-        sink = start_sink(port)
+        sink = SmtpSink("-m", "1000", backlog=1024)  # the tests' smtp-sink, on a port it has bound
         try:
+            port = sink.port
+            smtp = (f'host = "127.0.0.1"\nport = {port}\ntls = "none"\nconnections = {connections}\n'
+                    f"messages_per_connection = {count}\n")
+            path = config(folder, smtp)
+            fill_store(str(folder / "digest.db"), count)
             t0 = time.perf_counter()
-            result = subprocess.run([sys.executable, "-m", "digest", "send", "-c", str(path), "--date", DAY],
-                                    capture_output=True, text=True, cwd=ROOT)
+            result = cli.digest("send", "-c", str(path), "--date", DAY.isoformat(), timeout=None)
             ours = time.perf_counter() - t0
             if result.returncode != 0:
                 sys.exit(f"digest send failed: {result.stdout}{result.stderr}")
@@ -161,9 +138,8 @@ def bench_smtp(count: int = 20_000, connections: int = 10) -> None:
 
             # Reference: smtp-source sends a message of the same size over the same number of connections.
             sample = folder / "sample.eml"
-            dry = subprocess.run([sys.executable, "-m", "digest", "send", "-c", str(path), "--date", DAY,
-                                  "--test-to", "sample@example.com", "--outbox", str(folder / "sample")],
-                                 capture_output=True, text=True, cwd=ROOT)
+            dry = cli.digest("send", "-c", str(path), "--date", DAY.isoformat(), "--test-to", "sample@example.com",
+                             "--outbox", str(folder / "sample"), timeout=None)
             eml = next((folder / "sample").rglob("*.eml"))
             sample.write_bytes(eml.read_bytes().replace(b"\r\n", b"\n"))
             size = eml.stat().st_size
@@ -174,8 +150,7 @@ def bench_smtp(count: int = 20_000, connections: int = 10) -> None:
             reference = time.perf_counter() - t0
             del dry
         finally:
-            sink.terminate()
-            sink.wait()
+            sink.stop()
     print(f"(b) SMTP: {count:,} messages of about {size / 1024:.0f} KiB, {connections} connections, into one smtp-sink")
     for line in summary:
         print(f"    digest send: {line.strip()}")
@@ -195,8 +170,10 @@ def bench_memory(sizes=(10_000, 200_000)) -> None:
             probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
                      "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
             t0 = time.perf_counter()
-            out = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "digest", "send", "-c", str(path),
-                                  "--date", DAY, "--dry-run"], capture_output=True, text=True, cwd=ROOT, check=True)
+            out = cli.python("-c", probe, sys.executable, "-m", "digest", "send", "-c", str(path),
+                             "--date", DAY.isoformat(), "--dry-run", timeout=None)
+            if out.returncode != 0:
+                sys.exit(f"the memory probe failed: {out.stderr}")
             elapsed = time.perf_counter() - t0
             rss_kib, code = map(int, out.stdout.split())
             print(f"    {count:>8,} subscribers (database {db_size / 2**20:5.1f} MiB): peak {rss_kib / 1024:6.1f} MiB, "

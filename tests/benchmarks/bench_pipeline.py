@@ -16,16 +16,17 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 import mjml
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# The tests' shared helpers (tests/support), and the checkout's packages, wherever this is run from.
+sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
+
+from support.paths import DAY, EXAMPLES, TZ  # noqa: E402
 
 from digest.core.config import SourceSpec, load  # noqa: E402
 from digest.core.model import Variant  # noqa: E402
@@ -33,8 +34,6 @@ from digest.pipeline.gather import gather  # noqa: E402
 from digest.pipeline.rank import rank  # noqa: E402
 from digest.pipeline.render import Renderer, inline_css  # noqa: E402
 
-DAY = date(2026, 11, 29)
-TZ = ZoneInfo("Africa/Casablanca")
 RUBRICS = ["Politique", "Économie", "International", "Société", "Culture", "Sport", "Tech"]
 
 
@@ -99,7 +98,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
     print(f"Python {platform.python_version()} on {platform.machine()}, {args.runs} runs per figure (median)")
-    settings = load(ROOT / "examples" / "digest.toml")
+    settings = load(EXAMPLES / "digest.toml")
     bench("example day (examples/digest.toml)", settings, list(settings.sources), args.runs)
     with tempfile.TemporaryDirectory() as folder:
         big = write_big_feed(Path(folder), 500)

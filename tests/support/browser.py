@@ -5,7 +5,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ports import PATIENCE
+from support.ports import PATIENCE
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags Chromium tries to reach Google's hosts at every start.

@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import lxml.html
-from conftest import DAY, TZ
 
 from digest.core.model import Image, Item
+from support.paths import DAY, TZ
 
 
 def item(title: str, hour: int = 12, minute: int = 0, kind: str = "brief", **fields) -> Item:

@@ -1,21 +1,23 @@
-"""Set-up for delivery tests: a newsroom in a temporary folder, with subscribers, a config file and
-settings pointing at a real SMTP server or an outbox."""
+"""A newsroom in a temporary folder for delivery tests: subscribers, a config file and settings pointing
+at a real SMTP server or an outbox, and `digest …` run against it."""
 from __future__ import annotations
 
-import email
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from dataclasses import replace
-from email import policy
 from pathlib import Path
 
-from conftest import DAY, EXAMPLES, ROOT
-
-from digest.core.config import Delivery, Smtp, load
+from digest.core.config import Smtp, load
 from digest.pipeline.edition import prepare
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
+from support import cli as commands
+from support.paths import DAY, EXAMPLES
+
+# Where examples/digest.toml's base_url puts the newsroom's pages: the site, and the path under it.
+SITE = "https://lequotidien.example.ma"
+PREFIX = "/digest"
+BASE_URL = SITE + PREFIX
 
 RUBRIC_CHOICES = [frozenset(), frozenset({"economie", "sport"}), frozenset({"politique"}), frozenset({"culture", "societe"})]
 LOCALES = ["fr", "en", "ar"]
@@ -35,6 +37,9 @@ def config_text(tmp: Path, smtp: str = "", delivery: str = "") -> str:
 
 
 class Newsroom:
+    """The example newsroom in `tmp`, with `subscribers` readers (reader0000@example.com, …) in its store:
+    locales and rubric choices in turn from LOCALES and RUBRIC_CHOICES."""
+
     def __init__(self, tmp: Path, subscribers: int = 12, smtp: str = "", delivery: str = "") -> None:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
@@ -63,6 +68,15 @@ class Newsroom:
     def with_delivery(self, **fields) -> None:
         self.settings = replace(self.settings, delivery=replace(self.settings.delivery, **fields))
 
+    def edit_config(self, edit: Callable[[str], str]) -> None:
+        """Rewrite digest.toml with `edit` and read it again: the command and the settings agree."""
+        self.config.write_text(edit(self.config.read_text(encoding="utf-8")), encoding="utf-8")
+        self.settings = load(self.config)
+
+    def with_theme(self, theme: Path) -> None:
+        """Render with the theme folder `theme` (the example's commented-out `theme` line, set)."""
+        self.edit_config(lambda text: text.replace('# theme = "theme"', f'theme = "{theme}"'))
+
     @property
     def day_edition(self):
         if self._day_edition is None:
@@ -84,24 +98,15 @@ class Newsroom:
         with self.store.engine.connect() as conn:
             return dict(conn.execute(select(deliveries.c.subscriber_id, deliveries.c.status)).all())
 
-    def cli(self, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "digest", *args, "-c", str(self.config), "--date", DAY.isoformat()],
-            capture_output=True, text=True, cwd=ROOT, timeout=timeout, env={**os.environ, **(env or {})},
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        return result
+    def cli(self, *args: str, timeout: float = commands.TIMEOUT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """`digest ARGS -c <this newsroom's config> --date <the reference day>`, run to its end."""
+        return commands.digest(*args, "-c", str(self.config), "--date", DAY.isoformat(), timeout=timeout, env=env)
 
     def popen(self, *args: str) -> subprocess.Popen:
         """`digest …` running: the caller ends it with communicate(), which also closes its pipes."""
-        return subprocess.Popen(
-            [sys.executable, "-m", "digest", *args, "-c", str(self.config), "--date", DAY.isoformat()],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-        )
+        return commands.popen("-m", "digest", *args, "-c", str(self.config), "--date", DAY.isoformat())
 
 
-def parse(data: bytes):
-    return email.message_from_bytes(data, policy=policy.default)
-
-
-__all__ = ["Newsroom", "parse", "Delivery"]
+def sid(room: Newsroom, i: int = 0) -> int:
+    """The store's id of the room's i-th reader."""
+    return room.store.get(room.emails[i]).id

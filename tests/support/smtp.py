@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from ports import PATIENCE, free_port
+
+from support.ports import PATIENCE, free_port
 
 
 @dataclass
