@@ -11,7 +11,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for it
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from delivery import Newsroom
+from support.newsroom import Newsroom
 
 from digest.web.serve import create_app
 
