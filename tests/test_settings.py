@@ -104,3 +104,26 @@ def test_every_unknown_key_of_a_table_is_named_at_once():
     assert "newsletter.nmae (did you mean name?)" in message
     assert "newsletter.sendr (did you mean sender?)" in message
     assert "newsletter.zzz" in message and "known here: " in message  # no close name: the list helps
+
+
+def test_a_renamed_key_keeps_working_with_a_notice_naming_the_new_one():
+    settings = parse({"fetch_timeout": 3}, file="conf/digest.toml")
+    assert settings.fetch_timeout_seconds == 3.0
+    assert settings.notices == ("conf/digest.toml: fetch_timeout is now called fetch_timeout_seconds; "
+                                "the old name still works, rename it when you can",)
+    assert parse({"fetch_timeout_seconds": 4}).notices == ()
+    with pytest.raises(ConfigError, match="fetch_timeout and fetch_timeout_seconds are the same setting"):
+        parse({"fetch_timeout": 3, "fetch_timeout_seconds": 4})
+
+
+def test_the_command_line_says_once_which_name_to_use(tmp_path):
+    from support.cli import digest
+    from support.paths import SEED
+
+    config = tmp_path / "digest.toml"
+    config.write_text("fetch_timeout = 5\n", encoding="utf-8")
+    result = digest("gather", "-c", str(config), "--source", str(SEED), "--date", "2026-11-29")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("digest: warning:")]
+    assert warnings == [f"digest: warning: {config}: fetch_timeout is now called fetch_timeout_seconds; "
+                        "the old name still works, rename it when you can"]
