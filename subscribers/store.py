@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, bindparam, create_engine, event, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Row, bindparam, func, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
 
+from digest.core.database import database_url, migrate, open_engine, sqlite_file, where
 from digest.core.errors import InvalidSubscriber, StoreError
 from subscribers.model import STATUSES, Subscriber
-from subscribers.schema import metadata, subscribers
+from subscribers.schema import subscribers
 from subscribers.validate import (
     Fields,
     check_fields,
@@ -52,31 +52,6 @@ def split_stored(value: str) -> frozenset[str]:
     return frozenset(key for key in value.split(",") if key)
 
 
-def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # busy_timeout first, so that switching to WAL waits for a busy database rather than failing.
-    # WAL lets the sender write the ledger while others read; foreign keys give the ledger its cascade.
-    for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def database_url(path_or_url: str | Path) -> str:
-    """A SQLAlchemy URL as is; a plain file path as sqlite:///ABSOLUTE_PATH."""
-    text = str(path_or_url)
-    if "://" in text:
-        return text
-    return f"sqlite:///{Path(text).expanduser().resolve()}"
-
-
-def sqlite_file(url: str) -> Path | None:
-    """The file behind a SQLite URL (None for another engine or an in-memory database)."""
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or url in (prefix, prefix + ":memory:"):
-        return None
-    return Path(url[len(prefix):].split("?", 1)[0])
-
-
 class Store:
     """Subscribers over a SQLAlchemy engine (SQLite by default, PostgreSQL in principle).
 
@@ -85,13 +60,9 @@ class Store:
     """
 
     def __init__(self, url: str | Engine) -> None:
-        self.engine = url if isinstance(url, Engine) else self._create_engine(url)
+        self.engine = url if isinstance(url, Engine) else open_engine(url)
         self._conn: Connection | None = None
-        try:
-            metadata.create_all(self.engine, tables=[subscribers])
-        except sa_exc.SQLAlchemyError as exc:
-            raise StoreError(f"cannot open the database {self.where()}: {_first_line(exc)}",
-                             "check --database (or DIGEST_DATABASE) and that its folder exists") from None
+        migrate(self.engine)  # the schema at its newest revision, whoever made the database
 
     @classmethod
     def open(cls, path_or_url: str | Path, create: bool = True) -> Store:
@@ -105,21 +76,9 @@ class Store:
                              "or pass -c / --database to name the right one")
         return cls(url)
 
-    @staticmethod
-    def _create_engine(url: str) -> Engine:
-        try:
-            engine = create_engine(url)
-        except (sa_exc.ArgumentError, sa_exc.NoSuchModuleError, ImportError) as exc:
-            raise StoreError(f"cannot use the database URL {url!r}: {_first_line(exc)}",
-                             "give a file path or a URL such as sqlite:///digest.db") from None
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _pragmas)
-        return engine
-
     def where(self) -> str:
         """The database as a person reads it: a file's path, or the URL without its password."""
-        path = sqlite_file(str(self.engine.url))
-        return str(path) if path is not None else make_url(str(self.engine.url)).render_as_string(hide_password=True)
+        return where(self.engine)
 
     # -- transactions -------------------------------------------------------------------------
 
@@ -384,8 +343,3 @@ def _subscriber(row: Row[Any]) -> Subscriber:
         rubrics=split_stored(row.rubrics), created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at)
     )
     return Subscriber(**values)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -8,7 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
 from support.browser import launch, screenshot_folder
+from support.databases import ENGINES, fresh_database
 from support.feed_server import FeedServer
 from support.paths import EXAMPLES, GOLDEN, ROOT
 from support.smtp import SmtpServer
@@ -105,3 +107,11 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = screenshot_folder(tmp_path_factory.getbasetemp())
     print(f"\nscreenshots: {folder}")
     return folder
+
+
+@pytest.fixture(params=ENGINES)
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each engine in turn, a database of this test's own: a SQLite path, or a PostgreSQL URL whose
+    database is dropped after the test."""
+    with fresh_database(request.param, tmp_path) as where:
+        yield where

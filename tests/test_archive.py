@@ -12,10 +12,6 @@ import lxml.html
 import pytest
 from babel.messages.pofile import read_po
 from jinja2.ext import babel_extract
-from support.mail import parse
-from support.newsroom import BASE_URL as BASE
-from support.newsroom import SITE, Newsroom
-from support.paths import DAY, TZ
 
 from digest.core.errors import DigestError
 from digest.core.model import Edition, Image, Item, Ranked, Section
@@ -23,6 +19,11 @@ from digest.pipeline import archive
 from digest.pipeline.edition import prepare, publish_archive
 from digest.pipeline.i18n import builtin_templates
 from digest.web.serve import create_app
+
+from support.mail import parse
+from support.newsroom import BASE_URL as BASE
+from support.newsroom import SITE, Newsroom
+from support.paths import DAY, TZ
 
 with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for its test client; httpx works
     warnings.simplefilter("ignore")

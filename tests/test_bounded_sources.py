@@ -6,12 +6,13 @@ import asyncio
 import os
 
 import pytest
-from support.cli import digest
-from support.paths import DAY, TZ
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
 from digest.pipeline.sources import MAX_BYTES, Context, fetch_all, markdown
+
+from support.cli import digest
+from support.paths import DAY, TZ
 
 HEAD = "---\ntitle: Un dossier\npublished: 2026-11-29T10:00:00+01:00\n---\n"
 

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import pytest
-from support.browser import new_page
-from support.paths import DAY, EXAMPLES
 
 from digest.core.config import load
 from digest.core.model import Variant
 from digest.pipeline.edition import prepare
 from digest.pipeline.render import Renderer
+
+from support.browser import new_page
+from support.paths import DAY, EXAMPLES
 
 EDITIONS = {"fr": EXAMPLES / "digest.toml", "ar": EXAMPLES / "ar" / "digest.toml"}
 

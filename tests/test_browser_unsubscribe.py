@@ -13,6 +13,7 @@ import re
 import signal
 
 from playwright.sync_api import sync_playwright
+
 from support.browser import launch, new_page
 from support.mail import parse
 from support.newsroom import BASE_URL as BASE

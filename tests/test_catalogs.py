@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 from babel.messages.pofile import read_po
 from jinja2.ext import babel_extract
-from support.paths import ROOT
 
 from digest.pipeline.i18n import builtin_templates, translations
+
+from support.paths import ROOT
 
 TEMPLATES = builtin_templates()
 EMAIL_AND_PREVIEW = sorted([*TEMPLATES.glob("email/*.j2"), *TEMPLATES.glob("preview/*.j2"), *TEMPLATES.glob("web/*.j2")])

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from support.cli import digest
-from support.paths import EXAMPLES
 
 from digest.core.model import Rendered, Variant
 from digest.web import checks
+
+from support.cli import digest
+from support.paths import EXAMPLES
 
 GOOD_BODY = (
     '<div style="display:none;font-size:1px;color:#ffffff">un aperçu caché</div>'

@@ -7,6 +7,7 @@ import subprocess
 import sysconfig
 
 import pytest
+
 from support.cli import digest
 from support.mail import parse
 from support.paths import EXAMPLES, ROOT, SEED

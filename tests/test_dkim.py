@@ -9,9 +9,10 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from support.newsroom import Newsroom
 
 from digest.core.config import Dkim
+
+from support.newsroom import Newsroom
 
 
 @pytest.fixture(scope="module")

@@ -6,14 +6,15 @@ import json
 import time
 
 import pytest
-from support.cli import digest
-from support.paths import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
-from support.ports import refusing_port
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
 from digest.pipeline.gather import gather
 from digest.pipeline.sources import Context, Fetched, feed, fetch_all
+
+from support.cli import digest
+from support.paths import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
+from support.ports import refusing_port
 
 FEEDS = FIXTURES / "feeds"
 BASE = "https://fixtures.example.ma/"

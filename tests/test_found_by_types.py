@@ -11,9 +11,9 @@ with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for it
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from support.newsroom import Newsroom
-
 from digest.web.serve import create_app
+
+from support.newsroom import Newsroom
 
 BASE = "https://lequotidien.example.ma"
 

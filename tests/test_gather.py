@@ -7,14 +7,15 @@ from collections import Counter
 from datetime import UTC, date, datetime
 
 import pytest
-from support.cli import digest
-from support.paths import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
 
 from digest.core.config import SourceSpec
 from digest.core.model import Image, Item
 from digest.core.text import title_key
 from digest.pipeline.gather import canonical_url, deduplicate, gather, in_day
 from digest.pipeline.sources import guess_kind
+
+from support.cli import digest
+from support.paths import DAY, EXAMPLES, FIXTURES, SEED, TZ, TZ_NAME
 
 RSS = EXAMPLES / "sources" / "lequotidien-rss.xml"
 ATOM = EXAMPLES / "sources" / "lequotidien-atom.xml"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from support.cli import digest
 from support.paths import EXAMPLES
 

@@ -17,12 +17,13 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.cli import environment
-from support.newsroom import Newsroom
-from support.paths import ROOT
 
 from digest.cli.subscribers import subscribers
 from subscribers import mailin
+
+from support.cli import environment
+from support.newsroom import Newsroom
+from support.paths import ROOT
 
 SIZE = 10 * 1024 * 1024
 MB = 1024 * 1024

@@ -4,13 +4,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.paths import DAY, EXAMPLES, TZ
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
 from digest.core.model import Image
 from digest.pipeline.gather import gather
 from digest.pipeline.sources import Context, guess_kind, markdown
+
+from support.paths import DAY, EXAMPLES, TZ
 
 FEATURES = EXAMPLES / "features"
 DESSALEMENT = FEATURES / "2026-11-29-dessalement.md"

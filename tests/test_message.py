@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from support.mail import parse
 
 from digest.core.errors import ConfigError
 from digest.core.model import Rendered, Variant
 from digest.pipeline import message
+
+from support.mail import parse
 
 SINGLE = ("From", "To", "Subject", "Date", "Message-ID", "MIME-Version")
 

@@ -6,13 +6,14 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from support.cli import digest
-from support.paths import DAY, FIXTURES, SEED, TZ, TZ_NAME
 
 from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
 from digest.pipeline.gather import gather, in_day
 from digest.pipeline.sources import Context, pagedump
+
+from support.cli import digest
+from support.paths import DAY, FIXTURES, SEED, TZ, TZ_NAME
 
 PAGEDUMPS = FIXTURES / "pagedumps"
 FURNITURE = ("Sous-Rubrique", "Suivez-nous sur Facebook")

@@ -15,13 +15,14 @@ import uvicorn
 from babel.numbers import format_decimal
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import sync_playwright
+
+from digest.web.preview import State, create_app
+
 from support.browser import launch, new_page
 from support.cli import digest
 from support.paths import EXAMPLES
 from support.ports import PATIENCE
 from support.served import preview
-
-from digest.web.preview import State, create_app
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from support.paths import ROOT
-
 import digest
+
+from support.paths import ROOT
 
 
 def test_the_public_names_are_what_they_should_be():

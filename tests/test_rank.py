@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import datetime
 
 import pytest
-from support.items import item
-from support.paths import DAY, SEED, TZ, TZ_NAME
 
 from digest.core.config import Rubric, defaults, parse
 from digest.pipeline.rank import rank, ranked_items
+
+from support.items import item
+from support.paths import DAY, SEED, TZ, TZ_NAME
 
 
 @pytest.fixture

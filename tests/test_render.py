@@ -5,8 +5,6 @@ import re
 from dataclasses import replace
 
 import pytest
-from support.items import day_of, item, parse
-from support.paths import DAY, TZ_NAME
 
 from digest.core.config import defaults
 from digest.core.model import Variant
@@ -14,12 +12,15 @@ from digest.pipeline.edition import prepare
 from digest.pipeline.rank import rank
 from digest.pipeline.render import SLOT_TOKEN, Renderer
 
+from support.items import day_of, item, parse
+from support.paths import DAY, TZ_NAME
+
 
 @pytest.fixture(scope="module")
 def example(request):
-    from support.paths import EXAMPLES
-
     from digest.core.config import load
+
+    from support.paths import EXAMPLES
 
     settings = load(EXAMPLES / "digest.toml")
     made = prepare(settings, DAY)

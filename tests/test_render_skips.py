@@ -10,15 +10,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from support.items import item
-from support.mail import message_parts, parse
-from support.newsroom import Newsroom
-from support.paths import DAY, ROOT, TZ_NAME
 
 from digest.core.errors import ThemeError
 from digest.core.model import Image
 from digest.pipeline.rank import rank
 from digest.pipeline.render import Renderer
+
+from support.items import item
+from support.mail import message_parts, parse
+from support.newsroom import Newsroom
+from support.paths import DAY, ROOT, TZ_NAME
 
 
 @pytest.mark.parametrize("bad", ["\x01", "\ud800", "\ufffe", "\x1b[31m"])

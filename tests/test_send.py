@@ -5,13 +5,14 @@ import re
 
 import lxml.html
 import pytest
+
+from digest.pipeline.render import Renderer
+
 from support.cli import digest
 from support.mail import parse
 from support.newsroom import Newsroom
 from support.paths import EXAMPLES
 from support.smtp import Holding, Recorder, SmtpServer, SmtpSink
-
-from digest.pipeline.render import Renderer
 
 
 def run(newsroom: Newsroom, **kwargs):

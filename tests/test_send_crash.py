@@ -8,13 +8,14 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from digest.pipeline.edition import edition_key
+
 from support.cli import popen
 from support.newsroom import Newsroom
 from support.paths import DAY
 from support.ports import PATIENCE
 from support.smtp import Holding, Recorder, SmtpServer
-
-from digest.pipeline.edition import edition_key
 
 CONNECTIONS = 2
 

@@ -19,14 +19,14 @@ with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for it
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from digest.web.serve import CSP, FormGuard, create_app, mask, redact
+from subscribers.tokens import Tokens, load_keys
+
 from support.mail import parse
 from support.newsroom import PREFIX, Newsroom, sid
 from support.newsroom import SITE as BASE
 from support.ports import PATIENCE
 from support.served import serve
-
-from digest.web.serve import CSP, FormGuard, create_app, mask, redact
-from subscribers.tokens import Tokens, load_keys
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from support import cli
 from support.newsroom import PREFIX, Newsroom, sid
 from support.served import Served, serve

@@ -4,10 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support.paths import EXAMPLES
 
 from digest.core.config import load, parse
 from digest.core.errors import ConfigError
+
+from support.paths import EXAMPLES
 
 
 def test_the_example_config_loads_with_rubrics_sources_and_resolved_paths():

@@ -17,10 +17,6 @@ from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
 import pytest
-from support.items import item
-from support.mail import parse
-from support.newsroom import Newsroom
-from support.paths import DAY, TZ, TZ_NAME
 
 from digest.core.config import SourceSpec
 from digest.core.model import SLOT_TOKEN, Image
@@ -30,6 +26,11 @@ from digest.pipeline.rank import rank
 from digest.pipeline.render import Renderer
 from digest.web import checks
 from subscribers.tokens import TOKEN_LENGTH
+
+from support.items import item
+from support.mail import parse
+from support.newsroom import Newsroom
+from support.paths import DAY, TZ, TZ_NAME
 
 OLD_PLACEHOLDER = ("DigestTokenSlot" * 6)[:TOKEN_LENGTH]  # what the previous sender searched the body for
 FIELDS = ("link", "title", "body", "summary", "image", "alt", "category", "author")

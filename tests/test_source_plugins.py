@@ -6,9 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
-from support.cli import digest
-
 from digest.pipeline.sources import feed, markdown, pagedump, registry
+
+from support.cli import digest
 
 PLUGIN = '''
 """A newsroom's wire service: "title @ HHMM" lines under a "#wire" header."""

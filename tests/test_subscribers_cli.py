@@ -8,11 +8,12 @@ import subprocess
 import click
 import pytest
 from click.testing import CliRunner
-from support.cli import python
-from support.paths import EXAMPLES
 
 from digest.cli.subscribers import subscribers
 from subscribers import Store
+
+from support.cli import python
+from support.paths import EXAMPLES
 
 CONFIG = str(EXAMPLES / "digest.toml")
 EXAMPLE = str(EXAMPLES / "subscribers.csv")

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from support.paths import EXAMPLES
 
 from digest.core.errors import CsvError
 from subscribers import Store, export_csv, import_csv
+
+from support.paths import EXAMPLES
 
 EXAMPLE = EXAMPLES / "subscribers.csv"
 RUBRICS = {"politique", "economie", "international", "societe", "culture", "sport", "tech", "actualite"}

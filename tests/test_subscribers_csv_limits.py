@@ -11,12 +11,13 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.cli import python
 
 from digest.cli.subscribers import subscribers
 from digest.core.errors import CsvError
 from subscribers import Store, export_csv, import_csv
 from subscribers.csvio import ERRORS_KEPT, FORMULA_STARTS, LINE_MAX, neutralise, restore
+
+from support.cli import python
 
 MB = 1024 * 1024
 

@@ -150,9 +150,6 @@ def test_statuses_and_unsubscribe_is_idempotent(store):
 
 
 def test_remove_deletes_the_ledger_rows_too(store):
-    from digest.delivery import schema
-
-    schema.create(store.engine)  # the ledger makes its table the first time it opens a database
     added = store.add("nadia@example.com")
     with store.engine.begin() as conn:
         conn.execute(insert(deliveries).values(edition="2026-11-29", subscriber_id=added.id, updated_at=datetime.now(UTC)))

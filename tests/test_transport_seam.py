@@ -8,12 +8,13 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from support.newsroom import Newsroom
 
 from digest.core.config import Settings
 from digest.core.errors import ConfigError
 from digest.delivery import transports
 from digest.delivery.transports import Envelope, Kind, Outcome
+
+from support.newsroom import Newsroom
 
 
 class Notebook:

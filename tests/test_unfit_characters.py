@@ -14,14 +14,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from support.items import item
-from support.mail import message_parts, parse
-from support.newsroom import Newsroom
-from support.paths import DAY, TZ
 
 from digest.core.config import SourceSpec
 from digest.core.model import Image
 from digest.pipeline.sources import Context, feed
+
+from support.items import item
+from support.mail import message_parts, parse
+from support.newsroom import Newsroom
+from support.paths import DAY, TZ
 
 # Each class of character the issue names, by code point.
 CLASSES = {

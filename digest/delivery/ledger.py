@@ -18,7 +18,6 @@ from typing import TypeVar
 from sqlalchemy import Select, and_, bindparam, func, insert, literal, or_, select, update
 from sqlalchemy.engine import Connection
 
-from digest.delivery import schema
 from digest.delivery.schema import deliveries
 from subscribers.schema import subscribers
 from subscribers.store import Store
@@ -71,7 +70,6 @@ class Ledger:
         self.engine = store.engine
         self.edition = edition
         self._conn: Connection | None = None
-        schema.create(self.engine)
         # One statement per transition, built once: each message costs two small committed
         # updates, not two rounds of SQL construction.
         row = update(deliveries).where(deliveries.c.edition == bindparam("e"), deliveries.c.subscriber_id == bindparam("sid"))

@@ -1,14 +1,13 @@
 """The delivery ledger's table: one row per (edition, subscriber), in the subscribers' database.
 
-A row points at its subscriber (removing a subscriber removes their rows) and is created by the
-ledger itself, the first time it opens a database.
+A row points at its subscriber (removing a subscriber removes their rows). The table is made, and
+changed, by the migrations of digest.core.database; this is its shape as queries see it.
 """
 from __future__ import annotations
 
 from sqlalchemy import (
     Column,
     DateTime,
-    Engine,
     ForeignKey,
     Index,
     Integer,
@@ -34,7 +33,3 @@ deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_deliveries_edition_status", "edition", "status"),
 )
-
-
-def create(engine: Engine) -> None:
-    metadata.create_all(engine, tables=[deliveries])

@@ -27,10 +27,6 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
 from sqlalchemy import insert  # noqa: E402
-from support import cli  # noqa: E402
-from support.newsroom import config_text  # noqa: E402
-from support.paths import DAY  # noqa: E402
-from support.smtp import SmtpSink  # noqa: E402
 
 from digest.core.config import load  # noqa: E402
 from digest.delivery.ledger import Due  # noqa: E402
@@ -40,6 +36,11 @@ from digest.pipeline.message import POLICY  # noqa: E402
 from subscribers.schema import subscribers as subscribers_table  # noqa: E402
 from subscribers.store import Store  # noqa: E402
 from subscribers.tokens import Tokens  # noqa: E402
+
+from support import cli  # noqa: E402
+from support.newsroom import config_text  # noqa: E402
+from support.paths import DAY  # noqa: E402
+from support.smtp import SmtpSink  # noqa: E402
 
 LOCALES = ["fr", "en", "ar"]
 # 20 variants: 3 locales × 7 rubric choices, less one.

@@ -26,13 +26,13 @@ import mjml
 # The tests' shared helpers (tests/support), and the checkout's packages, wherever this is run from.
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
-from support.paths import DAY, EXAMPLES, TZ  # noqa: E402
-
 from digest.core.config import SourceSpec, load  # noqa: E402
 from digest.core.model import Variant  # noqa: E402
 from digest.pipeline.gather import gather  # noqa: E402
 from digest.pipeline.rank import rank  # noqa: E402
 from digest.pipeline.render import Renderer, inline_css  # noqa: E402
+
+from support.paths import DAY, EXAMPLES, TZ  # noqa: E402
 
 RUBRICS = ["Politique", "Économie", "International", "Société", "Culture", "Sport", "Tech"]
 

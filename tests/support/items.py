@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import lxml.html
 
 from digest.core.model import Image, Item
+
 from support.paths import DAY, TZ
 
 

@@ -11,6 +11,7 @@ from digest.core.config import Smtp, load
 from digest.pipeline.edition import prepare
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
+
 from support import cli as commands
 from support.paths import DAY, EXAMPLES
 
@@ -91,10 +92,8 @@ class Newsroom:
     def ledger_rows(self) -> dict[int, str]:
         from sqlalchemy import select
 
-        from digest.delivery import schema
         from digest.delivery.schema import deliveries
 
-        schema.create(self.store.engine)  # a database no send has touched has no ledger yet: no rows
         with self.store.engine.connect() as conn:
             return dict(conn.execute(select(deliveries.c.subscriber_id, deliveries.c.status)).all())
 
