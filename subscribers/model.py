@@ -22,3 +22,4 @@ class Subscriber:
     status: str  # active, unsubscribed, bounced
     created_at: datetime
     updated_at: datetime
+    delivery_time: str | None = None  # "HH:MM" in their zone, "asap"; None: the newsletter's hour

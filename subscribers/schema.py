@@ -31,5 +31,8 @@ subscribers = Table(
     Column("status", String(16), nullable=False, default="active"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # When the reader wants the edition: "HH:MM" in their zone, "asap" as soon as it is out; NULL:
+    # the newsletter's own hour ([delivery] local_time), or at once without one.
+    Column("delivery_time", String(8)),
     Index("ix_subscribers_status_variant", "status", "locale", "rubrics"),
 )

@@ -194,7 +194,7 @@ def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_pat
     from digest.delivery.schema import deliveries
 
     with room.store.engine.begin() as conn:
-        conn.execute(update(deliveries).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        conn.execute(update(deliveries).values(not_before=utcnow() - timedelta(seconds=1)))
     again = run(room)
     assert again.outcomes == {"sent": 1} and again.already_sent == 1
 

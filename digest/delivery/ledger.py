@@ -2,7 +2,7 @@
 
     pending ──▶ sending ──▶ sent
                    │──────▶ failed     (5xx: permanent; the subscriber is marked bounced)
-                   └──────▶ deferred   (4xx, dropped connection, deadline: retried, then due at next_attempt_at)
+                   └──────▶ deferred   (4xx, dropped connection, deadline: retried, then due at not_before)
 
 A row is `sending` only while its SMTP transaction runs, and each change is committed at once: after
 a crash, the rows left in `sending` are the only messages that may have gone out unrecorded (at most
@@ -76,7 +76,7 @@ class Ledger:
         self._sending = row.values(status="sending", message_id=bindparam("mid"), updated_at=bindparam("now"),
                                    attempts=deliveries.c.attempts + 1)
         self._outcome = row.values(status=bindparam("st"), last_code=bindparam("code"), last_error=bindparam("err"),
-                                   next_attempt_at=bindparam("at"), updated_at=bindparam("now"))
+                                   not_before=bindparam("at"), updated_at=bindparam("now"))
 
     @property
     def conn(self) -> Connection:
@@ -109,6 +109,7 @@ class Ledger:
                 literal("pending", deliveries.c.status.type).label("status"),
                 literal(0, deliveries.c.attempts.type).label("attempts"),
                 literal(now, deliveries.c.updated_at.type).label("updated_at"),
+                literal(now, deliveries.c.not_before.type).label("not_before"),
             )
             .where(subscribers.c.status == "active")
             .where(~select(deliveries.c.subscriber_id)
@@ -116,7 +117,8 @@ class Ledger:
                    .exists())
         )
         result = self.conn.execute(
-            insert(deliveries).from_select(["edition", "subscriber_id", "status", "attempts", "updated_at"], missing)
+            insert(deliveries).from_select(["edition", "subscriber_id", "status", "attempts", "updated_at", "not_before"],
+                                           missing)
         )
         self.conn.commit()
         return max(result.rowcount or 0, 0)
@@ -166,7 +168,7 @@ class Ledger:
     def next_due(self) -> datetime | None:
         """When the earliest deferred message of this edition is due again (active subscribers only)."""
         value = self.conn.execute(
-            select(func.min(deliveries.c.next_attempt_at))
+            select(func.min(deliveries.c.not_before))
             .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
             .where(deliveries.c.edition == self.edition, deliveries.c.status == "deferred", subscribers.c.status == "active")
         ).scalar_one_or_none()
@@ -187,7 +189,7 @@ class Ledger:
             .where(subscribers.c.status == "active")
             .where(or_(deliveries.c.status == "pending",
                        and_(deliveries.c.status == "deferred",
-                            or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now))))
+                            or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now))))
             .where(deliveries.c.subscriber_id > after_id)
             .order_by(deliveries.c.subscriber_id)
         )
@@ -209,7 +211,7 @@ class Ledger:
     # -- one message's life -------------------------------------------------------------------------
     def _record(self, status: str, subscriber_id: int, code: int | None, error: str | None, at: datetime | None) -> None:
         self.conn.execute(self._outcome, {"e": self.edition, "sid": subscriber_id, "st": status, "code": code,
-                                          "err": error[:500] if error else None, "at": at, "now": utcnow()})
+                                          "err": error[:500] if error else None, "at": at or utcnow(), "now": utcnow()})
 
     def sending(self, subscriber_id: int, message_id: str) -> None:
         self.conn.execute(self._sending, {"e": self.edition, "sid": subscriber_id, "mid": message_id, "now": utcnow()})

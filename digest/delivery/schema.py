@@ -1,35 +1,90 @@
-"""The delivery ledger's table: one row per (edition, subscriber), in the subscribers' database.
+"""The delivery queue's tables, in the subscribers' database, as queries see them (the migrations of
+digest.core.database make and change them):
 
-A row points at its subscriber (removing a subscriber removes their rows). The table is made, and
-changed, by the migrations of digest.core.database; this is its shape as queries see it.
+    editions           one row per edition enqueued: frozen (its ranked content, its Date, its slot)
+    edition_variants   each variant rendered once at enqueue: what a worker needs to fill a message
+    deliveries         the ledger and the queue: one row per (edition, subscriber), with its state,
+                       when it may go (not_before), its attempts and last reply, and its lease
+    relay_throttle     the relay's rate, shared by every worker: the next free sending slot
+    relay_slots        the relay's connections, shared: one leased row per connection in use
+
+A delivery's life:
+
+    pending ─┬─▶ leased ──▶ sent
+             │     │──────▶ failed | bounced    (5xx: for good; bounced: the address does not exist)
+             │     └──────▶ deferred ──▶ (due again at not_before) ──▶ leased …
+             └─▶ superseded                     (the reader's next edition became due first)
 """
 from __future__ import annotations
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
-)
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, String, Table, Text, text
 
 from subscribers.schema import metadata
+
+DUE = text("status IN ('pending', 'deferred')")
+LEASED = text("status = 'leased'")
 
 deliveries = Table(
     "deliveries",
     metadata,
     Column("edition", String(64), primary_key=True),
     Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
-    # pending → sending → sent | failed (permanent) | deferred (retry at next_attempt_at)
     Column("status", String(16), nullable=False, default="pending"),
     Column("attempts", Integer, nullable=False, default=0),
     Column("message_id", String(255)),
     Column("last_code", Integer),
     Column("last_error", Text),
-    Column("next_attempt_at", DateTime(timezone=True)),
+    Column("not_before", DateTime(timezone=True), nullable=False, default=lambda: datetime.now(UTC)),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("lease_owner", String(64)),
+    Column("lease_expires", DateTime(timezone=True)),
     Index("ix_deliveries_edition_status", "edition", "status"),
+    Index("ix_deliveries_due", "not_before", sqlite_where=DUE, postgresql_where=DUE),
+    Index("ix_deliveries_leased", "lease_expires", sqlite_where=LEASED, postgresql_where=LEASED),
+    Index("ix_deliveries_subscriber", "subscriber_id"),
+)
+
+editions = Table(
+    "editions",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("list_id", String(255), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("enqueued_at", DateTime(timezone=True), nullable=False),
+    Column("date_header", DateTime(timezone=True), nullable=False),
+    Column("slot", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Index("ix_editions_list_day", "list_id", "day", "revision", unique=True),
+)
+
+edition_variants = Table(
+    "edition_variants",
+    metadata,
+    Column("edition", String(64), ForeignKey("editions.key", ondelete="CASCADE"), primary_key=True),
+    Column("variant", String(1100), primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("preheader", Text, nullable=False),
+    Column("html", Text, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("skipped", Text, nullable=False),
+)
+
+relay_throttle = Table(
+    "relay_throttle",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_slot", DateTime(timezone=True), nullable=False),
+)
+
+relay_slots = Table(
+    "relay_slots",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("slot", Integer, primary_key=True),
+    Column("owner", String(64)),
+    Column("expires", DateTime(timezone=True)),
 )
