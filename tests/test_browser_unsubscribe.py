@@ -72,13 +72,11 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
                 assert room.store.get(reader).status == "unsubscribed"
 
                 # The next edition leaves them out: its ledger is made of active subscribers only.
-                from digest.delivery.ledger import Ledger
+                from datetime import UTC, datetime
 
-                ledger = Ledger(room.store.engine, "quotidien-2026-11-30")
-                try:
-                    assert ledger.prepare() == len(room.emails) - 1
-                finally:
-                    ledger.close()
+                from digest.delivery.queue import Queue
+
+                assert Queue(room.store).add_rows("quotidien-2026-11-30", datetime.now(UTC), None) == len(room.emails) - 1
                 rows = room.ledger_rows()  # of both editions, by subscriber id
                 assert room.store.get(reader).id in rows  # had the 29th…
                 from sqlalchemy import select

@@ -190,7 +190,7 @@ def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_pat
 
     from sqlalchemy import update
 
-    from digest.delivery.ledger import utcnow
+    from digest.delivery.queue import utcnow
     from digest.delivery.schema import deliveries
 
     with room.store.engine.begin() as conn:

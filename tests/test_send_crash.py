@@ -1,7 +1,6 @@
 """`digest send` killed, interrupted or started twice: nobody skipped, nobody doubled."""
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections import Counter
@@ -9,11 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.pipeline.edition import edition_key
-
-from support.cli import popen
 from support.newsroom import Newsroom
-from support.paths import DAY
 from support.ports import PATIENCE
 from support.smtp import Holding, Recorder, SmtpServer
 
@@ -63,8 +58,10 @@ def test_sigkill_mid_run_then_rerun_delivers_to_everyone_with_at_most_in_flight_
         process.communicate(timeout=PATIENCE)
         server.handler.release.set()
         first = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
-        in_flight = {sid for sid, status in room.ledger_rows().items() if status == "sending"}
-        assert len(in_flight) <= CONNECTIONS
+        # What the killed run held: the rows it had claimed (a small batch), of which at most one per
+        # connection was on the wire.
+        in_flight = {sid for sid, status in room.ledger_rows().items() if status == "leased"}
+        assert len(in_flight) <= max(16, CONNECTIONS * 8)
         assert len(first) < len(room.emails)  # it really was stopped half-way
 
         result = room.cli("send")
@@ -97,7 +94,7 @@ def test_sigint_finishes_what_is_in_flight_records_it_and_summarises(tmp_path):
         assert "Traceback" not in err
         assert "interrupted" in err and "sent" in out
         rows = room.ledger_rows()
-        assert "sending" not in rows.values()
+        assert "leased" not in rows.values()  # what was claimed and not sent is due again
         sent_first = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
         assert sum(1 for s in rows.values() if s == "sent") == len(sent_first)
         assert len(sent_first) < len(room.emails)
@@ -110,67 +107,54 @@ def test_sigint_finishes_what_is_in_flight_records_it_and_summarises(tmp_path):
         server.stop()
 
 
-def test_a_second_send_of_the_same_edition_refuses_while_one_runs(tmp_path):
-    """The first send is really running, one of its messages held by the relay, when the second starts."""
+def test_two_sends_of_the_same_edition_at_once_share_it_and_nobody_gets_two(tmp_path):
+    """The first send is really running, one of its messages held by the relay, when the second starts:
+    they share the edition's rows instead of one refusing."""
     server = holding_server(3)
     try:
-        room = newsroom(tmp_path, server, subscribers=20)
+        room = newsroom(tmp_path, server, subscribers=40)
         process = room.popen("send")
         try:
             wait_for(server.handler.held.is_set)
-            second = room.cli("send")
-            assert second.returncode == 2
-            assert f"another 'digest send' (pid {process.pid})" in second.stderr
+            second = room.popen("send")
+            time.sleep(1)  # not a pace the test relies on: whatever the second does meanwhile, it sends nothing twice
         finally:
             server.handler.release.set()
             out, err = process.communicate(timeout=PATIENCE)
+            out2, err2 = second.communicate(timeout=PATIENCE)
         assert process.returncode == 0, err
+        assert second.returncode == 0, err2
         total = Counter(r for m in server.handler.messages for r in m.rcpt_tos)
-        assert sorted(total) == sorted(room.emails) and set(total.values()) == {1}  # the refused run sent nothing
-        again = room.cli("send")  # the first is gone: the lock is free again
+        assert sorted(total) == sorted(room.emails) and set(total.values()) == {1}
+        again = room.cli("send")
         assert again.returncode == 0, again.stderr
         assert "Nothing new to send" in again.stdout
     finally:
         server.stop()
 
 
-HOLD_THE_LOCK = """
-import sys
-from digest.delivery.lock import EditionLock
-with EditionLock(sys.argv[1], sys.argv[2]):
-    print("held", flush=True)
-    sys.stdin.read()
-"""
+def test_rows_held_by_a_worker_of_another_machine_go_out_once_its_lease_runs_out(tmp_path, smtp_server):
+    """A worker on another host claims rows and is never heard of again: nobody here can tell it is
+    dead, so its rows wait for its lease to end, then any run sends them (the clock set a minute on)."""
+    from datetime import UTC, datetime, timedelta
 
+    from digest.delivery.queue import Queue
 
-def test_the_edition_lock_refuses_a_send_and_the_kernel_frees_it_when_its_holder_is_killed(tmp_path, smtp_server):
-    room = newsroom(tmp_path, smtp_server, subscribers=5)
-    key = edition_key(room.settings, DAY)
-    holder = popen("-c", HOLD_THE_LOCK, room.settings.database, key)
-    try:
-        assert holder.stdout.readline() == "held\n"
-        refused = room.cli("send")
-        assert refused.returncode == 2
-        assert f"digest: error: another 'digest send' (pid {holder.pid}) is sending this edition" in refused.stderr
-        assert smtp_server.handler.messages == [] and room.ledger_rows() == {}
-    finally:
-        holder.kill()  # SIGKILL: no chance to unlock; the kernel drops the flock with the process
-        holder.communicate(timeout=PATIENCE)
-    result = room.cli("send")
-    assert result.returncode == 0, result.stderr
-    assert sorted(r for m in smtp_server.handler.messages for r in m.rcpt_tos) == sorted(room.emails)
-
-
-def test_the_edition_lock_held_in_this_process_refuses_a_send(tmp_path):
-    from digest.delivery.lock import EditionLock
-
-    room = Newsroom(tmp_path, subscribers=3)
-    with EditionLock(room.settings.database, edition_key(room.settings, DAY)):
-        refused = room.cli("send")
-    assert refused.returncode == 2 and f"(pid {os.getpid()})" in refused.stderr
-    assert "wait for it to finish" in refused.stderr
-    assert room.cli("send").returncode == 0  # released on leaving the block
-    assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 3
+    room = newsroom(tmp_path, smtp_server, subscribers=10)
+    assert room.cli("send", "--enqueue-only").returncode == 0
+    elsewhere = Queue(room.store, worker="another-host:4242:feedbeef", lease_seconds=60)
+    held = elsewhere.claim(4)
+    assert len(held) == 4
+    first = room.cli("send")
+    assert first.returncode == 0, first.stderr  # as far as anyone here knows, they are being sent
+    assert "in flight            4" in first.stdout
+    assert len(smtp_server.handler.messages) == 6
+    later = (datetime.now(UTC) + timedelta(seconds=61)).isoformat()
+    second = room.cli("send", "--now", later)
+    assert second.returncode == 0, second.stderr
+    total = Counter(r for m in smtp_server.handler.messages for r in m.rcpt_tos)
+    assert sorted(total) == sorted(room.emails) and set(total.values()) == {1}
+    assert set(room.ledger_rows().values()) == {"sent"}
 
 
 def test_a_ledger_that_cannot_be_written_stops_the_run_cleanly(tmp_path):

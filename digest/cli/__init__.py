@@ -4,7 +4,8 @@ Each command lives in a module of this package, imported only when it runs (`dig
 `digest gather` never load the sender, the web server or the database layer):
 
     pipeline.py     gather, build
-    send.py         send
+    send.py         send, worker
+    status.py       status
     web.py          serve, preview
     subscribers.py  the `digest subscribers` group
     options.py      what they share: the options, the settings
@@ -28,7 +29,9 @@ COMMANDS = {
     "preview": ("digest.cli.web:preview", "Serve a live preview of the edition for editors."),
     "send": ("digest.cli.send:send", "Deliver the day's edition to every subscriber."),
     "serve": ("digest.cli.web:serve", "Serve one-click unsubscribe, preferences and the web archive."),
+    "status": ("digest.cli.status:status", "Where each edition stands: who got it, who did not, and why."),
     "subscribers": ("digest.cli.subscribers:subscribers", "Who receives the digest: add, import, export, list, count,..."),
+    "worker": ("digest.cli.send:worker", "Deliver every enqueued edition until stopped."),
 }
 
 

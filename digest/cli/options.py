@@ -54,6 +54,14 @@ def source_option(func: F) -> F:
     )(func)
 
 
+def now_option(func: F) -> F:
+    return click.option(
+        "--now", metavar="TIMESTAMP", envvar="DIGEST_NOW",
+        help="Run as if it were this moment (ISO 8601 with its offset): for tests, and to replay a day. "
+             "The clock runs on from there. [env: DIGEST_NOW]",
+    )(func)
+
+
 def edition_options(func: F) -> F:
     """-c, --date, --timezone and --source: the options of every command that makes an edition."""
     return config_option(date_option(timezone_option(source_option(func))))
@@ -96,5 +104,5 @@ def address(value: str, option: str) -> str:
         raise ConfigError(f"{option} {value!r}: {exc.reason}") from None
 
 __all__ = ["CONTEXT", "DigestGroup", "F", "UserError", "address", "config_option", "database_option", "date_option",
-           "echo_error", "edition_options", "load_settings", "need_config", "source_option", "source_specs",
+           "echo_error", "edition_options", "load_settings", "need_config", "now_option", "source_option", "source_specs",
            "timezone_option"]

@@ -1,4 +1,5 @@
-"""`digest send`: the edition to every active subscriber, a dry run, or one test copy."""
+"""`digest send` (enqueue the day's edition, then deliver until nothing is due) and `digest worker`
+(deliver every enqueued edition until SIGTERM)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,72 +11,96 @@ import click
 from digest.cli.options import (
     CONTEXT,
     address,
+    config_option,
     database_option,
     echo_error,
     edition_options,
     load_settings,
     need_config,
+    now_option,
     source_specs,
 )
 from digest.cli.pipeline import report_skipped, report_sources
 from digest.core import config
+from digest.core.clock import clock_from
+from digest.core.config import Settings
 from digest.core.errors import DigestError
-from digest.delivery.ledger import Backlog, Ledger
+from digest.delivery.editions import Editions
 from digest.delivery.loop import Report
+from digest.delivery.queue import Backlog, Queue
 from digest.delivery.send import Sender, dry_run, send_test_copy
-from digest.delivery.transports.base import Kind
+from digest.delivery.transports import Kind
+from digest.delivery.worker import Worker
 from digest.pipeline import edition as pipeline
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
 
 
+def _tokens(settings: Settings) -> Tokens:
+    keys, current = load_keys(settings.secret_file)
+    return Tokens(keys, current, settings.newsletter.list_id)
+
+
 @click.command(context_settings=CONTEXT, short_help="Deliver the day's edition to every subscriber.")
 @edition_options
 @database_option
+@now_option
 @click.option("--outbox", "outbox", type=click.Path(file_okay=False), envvar="DIGEST_OUTBOX",
               help="Write one .eml per message into this folder instead of using [smtp]. [env: DIGEST_OUTBOX]")
 @click.option("--dry-run", "rehearse", is_flag=True, help="Render and personalise every message; send nothing, record nothing.")
-@click.option("--test-to", metavar="EMAIL", help="Send one copy to this address only; the ledger is left alone.")
+@click.option("--test-to", metavar="EMAIL", help="Send one copy to this address only; the queue is left alone.")
+@click.option("--enqueue-only", is_flag=True,
+              help="Freeze the edition and give each reader a row due at their hour; send nothing (workers will).")
+@click.option("--replace", is_flag=True,
+              help="Enqueue the day's edition again from the sources, as a correction: the readers the first one "
+                   "has not reached yet get this one instead.")
 def send(config_path: str | None, day: str | None, timezone: str | None, sources: tuple[str, ...],
-         database: str | None, outbox: str | None, rehearse: bool, test_to: str | None) -> None:
-    """Send the edition to every active subscriber, each with the rubrics and language they chose.
+         database: str | None, now: str | None, outbox: str | None, rehearse: bool, test_to: str | None,
+         enqueue_only: bool, replace: bool) -> None:
+    """Enqueue the edition and send it to every active subscriber, each with the rubrics and language
+    they chose, at their hour when [delivery] local_time says one.
 
     \b
-    Without an [smtp] table in digest.toml, messages go to the outbox folder. Running it again for
-    the same edition sends only what is left (the ledger remembers every message); a run killed
-    half-way is finished by the next one.
+    The edition is frozen when it is enqueued: sending again (from cron, or after a crash) sends only
+    what is left, from the same content, whatever the sources say since. Without an [smtp] table in
+    digest.toml, messages go to the outbox folder. Any number of `digest send` and `digest worker`
+    processes, on one machine or several (with PostgreSQL), share one edition.
 
     \b
     Exit codes: 0 all delivered; 1 some deferred, failed or interrupted (run again later);
-                2 usage or configuration error, or another send of this edition is running.
+                2 usage or configuration error.
     """
-    if rehearse and test_to:
-        raise click.UsageError("--dry-run and --test-to go one at a time")
+    if sum((rehearse, bool(test_to), enqueue_only)) > 1:
+        raise click.UsageError("--dry-run, --test-to and --enqueue-only go one at a time")
     settings = load_settings(config_path, timezone, database=database)
     need_config(settings, "send", "the sender, the links in the email and the list id come from it",
                 "`digest build --source …` makes an edition without one")
-    day_ = config.edition_day(day, settings)
+    clock = clock_from(now)
+    day_ = config.edition_day(day, settings, clock.now())
     store = Store.open(settings.database, create=test_to is not None)
     if not test_to and not sum(store.count().values()):
         raise DigestError(f"the subscriber list in {settings.database} is empty: nothing to send",
                           f"import subscribers first: digest subscribers import FILE.csv -c {settings.path}")
-    if not rehearse and not test_to:
-        key = pipeline.edition_key(settings, day_)
-        backlog = Ledger(store, key).read(Ledger.backlog)
-        if backlog.idle:  # the ledger says it all: no source is read, no variant rendered
-            _print_idle(key, backlog)
+    frozen = None if replace else Editions(store).open_edition(settings.newsletter.list_id, day_)
+    if frozen is not None and not (rehearse or test_to or enqueue_only):
+        backlog = Queue(store, clock).backlog(frozen.key)
+        if backlog.idle:  # the queue says it all: no source is read, no variant rendered
+            _print_idle(frozen.key, backlog)
             sys.exit(0 if not backlog.owed else 1)
-    prepared = pipeline.prepare(settings, day_, source_specs(sources, settings))
-    report_sources(prepared.gathered)
-    pipeline.refuse_empty(prepared, "nothing is sent")
-    keys, current = load_keys(settings.secret_file)
-    sender = Sender(settings, prepared, store, Tokens(keys, current, settings.newsletter.list_id),
-                    outbox=Path(outbox) if outbox else None)
-    failed_sources = bool(prepared.gathered.errors)
+    prepared = None
+    if frozen is None:
+        prepared = pipeline.prepare(settings, day_, source_specs(sources, settings))
+        report_sources(prepared.gathered)
+        pipeline.refuse_empty(prepared, "nothing is sent")
+    sender = Sender(settings, prepared, store, _tokens(settings), day=day_, outbox=Path(outbox) if outbox else None,
+                    clock=clock, replace=replace)
+    failed_sources = bool(prepared and prepared.gathered.errors)
     if test_to:
         _test_copy(sender, address(test_to, "--test-to"))
     elif rehearse:
         _rehearse(sender, failed_sources)
+    elif enqueue_only:
+        _enqueue_only(sender, failed_sources)
     else:
         _deliver(sender, failed_sources)
 
@@ -99,10 +124,24 @@ def _rehearse(sender: Sender, failed_sources: bool) -> None:
         echo(f"    {variant.locale}  {chosen:<50} {count:>8,}")
     backlog = result.backlog
     echo(f"  ledger    a real run now would send {backlog.would_send:,}: {backlog.sent:,} sent already, "
-         f"{backlog.owed - backlog.due - backlog.in_flight:,} deferred until later, {backlog.new:,} new readers")
+         f"{backlog.owed - backlog.due:,} deferred until later, {backlog.new:,} new readers")
     echo(f"  elapsed   {result.elapsed:.2f} s")
     report_skipped(sender.skipped)
     sys.exit(1 if failed_sources or sender.skipped else 0)
+
+
+def _enqueue_only(sender: Sender, failed_sources: bool) -> None:
+    enqueued = sender.enqueue()
+    backlog = Queue(sender.store, sender.clock).backlog(enqueued.frozen.key)
+    state = "frozen now" if enqueued.fresh else "enqueued already"
+    click.echo(f"Edition {enqueued.frozen.key} ({state}): {enqueued.added:,} readers added, "
+               f"{enqueued.rendered} variants rendered; {backlog.due:,} due now, "
+               f"{backlog.owed - backlog.due:,} later"
+               + (f" (from {backlog.next_due.astimezone().strftime('%Y-%m-%d %H:%M %Z')})" if backlog.next_due else ""))
+    if enqueued.replaced:
+        click.echo(f"  it replaces {enqueued.replaced}: the readers that one had not reached get this one")
+    report_skipped(enqueued.skipped)
+    sys.exit(1 if failed_sources or enqueued.skipped else 0)
 
 
 def _deliver(sender: Sender, failed_sources: bool) -> None:
@@ -121,6 +160,33 @@ def _deliver(sender: Sender, failed_sources: bool) -> None:
     sys.exit(0 if report.ok and not failed_sources and not sender.skipped else 1)
 
 
+@click.command(context_settings=CONTEXT, short_help="Deliver every enqueued edition until stopped.")
+@config_option
+@database_option
+@now_option
+@click.option("--outbox", "outbox", type=click.Path(file_okay=False), envvar="DIGEST_OUTBOX",
+              help="Write one .eml per message into this folder instead of using [smtp]. [env: DIGEST_OUTBOX]")
+def worker(config_path: str | None, database: str | None, now: str | None, outbox: str | None) -> None:
+    """Claim the due rows of every enqueued edition and deliver them, then sleep until the next one is
+    due; on SIGTERM (or SIGINT), finish what is in flight and stop. Run as many as the relay allows, on
+    as many machines as you like (with the database on PostgreSQL): they share the editions, and the
+    relay's rate and connections hold for all of them together.
+    """
+    settings = load_settings(config_path, database=database)
+    need_config(settings, "worker", "the sender, the relay and the list id come from it")
+    store = Store.open(settings.database, create=False)
+    runner = Worker(settings, store, _tokens(settings), clock_from(now), outbox=Path(outbox) if outbox else None)
+    click.echo(f"Worker {runner.queue.worker} → {runner.transport.where}; Ctrl-C or SIGTERM to stop", err=True)
+    report = runner.run()
+    counted = report.outcomes
+    click.echo(f"Worker stopped: {counted[Kind.SENT]:,} sent, {counted[Kind.DEFERRED]:,} deferred, "
+               f"{counted[Kind.FAILED]:,} failed in {report.elapsed:.0f} s", err=True)
+    for error in report.errors:
+        echo_error("error", error)
+    report_skipped(runner.skipped)
+    sys.exit(1 if report.errors else 0)
+
+
 def _print_idle(edition: str, backlog: Backlog) -> None:
     if backlog.owed:
         when = backlog.next_due.astimezone().strftime("%Y-%m-%d %H:%M %Z") if backlog.next_due else "later"
@@ -132,32 +198,30 @@ def _print_idle(edition: str, backlog: Backlog) -> None:
 
 def _print_send_report(report: Report) -> None:
     echo = click.echo
-    done = report.outcomes[Kind.SENT] + report.outcomes[Kind.DEFERRED] + report.outcomes[Kind.FAILED]
-    if done == 0 and not report.interrupted and not report.errors:
-        if report.left:
-            when = report.next_due.astimezone().strftime("%Y-%m-%d %H:%M %Z") if report.next_due else "later"
-            echo(f"Nothing due yet: {report.left:,} messages of edition {report.edition} are deferred until {when}; "
-                 f"{report.already_sent:,} sent already. Run again then.")
-        else:
-            echo(f"Nothing new to send: edition {report.edition} has gone to {report.already_sent:,} subscribers already.")
+    counted = report.outcomes
+    if counted[Kind.SENT] + counted[Kind.DEFERRED] + counted[Kind.FAILED] == 0 and not (report.interrupted or report.errors):
+        _print_idle(report.edition, Backlog(0, 0, 0, report.already_sent, report.left, report.next_due))
         return
     echo(f"Edition {report.edition} → {report.destination}")
-    echo(f"  sent          {report.outcomes[Kind.SENT]:>8,}")
-    echo(f"  deferred      {report.outcomes[Kind.DEFERRED]:>8,}   (4xx or no answer: the next run retries them)")
-    echo(f"  failed        {report.outcomes[Kind.FAILED]:>8,}   ({report.bounced:,} addresses refused for good, marked bounced)")
+    echo(f"  sent          {counted[Kind.SENT]:>8,}")
+    echo(f"  deferred      {counted[Kind.DEFERRED]:>8,}   (4xx or no answer: the next run retries them)")
+    echo(f"  failed        {counted[Kind.FAILED]:>8,}   ({report.bounced:,} addresses refused for good, marked bounced)")
     echo(f"  already sent  {report.already_sent:>8,}")
     if report.retried:
         echo(f"  retried       {report.retried:>8,}   (4xx or a dropped connection, sent again in this run)")
     if report.added and report.already_sent:
-        echo(f"  new readers   {report.added:>8,}   (subscribed since this edition's last run)")
+        echo(f"  new readers   {report.added:>8,}   (subscribed since this edition was enqueued)")
     if report.recovered:
         echo(f"  resent        {report.recovered:>8,}   (in flight when a previous run was killed)")
     echo(f"  variants      {report.variants:>8,}   rendered")
     echo(f"  elapsed       {report.elapsed:>8.2f} s ({report.rate:,.0f} messages/s)")
     if report.left:
-        due_again = report.next_due.astimezone().strftime('%H:%M %Z') if report.next_due else 'the next run'
-        echo(f"  left          {report.left:>8,}   (due again from {due_again})")
+        due_again = report.next_due.astimezone().strftime("%H:%M %Z") if report.next_due else "the next run"
+        echo(f"  left          {report.left:>8,}   (due from {due_again})")
+    if report.in_flight:
+        echo(f"  in flight     {report.in_flight:>8,}   (held by another worker; due again if its lease runs out)")
     for error in report.errors:
         echo_error("error", f"{error}; nothing more was sent, the rest stays due for the next run")
     if report.interrupted:
         echo_error("warning", "interrupted: what was in flight is recorded; run again to send the rest")
+

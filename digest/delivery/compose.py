@@ -1,37 +1,38 @@
-"""Each reader's message, from one render per variant: the variant a stored choice stands for, its
-Template made once, the reader's token filled in, a DKIM signature over the result.
+"""Each reader's message, from one render per variant of a frozen edition: the variant a stored
+choice stands for, its Template made once, the reader's token filled in, a DKIM signature over it.
 
-The edition renders with a slot drawn at random here (no source can know it, so no item can carry a
-reader's token); a variant is rendered the first time a reader needs it, never per reader.
+The variants were rendered when the edition was enqueued, with the edition's own random slot (no
+source can know it, so no item can carry a reader's token). A variant nobody had chosen then (a new
+reader's choice) is rendered here from the frozen content, with the same slot, and kept for the
+other workers.
 """
 from __future__ import annotations
 
-from datetime import datetime
-
 from digest.core.config import Settings
 from digest.core.locales import LOCALES
-from digest.core.model import Edition, Rendered, Variant
-from digest.delivery.personalize import Recipient, Template, new_slot
+from digest.core.model import Rendered, Variant
+from digest.delivery.editions import Editions, FrozenEdition, variant_key
+from digest.delivery.personalize import Recipient, Template
 from digest.delivery.signing import Signer
-from digest.pipeline import message
 from digest.pipeline.render import Renderer
 from subscribers.store import split_stored
 from subscribers.tokens import TOKEN_LENGTH, Tokens
 
 
 class Composer:
-    def __init__(self, settings: Settings, edition: Edition, edition_key: str, tokens: Tokens,
-                 date: datetime | None = None) -> None:
+    def __init__(self, settings: Settings, frozen: FrozenEdition, tokens: Tokens,
+                 editions: Editions | None = None, rendered: dict[str, Rendered] | None = None) -> None:
         self.settings = settings
-        self.edition = edition
-        self.edition_key = edition_key
+        self.frozen = frozen
+        self.edition_key = frozen.key
         self.tokens = tokens
-        self.slot = new_slot(TOKEN_LENGTH)
-        self.renderer = Renderer(settings, slot=self.slot)
+        self.editions = editions
+        self.slot = frozen.slot
+        self.renderer = Renderer(settings, slot=frozen.slot)
         self.signer = Signer(settings.dkim) if settings.dkim else None
-        self.date = date or message.now()  # one Date for the whole edition
-        self.compiles = 0  # MJML compiles: one per variant, never one per recipient
+        self.compiles = 0  # variants rendered by this process: one per variant, never one per recipient
         self.skipped: list[str] = []  # items a variant could not render, left out (printable)
+        self._rendered = dict(rendered or {})
         self._templates: dict[tuple[str, str], Template] = {}
         self._by_variant: dict[Variant, Template] = {}
         self._known = {r.key for r in settings.rubrics}
@@ -42,22 +43,34 @@ class Composer:
         chosen = frozenset(split_stored(rubrics)) & self._known
         return Variant(locale if locale in LOCALES else self.settings.newsletter.locale, chosen or None)
 
+    def rendered(self, variant: Variant) -> Rendered:
+        """The variant as enqueued, or rendered now from the frozen edition (and kept)."""
+        key = variant_key(variant)
+        if key not in self._rendered:
+            rendered = self.renderer.render(self.frozen.edition, variant)
+            self.compiles += 1
+            if self.editions is not None:
+                self.editions.keep_variant(self.edition_key, rendered)
+            self._rendered[key] = rendered
+        found = self._rendered[key]
+        self.skipped += [item for item in found.skipped if item not in self.skipped]
+        return found
+
     def template(self, locale: str, rubrics: str) -> Template:
         key = (locale, rubrics)
         if key not in self._templates:
             variant = self.variant(locale, rubrics)
             if variant not in self._by_variant:
-                self._by_variant[variant] = self._build(self.renderer.render(self.edition, variant))
+                self._by_variant[variant] = self._build(self.rendered(variant))
             self._templates[key] = self._by_variant[variant]
         return self._templates[key]
 
     def _build(self, rendered: Rendered) -> Template:
-        self.compiles += 1
-        self.skipped += [item for item in rendered.skipped if item not in self.skipped]
         news = self.settings.newsletter
         return Template(rendered, sender=news.sender, edition_key=self.edition_key, list_id=news.list_id,
                         list_name=news.name, base_url=news.base_url, token_length=TOKEN_LENGTH,
-                        unsubscribe_mailto=news.unsubscribe_mailto, reply_to=news.reply_to, date=self.date)
+                        unsubscribe_mailto=news.unsubscribe_mailto, reply_to=news.reply_to,
+                        date=self.frozen.date_header)
 
     def compose(self, subscriber_id: int, email: str, name: str, locale: str, rubrics: str,
                 wire: bool = False) -> tuple[bytes, str]:

@@ -7,19 +7,21 @@ digest.core.database make and change them):
                        when it may go (not_before), its attempts and last reply, and its lease
     relay_throttle     the relay's rate, shared by every worker: the next free sending slot
     relay_slots        the relay's connections, shared: one leased row per connection in use
+    delivery_workers   the workers alive (a heartbeat): the relay's connections are shared among them
 
 A delivery's life:
 
     pending ─┬─▶ leased ──▶ sent
              │     │──────▶ failed | bounced    (5xx: for good; bounced: the address does not exist)
              │     └──────▶ deferred ──▶ (due again at not_before) ──▶ leased …
-             └─▶ superseded                     (the reader's next edition became due first)
+             ├─▶ superseded                     (the reader's next edition became due first)
+             └─▶ cancelled                      (the reader left before it went)
 """
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, String, Table, Text, text
+from sqlalchemy import Column, Date, DateTime, Float, ForeignKey, Index, Integer, String, Table, Text, text
 
 from subscribers.schema import metadata
 
@@ -77,7 +79,7 @@ relay_throttle = Table(
     "relay_throttle",
     metadata,
     Column("name", String(64), primary_key=True),
-    Column("next_slot", DateTime(timezone=True), nullable=False),
+    Column("next_slot", Float, nullable=False),  # epoch seconds: the arithmetic stays portable SQL
 )
 
 relay_slots = Table(
@@ -87,4 +89,12 @@ relay_slots = Table(
     Column("slot", Integer, primary_key=True),
     Column("owner", String(64)),
     Column("expires", DateTime(timezone=True)),
+)
+
+delivery_workers = Table(
+    "delivery_workers",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
 )

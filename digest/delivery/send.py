@@ -1,62 +1,77 @@
-"""Deliver an edition to every active subscriber: one render per variant, one message per reader,
-one ledger row per (edition, subscriber), through whichever transport digest.toml chose.
-
-The run, top to bottom (`Sender.run`): publish the edition's web page → lock the edition → add
-ledger rows for new subscribers → put back what a killed run left in flight → if anything is due,
-render each variant once and stream the due rows, each message personalised in microseconds, into
-the send loop, which records every outcome as it happens → the summary.
+"""`digest send`, top to bottom: enqueue the day's edition (frozen once: its content, its variants, a
+row per active reader due at their hour), then work as a worker on that edition until nothing is due
+now, retrying what a 4xx deferred within the run; the summary says what the queue says. A dry run
+renders and personalises every message without enqueuing anything; a test copy goes to one editor.
 """
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+from digest.core.clock import Clock
 from digest.core.config import Settings
-from digest.core.errors import LedgerError
 from digest.core.model import Variant
 from digest.delivery.compose import Composer
-from digest.delivery.ledger import Backlog, Due, Ledger
-from digest.delivery.lock import EditionLock
-from digest.delivery.loop import Job, Report, RetryPolicy, SendLoop
-from digest.delivery.personalize import Recipient, Template
+from digest.delivery.editions import Editions, FrozenEdition, edition_key
+from digest.delivery.enqueue import Enqueued, draft, enqueue
+from digest.delivery.loop import Report
+from digest.delivery.personalize import Recipient, Template, new_slot
+from digest.delivery.queue import Backlog, Claimed, Queue
 from digest.delivery.transports import Envelope, Outcome, Transport, open_transport
+from digest.delivery.worker import Worker
 from digest.pipeline import message
-from digest.pipeline.edition import DayEdition, edition_key, publish_archive
+from digest.pipeline.edition import DayEdition
 from digest.pipeline.render import Renderer
 from subscribers.store import Store, join_rubrics
-from subscribers.tokens import Tokens
+from subscribers.tokens import TOKEN_LENGTH, Tokens
 
 __all__ = ["DryRun", "Report", "Sender", "dry_run", "send_test_copy"]
 
 
 class Sender:
-    def __init__(self, settings: Settings, day_edition: DayEdition, store: Store, tokens: Tokens, *,
-                 outbox: Path | None = None, progress: Callable[[int], None] | None = None,
+    """One edition's send: its day's edition (gathered, or frozen in the database already)."""
+
+    def __init__(self, settings: Settings, day_edition: DayEdition | None, store: Store, tokens: Tokens, *,
+                 day: date | None = None, outbox: Path | None = None, clock: Clock | None = None,
+                 replace: bool = False, progress: Callable[[int], None] | None = None,
                  on_start: Callable[[int], None] | None = None) -> None:
         self.settings = settings
         self.day_edition = day_edition
+        self.day = day or (day_edition.edition.date if day_edition else date.today())
         self.store = store
-        self.edition = edition_key(settings, day_edition.edition.date)
-        self.composer = Composer(settings, day_edition.edition, self.edition, tokens)
-        self.outbox = outbox  # --outbox: this folder, whatever digest.toml says
+        self.tokens = tokens
+        self.clock = clock or Clock()
+        self.replace = replace
+        self.outbox = outbox
         self.progress = progress or (lambda n: None)
-        self.on_start = on_start or (lambda due: None)  # told how many messages are due, once the ledger knows
-        self.transport = open_transport(settings, self.edition, outbox)  # a missing password stops us here
-        news = settings.newsletter
-        self.envelope_from = (settings.smtp.envelope_from if settings.smtp and settings.smtp.envelope_from
-                              else message.parse_sender(news.sender).addr_spec)
-        self._loop: SendLoop | None = None
-        self._interrupted = False
+        self.on_start = on_start or (lambda due: None)  # told how many messages are due, once the queue knows
+        self.slot = new_slot(TOKEN_LENGTH)  # the slot this send freezes the edition with, if it does
+        self.edition = edition_key(settings.newsletter.list_id, self.day)
+        self.transport = open_transport(settings, "", outbox)  # a missing password stops us here
+        self._composer: tuple[object, Composer] | None = None
+        self.worker: Worker | None = None
+        self._enqueued_skipped: tuple[str, ...] = ()
 
-    # What composes the messages, as the editors' tools and the tests look at it.
+    # -- the edition as it will go, for a dry run, a test copy and the tests ------------------------
+    def frozen(self) -> FrozenEdition:
+        """The day's edition as enqueued, else as it would be from what was gathered."""
+        found = None if self.replace else Editions(self.store).open_edition(self.settings.newsletter.list_id, self.day)
+        if found is not None:
+            return found
+        assert self.day_edition is not None, "nothing gathered and nothing enqueued"
+        return draft(self.settings, self.day_edition, self.slot, self.clock)
+
     @property
-    def slot(self) -> str:
-        return self.composer.slot
+    def composer(self) -> Composer:
+        source = self.day_edition
+        if self._composer is None or self._composer[0] is not source:
+            self._composer = (source, Composer(self.settings, self.frozen(), self.tokens))
+        return self._composer[1]
 
     @property
     def renderer(self) -> Renderer:
@@ -64,11 +79,15 @@ class Sender:
 
     @property
     def compiles(self) -> int:
-        return self.composer.compiles
+        return self.composer.compiles + (self.worker.compiles if self.worker else 0)
 
     @property
     def skipped(self) -> list[str]:
-        return self.composer.skipped
+        found = list(self.composer.skipped) if self._composer else []
+        for item in [*self._enqueued_skipped, *(self.worker.skipped if self.worker else [])]:
+            if item not in found:
+                found.append(item)
+        return found
 
     def variant(self, locale: str, rubrics: str) -> Variant:
         return self.composer.variant(locale, rubrics)
@@ -76,75 +95,44 @@ class Sender:
     def template(self, locale: str, rubrics: str) -> Template:
         return self.composer.template(locale, rubrics)
 
-    def message_for(self, due: Due, wire: bool = False) -> bytes:
-        """The subscriber's message: as stored (outbox, dry run), or `wire`-ready for SMTP's DATA."""
-        return self.composer.compose(due.subscriber_id, due.email, due.name, due.locale, due.rubrics, wire)[0]
+    def message_for(self, row: Claimed, wire: bool = False) -> bytes:
+        """A reader's message: as stored (outbox, dry run), or `wire`-ready for SMTP's DATA."""
+        return self.composer.compose(row.subscriber_id, row.email, row.name, row.locale, row.rubrics, wire)[0]
 
     def destination(self) -> str:
         return self.transport.where
 
     # -- the run ----------------------------------------------------------------------------------
-    def interrupt(self) -> None:
-        """SIGINT/SIGTERM: take nothing new; what is in flight finishes and is recorded."""
-        self._interrupted = True
-        if self._loop is not None:
-            self._loop.stop()
+    def enqueue(self) -> Enqueued:
+        def prepare() -> DayEdition:
+            assert self.day_edition is not None, "the edition is not enqueued and nothing was gathered"
+            return self.day_edition
+
+        return enqueue(self.settings, self.store, self.tokens, self.clock, self.day, prepare, self.replace, self.slot)
 
     def run(self) -> Report:
-        publish_archive(self.day_edition)  # the page the messages' "view in your browser" link opens
-        with EditionLock(self.settings.database, self.edition):
-            return asyncio.run(self._run())
-
-    async def _run(self) -> Report:
-        report = Report(self.edition, self.destination())
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.interrupt)
-        ledger = Ledger(self.store, self.edition)
         started = time.perf_counter()
+        enqueued = self.enqueue()
+        key = enqueued.frozen.key
+        queue = Queue(self.store, self.clock)
+        before = queue.backlog(key)
+        report = Report(key, self.destination(), added=enqueued.added, already_sent=before.sent,
+                        due=before.due + before.in_flight)
+        self.on_start(report.due)
+        self.worker = Worker(self.settings, self.store, self.tokens, self.clock, only=[key], outbox=self.outbox,
+                             until_idle=True, report=report, progress=self.progress, transport=self.transport)
         try:
-            report.added = ledger.prepare()
-            report.recovered = ledger.recover()
-            report.already_sent = ledger.counts()["sent"]
-            report.due = ledger.due_count()
-            self.on_start(report.due)
-            if report.due and not self._interrupted:  # nothing due: no variant is rendered for nothing
-                for locale, rubrics in self.store.variants():
-                    self.composer.template(locale, join_rubrics(rubrics))
-                await self._deliver(ledger, report)
-            report.variants = self.composer.compiles
-            backlog = ledger.backlog()
-            report.left, report.next_due = backlog.owed, backlog.next_due
+            if report.due:
+                self.worker.run()
+            else:
+                report.settle()
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-            ledger.close()
-            await self.transport.close()
+            after = queue.backlog(key)
+            report.left, report.next_due, report.in_flight = after.owed, after.next_due, after.in_flight
+            report.variants = enqueued.rendered + self.worker.compiles
             report.elapsed = time.perf_counter() - started
-            report.interrupted = self._interrupted
+            self._enqueued_skipped = enqueued.skipped
         return report
-
-    async def _deliver(self, ledger: Ledger, report: Report) -> None:
-        self._loop = send_loop = SendLoop(self.transport, ledger, RetryPolicy.of(self.settings.delivery), report,
-                                          self.progress)
-        if self._interrupted:
-            send_loop.stop()
-        await send_loop.run(self._jobs(ledger))
-        if send_loop.fatal is not None:
-            raise LedgerError(
-                f"the ledger in {self.settings.database} could not be written: {send_loop.fatal.__class__.__name__}: "
-                f"{str(send_loop.fatal).splitlines()[0]}",
-                "nothing more was sent; fix the database and run `digest send` again to finish",
-            )
-
-    def _jobs(self, ledger: Ledger) -> Iterator[Job]:
-        """The due rows in subscriber order, each with its message made as it is taken."""
-        wire = self.transport.wire
-        for due in ledger.due():
-            data, message_id = self.composer.compose(due.subscriber_id, due.email, due.name, due.locale,
-                                                     due.rubrics, wire)
-            envelope = Envelope(self.envelope_from, due.email, f"{due.subscriber_id:010d}")
-            yield Job(due, envelope, data, message_id)
 
 
 @dataclass(frozen=True)
@@ -171,20 +159,21 @@ def dry_run(sender: Sender) -> DryRun:
     per_variant: Counter[Variant] = Counter()
     for (locale, rubrics), n in per_key.items():
         per_variant[sender.variant(locale, rubrics)] += n
-    backlog = Ledger(sender.store, sender.edition).read(Ledger.backlog)
+    backlog = Queue(sender.store, sender.clock).backlog(sender.composer.edition_key)
     return DryRun(count, size, per_variant, sender.compiles, time.perf_counter() - started, backlog)
 
 
 def send_test_copy(sender: Sender, to: str, name: str = "") -> Outcome:
-    """One copy of the all-rubrics edition to an editor's address; the ledger is not touched. Test
+    """One copy of the all-rubrics edition to an editor's address; the queue is not touched. Test
     copies go beside the edition's outbox folder, never into it: that one holds exactly one message
     per subscriber."""
     template = sender.template(sender.settings.newsletter.locale, "")
     # A token that belongs to nobody: the test copy's unsubscribe link must not unsubscribe anyone.
     recipient = Recipient(0, to, name, "0" * len(template.placeholder))
-    transport = open_transport(sender.settings, f"{sender.edition}-test", sender.outbox)
+    transport = open_transport(sender.settings, "", sender.outbox)
     data = sender.composer.finish(template, recipient, wire=transport.wire)
-    return asyncio.run(_send_one(transport, Envelope(sender.envelope_from, to, f"{0:010d}"), data))
+    envelope = Envelope(message.return_path(sender.settings), to, f"{sender.composer.edition_key}-test/{0:010d}")
+    return asyncio.run(_send_one(transport, envelope, data))
 
 
 async def _send_one(transport: Transport, envelope: Envelope, data: bytes) -> Outcome:

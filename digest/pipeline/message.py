@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from email.policy import default
 from email.utils import format_datetime, getaddresses, localtime
 
+from digest.core.config import Settings
 from digest.core.errors import ConfigError
 from digest.core.model import Rendered
 from digest.core.text import one_line
@@ -33,6 +34,13 @@ def parse_sender(sender: str) -> Address:
     except UnicodeError:
         raise ConfigError(f"newsletter.sender {sender!r}: {domain!r} is not a valid domain") from None
     return Address(display_name=one_line(name), username=local, domain=domain)
+
+
+def return_path(settings: Settings) -> str:
+    """The envelope sender every message goes out with: [smtp] envelope_from, else the From address."""
+    if settings.smtp is not None and settings.smtp.envelope_from:
+        return settings.smtp.envelope_from
+    return parse_sender(settings.newsletter.sender).addr_spec
 
 
 def message_id(edition_key: str, recipient: str, domain: str) -> str:

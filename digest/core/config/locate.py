@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,9 +25,10 @@ def find(given: str | Path | None) -> Settings:
     return load(path) if path else defaults()
 
 
-def edition_day(value: str | None, settings: Settings) -> date:
-    """--date: YYYY-MM-DD, 'today' or 'yesterday', in the newsroom's time zone (default today)."""
-    today = datetime.now(ZoneInfo(settings.newsletter.timezone)).date()
+def edition_day(value: str | None, settings: Settings, now: datetime | None = None) -> date:
+    """--date: YYYY-MM-DD, 'today' or 'yesterday', in the newsroom's time zone (default today; `now`:
+    the clock's time, when --now sets it)."""
+    today = (now or datetime.now(UTC)).astimezone(ZoneInfo(settings.newsletter.timezone)).date()
     if value in (None, "", "today"):
         return today
     if value == "yesterday":

@@ -100,6 +100,9 @@ class Delivery:
     retries: int = 3  # attempts in one run for a 4xx or a dropped connection, then deferred to the next run
     retry_base_seconds: float = 2.0  # backoff: base × 2^(attempt−1), with jitter
     retry_later_minutes: float = 30.0  # a message deferred at the end of a run is due again after this
+    local_time: str | None = None  # "07:00": each reader gets the edition at that hour where they live
+    lease_seconds: float = 30.0  # a worker's hold on the rows it sends, renewed while it lives
+    poll_seconds: float = 15.0  # how often an idle `digest worker` looks for a newly enqueued edition
 
 
 @dataclass(frozen=True)

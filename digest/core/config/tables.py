@@ -35,6 +35,7 @@ from digest.core.locales import LOCALES, zone
 # come from the `digest.sources` entry-point group.
 SOURCE_KINDS = ("pagedump", "feed", "markdown")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_HOUR = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _URL_UNSAFE = re.compile(r"[\s<>\"'\\^`{|}\x00-\x1f\x7f]")
 _LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
@@ -215,9 +216,14 @@ def delivery(t: Table, folder: Path) -> Delivery:
         retries=t.get("retries", int, Delivery.retries),
         retry_base_seconds=t.positive("retry_base_seconds", float, Delivery.retry_base_seconds),
         retry_later_minutes=t.positive("retry_later_minutes", float, Delivery.retry_later_minutes),
+        local_time=t.get("local_time", str, Delivery.local_time),
+        lease_seconds=t.positive("lease_seconds", float, Delivery.lease_seconds),
+        poll_seconds=t.positive("poll_seconds", float, Delivery.poll_seconds),
     )
     if value.retries < 1:
         raise ConfigError(f"{t.file}: delivery.retries must be at least 1")
+    if value.local_time is not None and not _HOUR.fullmatch(value.local_time):
+        raise ConfigError(f"{t.file}: delivery.local_time must be an hour like \"07:00\", not {value.local_time!r}")
     t.done()
     return value
 

@@ -27,7 +27,7 @@ class Outbox:
     async def send(self, envelope: Envelope, message: bytes) -> Outcome:
         target = self.path_for(envelope.name)
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             partial = target.with_suffix(".tmp")
             with open(partial, "wb") as handle:
                 handle.write(message)

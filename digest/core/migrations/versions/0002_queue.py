@@ -61,7 +61,7 @@ def upgrade() -> None:
     op.create_table(
         "relay_throttle",
         sa.Column("name", sa.String(64), primary_key=True),
-        sa.Column("next_slot", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("next_slot", sa.Float, nullable=False),  # epoch seconds: portable arithmetic in SQL
     )
     op.create_table(
         "relay_slots",
@@ -69,6 +69,12 @@ def upgrade() -> None:
         sa.Column("slot", sa.Integer, primary_key=True),
         sa.Column("owner", sa.String(64)),
         sa.Column("expires", sa.DateTime(timezone=True)),
+    )
+    op.create_table(
+        "delivery_workers",
+        sa.Column("id", sa.String(64), primary_key=True),  # host:pid:random
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
     )
     with op.batch_alter_table("subscribers") as table:
         # "HH:MM" in the reader's zone, "asap" as soon as it is out; NULL: the newsletter's own hour.
@@ -78,6 +84,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("subscribers") as table:
         table.drop_column("delivery_time")
+    op.drop_table("delivery_workers")
     op.drop_table("relay_slots")
     op.drop_table("relay_throttle")
     op.drop_table("edition_variants")
