@@ -85,12 +85,14 @@ def _as_json(ranked: Ranked, lead: bool) -> dict[str, Any]:
         "rubric": ranked.rubric,
         "score": ranked.score,
         "source": item.source,
+        "lang": item.lang,
         "url": item.url,
         "category": item.category,
         "summary": item.summary,
         "featured": item.featured,
         "lead": lead,
-        "image": {"url": item.image.url, "alt": item.image.alt} if item.image else None,
+        "image": {"url": item.image.url, "alt": item.image.alt, "width": item.image.width,
+                  "height": item.image.height} if item.image else None,
     }
     if item.kind == "article":
         out["body"] = list(item.body)
