@@ -8,13 +8,17 @@ from functools import cache
 from importlib.resources import files
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from babel import Locale
-from babel.dates import format_date
+from babel.dates import format_date, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from markupsafe import Markup
+
+from digest.pipeline.typography import language, phrase
 
 DOMAIN = "digest"
 
@@ -31,9 +35,11 @@ def builtin_templates() -> Path:
 @cache
 def translations(locale: str, theme: Path | None = None) -> gettext.NullTranslations:
     """The catalog for a locale, read straight from its .po file (a theme's own catalog wins).
+    Catalogs are per language: ar-MA reads ar's.
 
     English is the source language of the templates, so it needs no catalog.
     """
+    locale = language(locale)
     for folder in (theme, builtin_templates()):
         if folder is None:
             continue
@@ -64,17 +70,39 @@ def environment(theme: Path | None, locale: str) -> jinja2.Environment:
     )
     # The i18n extension adds this method to the environment when it loads; jinja2's types cannot say so.
     env.install_gettext_translations(translations(locale, theme), newstyle=True)  # type: ignore[attr-defined]
+    for name in ("gettext", "_", "ngettext"):
+        env.globals[name] = _typeset_strings(env.globals[name], locale)
     return env
 
 
+def _typeset_strings(translate: Any, locale: str) -> Any:
+    """The theme's strings, once their variables are in, set by the language's typography (French
+    spacing, "au Quotidien"): the rules live in digest.pipeline.typography, not in each catalog."""
+
+    @jinja2.pass_context
+    def typeset(context: jinja2.runtime.Context, *args: Any, **variables: Any) -> str:
+        text = translate(context, *args, **variables)
+        shown = phrase(str(text), locale)
+        return Markup(shown) if isinstance(text, Markup) else shown
+
+    return typeset
+
+
+def babel_locale(locale: str) -> str:
+    """ar-MA as babel names it (ar_MA)."""
+    return locale.replace("-", "_")
+
+
 def long_date(day: date, locale: str) -> str:
-    """"dimanche 29 novembre 2026", "Sunday, November 29, 2026", "الأحد، 29 نوفمبر 2026"."""
-    return format_date(day, format="full", locale=locale)
+    """"dimanche 29 novembre 2026", "Sunday, November 29, 2026", "الأحد، 29 نونبر 2026" (ar-MA)."""
+    return format_date(day, format="full", locale=babel_locale(locale))
 
 
 def short_date(day: date, locale: str) -> str:
-    return format_date(day, format="d MMMM", locale=locale)
+    """Day and month as the locale orders them, as in the long date: "29 novembre", "November 29" (en),
+    "29 November" (en-GB)."""
+    return format_skeleton("MMMMd", day, locale=babel_locale(locale))
 
 
 def direction(locale: str) -> str:
-    return Locale.parse(locale).character_order == "right-to-left" and "rtl" or "ltr"
+    return Locale.parse(babel_locale(locale)).character_order == "right-to-left" and "rtl" or "ltr"

@@ -14,6 +14,9 @@ from babel.numbers import format_decimal
 
 from digest.core.model import Rendered
 from digest.pipeline import i18n
+from digest.pipeline.colors import RGB, contrast, parse_color
+
+__all__ = ["RGB", "Check", "contrast", "failed", "parse_color", "run", "text_runs"]
 
 GMAIL_CLIP = 102_000  # bytes of HTML after which Gmail hides the rest ("[Message clipped]")
 MIN_FONT_PX = 14.0
@@ -26,8 +29,6 @@ _FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)px")
 _FONT_WEIGHT = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)")
 _COLOR = re.compile(r"(?:^|;)\s*color\s*:\s*([^;!]+)")
 _BACKGROUND = re.compile(r"(?:^|;)\s*background(?:-color)?\s*:\s*([^;!]+)")
-RGB = tuple[float, float, float]  # each from 0 to 1
-_NAMED = {"white": "#ffffff", "black": "#000000", "red": "#ff0000", "gray": "#808080", "grey": "#808080"}
 
 
 @dataclass(frozen=True)
@@ -49,31 +50,6 @@ class Check:
         if len(self.details) > 5:
             lines.append(f"      {'':<12} … and {len(self.details) - 5} more")
         return "\n".join(lines)
-
-
-def parse_color(value: str) -> RGB | None:
-    value = _NAMED.get(value.strip().lower(), value.strip().lower())
-    match = re.fullmatch(r"#([0-9a-f]{3}|[0-9a-f]{6})", value.split()[0] if value else "")
-    if match:
-        digits = match[1] if len(match[1]) == 6 else "".join(c * 2 for c in match[1])
-        red, green, blue = (int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))
-        return red, green, blue
-    match = re.fullmatch(r"rgba?\((\d+),\s*(\d+),\s*(\d+)(?:,\s*([\d.]+))?\)", value)
-    if match and (match[4] is None or float(match[4]) > 0.5):
-        red, green, blue = (int(match[i]) / 255 for i in (1, 2, 3))
-        return red, green, blue
-    return None
-
-
-def contrast(foreground: RGB, background: RGB) -> float:
-    """WCAG 2 contrast ratio, 1 to 21."""
-
-    def luminance(rgb: RGB) -> float:
-        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
-        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 @dataclass(frozen=True)
