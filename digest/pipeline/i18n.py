@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from babel import Locale
+from babel import Locale, UnknownLocaleError
 from babel.dates import format_date, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -104,5 +104,13 @@ def short_date(day: date, locale: str) -> str:
     return format_skeleton("MMMMd", day, locale=babel_locale(locale))
 
 
+_RIGHT_TO_LEFT = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
+
+
+@cache
 def direction(locale: str) -> str:
-    return Locale.parse(babel_locale(locale)).character_order == "right-to-left" and "rtl" or "ltr"
+    """rtl or ltr; a language babel does not know (a detector's guess) by its script's usual direction."""
+    try:
+        return "rtl" if Locale.parse(babel_locale(locale)).character_order == "right-to-left" else "ltr"
+    except (ValueError, UnknownLocaleError):
+        return "rtl" if language(locale) in _RIGHT_TO_LEFT else "ltr"
