@@ -18,7 +18,7 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from markupsafe import Markup
 
-from digest.pipeline.typography import language, phrase
+from digest.pipeline.typography import language, phrase, typeset
 
 DOMAIN = "digest"
 
@@ -72,6 +72,7 @@ def environment(theme: Path | None, locale: str) -> jinja2.Environment:
     env.install_gettext_translations(translations(locale, theme), newstyle=True)  # type: ignore[attr-defined]
     for name in ("gettext", "_", "ngettext"):
         env.globals[name] = _typeset_strings(env.globals[name], locale)
+    env.filters["typeset"] = lambda text: typeset(str(text), locale)  # for a text no view has set yet
     return env
 
 
