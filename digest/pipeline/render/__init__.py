@@ -58,6 +58,10 @@ class Renderer:
             self._envs[locale] = i18n.environment(self.settings.theme, locale)
         return self._envs[locale]
 
+    def forget(self) -> None:
+        """Drop the views and pieces made so far (a new edition does this by itself)."""
+        self._edition, self._views, self._pieces = None, {}, {}
+
     def archive_url(self, edition: Edition) -> str:
         return f"{self.settings.newsletter.base_url}/archive/{edition.date.isoformat()}.html"
 

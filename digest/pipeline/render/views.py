@@ -98,6 +98,14 @@ class Views:
         self.lang = language(locale)
         self._items: dict[int, ItemView] = {}
         self._constants: dict[tuple[Any, str], dict[str, Any]] = {}
+        self._order: dict[int, tuple[Any, ...]] = {}
+
+    def order(self, ranked: Ranked) -> tuple[Any, ...]:
+        """order_key, worked out once per item (it folds the title, the dearest part of a variant)."""
+        key = id(ranked)
+        if key not in self._order:
+            self._order[key] = order_key(ranked)
+        return self._order[key]
 
     def text(self, text: str) -> str:
         """Content text with every slot taken out. Replaced by a space, not by nothing: the space
@@ -168,11 +176,11 @@ class Views:
         """What the templates see for one variant, `keep` items (best first) in the sections, the
         rest moved to "more on the web" (None: all kept)."""
         chosen = [s for s in edition.sections if variant.rubrics is None or s.rubric in variant.rubrics]
-        body = sorted((r for s in chosen for r in s.items), key=order_key)
+        body = sorted((r for s in chosen for r in s.items), key=self.order)
         kept = {id(r) for r in (body if keep is None else body[:keep])}
         moved = [r for r in body if id(r) not in kept]
         more = sorted([r for r in edition.more if variant.rubrics is None or r.rubric in variant.rubrics] + moved,
-                      key=order_key)
+                      key=self.order)
         more_views = [v for v in map(self.item, more) if v.href]
         limit = max(0, self.settings.layout.more_max)
         sections = self.sections(edition, variant, kept)
