@@ -85,17 +85,20 @@ def _apply(text: str, rules: tuple[Callable[[str], str], ...]) -> str:
     out: list[str] = []
     last = 0
     for match in _PROTECTED.finditer(text):
-        out.append(_run(text[last:match.start()], rules))
+        out.append(_run(text[last:match.start()], rules, text[last - 1:last]))
         out.append(match.group())
         last = match.end()
-    out.append(_run(text[last:], rules))
+    out.append(_run(text[last:], rules, text[last - 1:last]))
     return "".join(out)
 
 
-def _run(text: str, rules: tuple[Callable[[str], str], ...]) -> str:
+def _run(text: str, rules: tuple[Callable[[str], str], ...], before: str = "") -> str:
+    """The rules on a stretch of text; `before`, the character ahead of it (the end of a link, say),
+    is there only for the rules that look behind ("a@b.ma ?")."""
+    text = before + text
     for rule in rules:
         text = rule(text)
-    return text
+    return text[len(before):]
 
 
 def _curly(text: str) -> str:
