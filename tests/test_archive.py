@@ -17,12 +17,12 @@ from support.newsroom import BASE_URL as BASE
 from support.newsroom import SITE, Newsroom
 from support.paths import DAY, TZ
 
-from digest.pipeline.typography import typeset
 from digest.core.errors import DigestError
 from digest.core.model import Edition, Image, Item, Ranked, Section
 from digest.pipeline import archive
 from digest.pipeline.edition import prepare, publish_archive
 from digest.pipeline.i18n import builtin_templates
+from digest.pipeline.typography import typeset
 from digest.web.serve import create_app
 
 with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for its test client; httpx works

@@ -84,7 +84,7 @@ def test_every_text_of_the_french_email_and_twin_is_set_and_no_link_is_touched(f
         for name in ("href", "src"):
             value = el.get(name) if isinstance(el.tag, str) else None
             assert not value or (NBSP not in value and NNBSP not in value and "’" not in value), value
-    assert f"inscrite au Quotidien" in root.text_content() and "à Le Quotidien" not in root.text_content()
+    assert "inscrite au Quotidien" in root.text_content() and "à Le Quotidien" not in root.text_content()
     assert f"Dans cette édition{NBSP}: Politique" in rendered.text
 
 

@@ -115,9 +115,14 @@ def dark_mode(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
                         continue
                     rules.append((specificity, len(rules), selector.strip(), declarations.replace("!important", "")))
     for _, _, selector, declarations in sorted(rules):
-        for el in CSSSelector(selector)(dark):
+        for el in _elements(CSSSelector(selector)(dark)):
             el.set("style", f"{el.get('style', '').rstrip().rstrip(';')};{declarations.strip()}")
     return dark
+
+
+def _elements(found: object) -> list[lxml.html.HtmlElement]:
+    """What a CSS selector found: elements (lxml's types allow an XPath's text results too)."""
+    return [el for el in found if isinstance(el, lxml.html.HtmlElement)] if isinstance(found, list) else []
 
 
 def _background(el: lxml.html.HtmlElement | None) -> RGB:

@@ -32,6 +32,7 @@ from digest.pipeline.gather import gather  # noqa: E402
 from digest.pipeline.rank import rank  # noqa: E402
 from digest.pipeline.render import Renderer, inline_css  # noqa: E402
 
+
 def median_ms(func, runs: int) -> tuple[float, object]:
     result = func()  # warm-up
     times = []

@@ -7,9 +7,8 @@ from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from support.paths import TZ
-
 from digest.core.config import Settings, SourceSpec
+from support.paths import TZ
 
 RUBRICS = ["Politique", "Économie", "International", "Société", "Culture", "Sport", "Tech"]
 

@@ -18,7 +18,7 @@ _IMPORT = re.compile(r"@import\s+(url\()?[^;]*;", re.I)
 _DOCTYPE = "<!doctype html>"
 
 
-class _Inliner(Premailer):  # type: ignore[misc]  # premailer ships no types
+class _Inliner(Premailer):
     def _style_to_basic_html_attributes(self, element: Any, style_content: str, force: bool = False) -> None:
         if element.tag != "img":
             super()._style_to_basic_html_attributes(element, style_content, force)

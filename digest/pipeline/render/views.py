@@ -25,9 +25,7 @@ SUBJECT_MAX = 77  # characters: under 78, what most mail apps show of a subject 
 _ASCII_SPACE = re.compile(r"[ \t\n\r\f\v]+")
 # Words a cut subject must not end on ("… liens Maroco-Américains à…"): articles, prepositions, conjunctions.
 _DANGLING = frozenset(
-    "à a au aux de des du d’ d' la le les l’ l' en et ou sur par pour avec dans un une ce cette ses son sa leurs "
-    "the an of to in on and or for with at by from as its their "
-    "في من على إلى عن مع و ثم أو".split()
+    ["à", "a", "au", "aux", "de", "des", "du", "d’", "d'", "la", "le", "les", "l’", "l'", "en", "et", "ou", "sur", "par", "pour", "avec", "dans", "un", "une", "ce", "cette", "ses", "son", "sa", "leurs", "the", "an", "of", "to", "in", "on", "and", "or", "for", "with", "at", "by", "from", "as", "its", "their", "في", "من", "على", "إلى", "عن", "مع", "و", "ثم", "أو"]
 )
 
 
