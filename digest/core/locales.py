@@ -37,6 +37,16 @@ def locale(raw: str | None) -> str | None:
     return f"{lang}-{region}" if _REGION.fullmatch(region) and _known(f"{lang}_{region}") else None
 
 
+def for_reader(stored: str | None, newsletter: str) -> str:
+    """The locale a reader's email is written in: theirs; a language without a region takes the
+    newsletter's region when it is the newsletter's language (an "ar" reader of an ar-MA newsroom
+    reads "نونبر"); one digest has no catalog for, the newsletter's."""
+    found = locale(stored)
+    if found is None:
+        return newsletter
+    return newsletter if "-" not in found and newsletter.split("-", 1)[0] == found else found
+
+
 _REGION = re.compile(r"[A-Z]{2}|\d{3}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from digest.core.config import Settings
-from digest.core.locales import LOCALES
+from digest.core.locales import for_reader
 from digest.core.model import Edition, Rendered, Variant
 from digest.delivery.personalize import Recipient, Template, new_slot
 from digest.delivery.signing import Signer
@@ -38,9 +38,10 @@ class Composer:
 
     def variant(self, locale: str, rubrics: str) -> Variant:
         """The variant a stored (locale, rubrics) stands for: rubrics no longer configured dropped,
-        none left meaning all; a language without a catalog falling back to the newsletter's."""
+        none left meaning all; a language without a catalog falling back to the newsletter's, the
+        newsletter's own language taking its region (ar → ar-MA)."""
         chosen = frozenset(split_stored(rubrics)) & self._known
-        return Variant(locale if locale in LOCALES else self.settings.newsletter.locale, chosen or None)
+        return Variant(for_reader(locale, self.settings.newsletter.locale), chosen or None)
 
     def template(self, locale: str, rubrics: str) -> Template:
         key = (locale, rubrics)

@@ -39,7 +39,7 @@ def screenshot_folder(basetemp: Path) -> Path:
 _LOGO = ('<svg xmlns="http://www.w3.org/2000/svg" width="360" height="96" viewBox="0 0 360 96">'
          '<rect width="360" height="96" fill="#ffffff"/><rect x="0" y="0" width="96" height="96" fill="#8e1b1b"/>'
          '<text x="48" y="68" font-family="Georgia, serif" font-size="60" fill="#fff" text-anchor="middle">Q</text>'
-         '<text x="112" y="64" font-family="Georgia, serif" font-size="44" fill="#111">Le Quotidien</text></svg>')
+         '<text x="112" y="64" font-family="Georgia, serif" font-size="36" fill="#111">Le Quotidien</text></svg>')
 _PHOTO = ('<svg xmlns="http://www.w3.org/2000/svg" width="1200" height="675" viewBox="0 0 1200 675">'
           '<defs><linearGradient id="s" x1="0" y1="0" x2="0" y2="1"><stop offset="0" stop-color="#8fb8d8"/>'
           '<stop offset="1" stop-color="#dfeaf2"/></linearGradient></defs><rect width="1200" height="675" fill="url(#s)"/>'
