@@ -138,9 +138,9 @@ def test_regional_locales_write_the_region_s_dates_and_the_subject_as_the_masthe
 
 def test_regional_locales_in_digest_toml(tmp_path):
     text = (EXAMPLES / "ar" / "digest.toml").read_text(encoding="utf-8")
-    (tmp_path / "digest.toml").write_text(text.replace('locale = "ar"', 'locale = "ar_ma"'), encoding="utf-8")
+    (tmp_path / "digest.toml").write_text(text.replace('locale = "ar-MA"', 'locale = "ar_ma"'), encoding="utf-8")
     assert load(tmp_path / "digest.toml").newsletter.locale == "ar-MA"
-    (tmp_path / "digest.toml").write_text(text.replace('locale = "ar"', 'locale = "ar-XX"'), encoding="utf-8")
+    (tmp_path / "digest.toml").write_text(text.replace('locale = "ar-MA"', 'locale = "ar-XX"'), encoding="utf-8")
     with pytest.raises(ConfigError, match="newsletter.locale"):
         load(tmp_path / "digest.toml")
     assert i18n.translations("ar-MA").gettext("Unsubscribe") == "إلغاء الاشتراك"  # the language's catalog
@@ -157,3 +157,15 @@ def test_the_subject_leads_with_the_lead_story_cut_at_a_word(example):
     cut = cut_subject("Le Quotidien · 29 novembre — Accord : le Maroc et l’UE signent un texte sur la pêche à Bruxelles")
     assert cut.endswith(" un texte…"), cut  # not "… texte sur…"
     assert cut_subject("x" * 120).endswith("…") and len(cut_subject("x" * 120)) < 78
+
+
+def test_build_takes_a_regional_locale_and_refuses_an_unknown_one(tmp_path):
+    from support.cli import digest
+
+    result = digest("build", "-c", str(EXAMPLES / "digest.toml"), "--date", "2026-11-29", "--out", str(tmp_path),
+                    "--locale", "en_gb")
+    assert result.returncode == 0, result.stderr
+    assert "Sunday, 29 November 2026" in (tmp_path / "digest.html").read_text(encoding="utf-8")
+    refused = digest("build", "-c", str(EXAMPLES / "digest.toml"), "--date", "2026-11-29", "--out", str(tmp_path),
+                     "--locale", "de")
+    assert refused.returncode == 2 and refused.stderr.startswith("digest: error: --locale") and "Traceback" not in refused.stderr
