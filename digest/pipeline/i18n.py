@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gettext
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from io import BytesIO
 from pathlib import Path
@@ -73,7 +73,19 @@ def environment(theme: Path | None, locale: str) -> jinja2.Environment:
     for name in ("gettext", "_", "ngettext"):
         env.globals[name] = _typeset_strings(env.globals[name], locale)
     env.filters["typeset"] = lambda text: typeset(str(text), locale)  # for a text no view has set yet
+    env.filters["wordwrap"] = _remembered_wordwrap(env.filters["wordwrap"])
     return env
+
+
+def _remembered_wordwrap(wrap: Any) -> Any:
+    """Jinja's wordwrap, each text wrapped once: every variant's text twin wraps the same excerpts."""
+    remembered = lru_cache(maxsize=4096)(lambda env, *args: wrap(env, *args))
+
+    @jinja2.pass_environment
+    def wordwrap(env: jinja2.Environment, text: str, *args: Any) -> str:
+        return remembered(env, str(text), *args)
+
+    return wordwrap
 
 
 def _typeset_strings(translate: Any, locale: str) -> Any:

@@ -60,6 +60,7 @@ def typeset(text: str, lang: str | None) -> str:
     return _apply(text, _rules(code))
 
 
+@lru_cache(maxsize=8192)  # the same strings come back in every variant's email and text twin
 def phrase(text: str, lang: str | None) -> str:
     """A theme string as the templates show it (already curly): French spacing and contractions only,
     since it may carry escaped variables (`&amp;`, `&#39;`) that quote rules must not read."""

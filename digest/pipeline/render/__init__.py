@@ -145,11 +145,16 @@ class Renderer:
     def render_full(self, edition: Edition, variant: Variant) -> Rendered:
         """The variant rendered whole: Jinja → MJML → premailer for it alone (what pieces must equal)."""
         skipped: list[Ranked] = []
+        whole: Made | None = None
         try:
-            self._once(edition, variant, None)
+            whole = self._once(edition, variant, None)
         except (ThemeError, UnicodeError):
             edition, skipped = self._without_unrenderable(edition, variant)
-        return self._finish(edition, variant, lambda keep: self._once(edition, variant, keep), skipped)
+
+        def make(keep: int | None) -> Made:
+            return whole if keep is None and whole is not None else self._once(edition, variant, keep)
+
+        return self._finish(edition, variant, make, skipped)
 
     # -- a language's pieces -------------------------------------------------------------------------
     def _language(self, edition: Edition, locale: str) -> pieces.Pieces | None:
