@@ -74,9 +74,6 @@ class Renderer:
                                         ZoneInfo(edition.timezone))
         return self._views[locale]
 
-    def _text(self, text: str) -> str:
-        return Views(self.settings, "en", self._slots, "", ZoneInfo("UTC")).text(text)
-
     def _item(self, ranked: Ranked, locale: str, archive: str, tz: ZoneInfo) -> ItemView:
         """One item's view, made afresh (the cached ones live in views())."""
         return Views(self.settings, locale, self._slots, archive, tz).make(ranked)
