@@ -1,4 +1,5 @@
-"""The example edition in a real browser (headless Chromium), at 375 px and 600 px, in French and Arabic."""
+"""The example edition in a real browser (headless Chromium): at 320, 375 and 600 px, in French,
+Arabic and English, light and dark, as a typographer, a phone user and a screen-reader user see it."""
 from __future__ import annotations
 
 import pytest
@@ -7,11 +8,14 @@ from digest.core.config import load
 from digest.core.model import Variant
 from digest.pipeline.edition import prepare
 from digest.pipeline.render import Renderer
+from digest.web.checks import contrast, parse_color
 
-from support.browser import new_page
+from support.browser import new_page, show_pictures
 from support.paths import DAY, EXAMPLES
 
-EDITIONS = {"fr": EXAMPLES / "digest.toml", "ar": EXAMPLES / "ar" / "digest.toml"}
+# The French newsroom in French and in English (its French content marked as such), the Arabic one.
+EDITIONS = {"fr": (EXAMPLES / "digest.toml", "fr"), "ar": (EXAMPLES / "ar" / "digest.toml", "ar"),
+            "en": (EXAMPLES / "digest.toml", "en")}
 
 
 @pytest.fixture(scope="module")
@@ -19,13 +23,20 @@ def pages(tmp_path_factory):
     """Each edition rendered once and written where Chromium can open it."""
     folder = tmp_path_factory.mktemp("emails")
     out = {}
-    for locale, config in EDITIONS.items():
+    for name, (config, locale) in EDITIONS.items():
         settings = load(config)
         rendered = Renderer(settings).render(prepare(settings, DAY).edition, Variant(locale))
-        path = folder / f"digest-{locale}.html"
+        path = folder / f"digest-{name}.html"
         path.write_text(rendered.html, encoding="utf-8")
-        out[locale] = path
+        out[name] = path
     return out
+
+
+def opened(browser, path, width, scheme="light", height=740):
+    page = new_page(browser, viewport={"width": width, "height": height}, color_scheme=scheme)
+    show_pictures(page)
+    page.goto(path.as_uri())
+    return page
 
 
 MEASURE = """() => {
@@ -55,12 +66,11 @@ MEASURE = """() => {
 }"""
 
 
-@pytest.mark.parametrize("width", [375, 600])
-@pytest.mark.parametrize("locale", ["fr", "ar"])
+@pytest.mark.parametrize("width", [320, 375, 600])
+@pytest.mark.parametrize("locale", ["fr", "ar", "en"])
 def test_the_email_fits_the_screen_and_leads_with_its_top_story(browser, pages, shots, locale, width):
-    page = new_page(browser, viewport={"width": width, "height": 740})
+    page = opened(browser, pages[locale], width)
     try:
-        page.goto(pages[locale].as_uri())
         m = page.evaluate(MEASURE)
         page.screenshot(path=str(shots / f"email-{locale}-{width}.png"), full_page=True)
     finally:
@@ -76,49 +86,147 @@ def test_the_email_fits_the_screen_and_leads_with_its_top_story(browser, pages, 
         assert m["htmlDir"] == "ltr" and m["leadDirection"] == "ltr" and m["h1Left"] < 80
 
 
-def test_mixed_arabic_and_latin_titles_keep_their_own_direction(browser, tmp_path):
-    """A French title inside the Arabic email reads left to right (dir="auto"), and an Arabic one right to left."""
-    settings = load(EDITIONS["fr"])
+# Every character of the page's visible text with where it is drawn; a mark that French keeps with
+# the word before it must never be the first thing on a line.
+LINE_STARTS = """(marks) => {
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {acceptNode: (node) => {
+    const el = node.parentElement;
+    if (!el || el.closest('[style*="display:none"]') || !node.textContent.trim()) return NodeFilter.FILTER_REJECT;
+    return NodeFilter.FILTER_ACCEPT; }});
+  const chars = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (let i = 0; i < node.textContent.length; i++) chars.push([node, i]);
+  }
+  const rect = ([node, i]) => { const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+                                const rects = r.getClientRects(); return rects.length ? rects[0] : null; };
+  const found = [];
+  for (let k = 0; k < chars.length; k++) {
+    const [node, i] = chars[k];
+    if (!marks.includes(node.textContent[i])) continue;
+    const here = rect(chars[k]);
+    if (!here) continue;
+    let j = k - 1;
+    while (j >= 0 && /\\s/.test(chars[j][0].textContent[chars[j][1]])) j--;
+    if (j < 0) continue;
+    const before = rect(chars[j]);
+    if (before && before.top + before.height / 2 < here.top) {
+      found.push(node.textContent.slice(Math.max(0, i - 30), i + 10));
+    }
+  }
+  return found;
+}"""
+
+
+@pytest.mark.parametrize("width", [320, 375, 600])
+def test_no_line_of_the_french_email_starts_with_a_mark_that_belongs_to_the_word_before(browser, pages, width):
+    page = opened(browser, pages["fr"], width)
+    try:
+        found = page.evaluate(LINE_STARTS, [":", ";", "!", "?", "»", "%"])
+    finally:
+        page.close()
+    assert found == [], found[:5]
+
+
+def test_mixed_arabic_and_latin_titles_keep_their_own_direction_and_language(browser, tmp_path):
+    """French content in the Arabic email is marked French, reads left to right and starts on the
+    left; the Arabic strings around it stay right to left."""
+    settings = load(EDITIONS["fr"][0])
     rendered = Renderer(settings).render(prepare(settings, DAY).edition, Variant("ar"))
     path = tmp_path / "mixed.html"
     path.write_text(rendered.html, encoding="utf-8")
-    page = new_page(browser, viewport={"width": 375, "height": 740})
+    page = opened(browser, path, 375)
     try:
-        page.goto(path.as_uri())
-        directions = page.evaluate("""() => ({
-          page: getComputedStyle(document.body).direction,
-          title: getComputedStyle(document.querySelector('h2.lead-title')).direction,
-          kicker: getComputedStyle(document.querySelector('p.kicker')).direction,
-        })""")
-    finally:
-        page.close()
-    assert directions == {"page": "rtl", "title": "ltr", "kicker": "rtl"}
-
-
-def test_dark_mode_keeps_text_readable_and_the_logo_on_its_plate(browser, pages, shots):
-    from digest.web.checks import contrast, parse_color
-
-    page = new_page(browser, viewport={"width": 375, "height": 740}, color_scheme="dark")
-    try:
-        page.goto(pages["fr"].as_uri())
-        colours = page.evaluate("""() => {
-          const pick = (sel) => { const el = document.querySelector(sel); const s = getComputedStyle(el);
-            let bg = el, b = 'rgba(0, 0, 0, 0)';
-            while (bg && (b = getComputedStyle(bg).backgroundColor) === 'rgba(0, 0, 0, 0)') { bg = bg.parentElement; }
-            return [s.color, b]; };
-          return { lead: pick('h2.lead-title a'), brief: pick('td.brief a'), date: pick('p.masthead-date'),
-                   logo: getComputedStyle(document.querySelector('.logo-plate')).backgroundColor };
+        seen = page.evaluate("""() => {
+          const title = document.querySelector('h2.lead-title'), brief = document.querySelector('td.brief');
+          const excerpt = document.querySelector('p.lead-excerpt');
+          return {
+            page: getComputedStyle(document.body).direction,
+            title: getComputedStyle(title).direction, titleLang: title.lang,
+            kicker: getComputedStyle(document.querySelector('p.kicker')).direction,
+            excerptAlign: getComputedStyle(excerpt).textAlign, excerptLang: excerpt.lang,
+            briefLang: brief.lang, briefDirection: getComputedStyle(brief).direction,
+            briefAlign: getComputedStyle(brief).textAlign,
+          };
         }""")
-        page.screenshot(path=str(shots / "email-fr-375-dark.png"), full_page=True)
     finally:
         page.close()
+    assert seen == {"page": "rtl", "title": "ltr", "titleLang": "fr", "kicker": "rtl", "excerptAlign": "left",
+                    "excerptLang": "fr", "briefLang": "fr", "briefDirection": "ltr", "briefAlign": "left"}
 
-    def rgb(css: str):
-        numbers = [int(x) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
-        return parse_color("#" + "".join(f"{n:02x}" for n in numbers))
 
-    for name in ("lead", "brief", "date"):
-        fg, bg = (rgb(c) for c in colours[name])
+def rgb(css: str):
+    numbers = [int(float(x)) for x in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
+    return parse_color("#" + "".join(f"{n:02x}" for n in numbers))
+
+
+DARK = """() => {
+  const behind = (el) => { let b = 'rgba(0, 0, 0, 0)';
+    while (el && (b = getComputedStyle(el).backgroundColor) === 'rgba(0, 0, 0, 0)') { el = el.parentElement; }
+    return b; };
+  const pick = (sel) => { const el = document.querySelector(sel); return el && [getComputedStyle(el).color, behind(el)]; };
+  const button = document.querySelector('.button a');
+  const plate = document.querySelector('.logo table');
+  const logo = document.querySelector('.logo img');
+  return { lead: pick('h2.lead-title a'), brief: pick('td.brief a'), plain: pick('td.brief:not(:has(a))'),
+           date: pick('p.masthead-date'), contents: pick('p.contents'),
+           titles: [...document.querySelectorAll('h2.rubric-title')].map(h => [h.className, getComputedStyle(h).color, behind(h)]),
+           kicker: pick('p.kicker'), separator: getComputedStyle(document.querySelector('table.briefs td')).borderTopColor,
+           card: behind(document.querySelector('table.briefs')),
+           button: [getComputedStyle(button).backgroundColor, getComputedStyle(button).color, behind(button.closest('.button'))],
+           plate: plate && [getComputedStyle(plate).backgroundColor, plate.getBoundingClientRect().width],
+           logoWidth: logo && logo.getBoundingClientRect().width };
+}"""
+
+
+@pytest.mark.parametrize("locale", ["fr", "ar", "en"])
+def test_dark_mode_keeps_text_readable_each_rubric_its_colour_and_the_button_a_button(browser, pages, shots, locale):
+    page = opened(browser, pages[locale], 375, "dark")
+    try:
+        seen = page.evaluate(DARK)
+        page.screenshot(path=str(shots / f"email-{locale}-375-dark.png"), full_page=True)
+    finally:
+        page.close()
+    newsroom = locale != "ar"  # the French newsroom has linked briefs and a logo; the Arabic one neither
+    for name in ("lead", "brief", "plain", "date", "contents", "kicker"):
+        if seen[name] is None and name == "brief" and not newsroom:
+            continue
+        fg, bg = (rgb(c) for c in seen[name])
         assert sum(bg) < 1.0, f"{name}: the background stayed light in dark mode"
-        assert contrast(fg, bg) >= 4.5, f"{name}: {colours[name]}"
-    assert colours["logo"] == "rgb(255, 255, 255)"
+        assert contrast(fg, bg) >= 4.5, f"{name}: {seen[name]}"
+    # Each rubric's title keeps a hue of its own (a lighter tint, not the common white) and reads.
+    colours = {color for _, color, _ in seen["titles"][:-1]}  # the last is "more on the web"
+    assert len(colours) >= 5 and "rgb(241, 243, 246)" not in colours, seen["titles"]
+    for _, color, behind in seen["titles"]:
+        assert contrast(rgb(color), rgb(behind)) >= 4.5, (color, behind)
+    assert rgb(seen["kicker"][0]) != rgb("rgb(241, 243, 246)")
+    # Separators are dark lines, linked briefs are links (not the plain text's colour).
+    assert contrast(rgb(seen["separator"]), rgb(seen["card"])) < 2.0
+    assert not newsroom or seen["brief"][0] != seen["plain"][0]
+    # The button stands out from its card (3:1 and more) and its label from the button.
+    background, label, card = (rgb(c) for c in seen["button"])
+    assert contrast(background, card) >= 3.0 and contrast(label, background) >= 4.5, seen["button"]
+    # The logo's white plate is the logo's width (and its padding), not the column's.
+    if not newsroom:
+        return
+    plate_colour, plate_width = seen["plate"]
+    assert plate_colour == "rgb(255, 255, 255)" and plate_width <= seen["logoWidth"] + 16, seen
+
+
+def test_touch_targets_are_44_px_and_linked_briefs_look_like_links(browser, pages, shots):
+    page = opened(browser, pages["fr"], 375, height=812)
+    try:
+        seen = page.evaluate("""() => ({
+          button: document.querySelector('.button a').getBoundingClientRect().height,
+          footer: [...document.querySelectorAll('p.footer-links a')].map(a => [a.textContent, a.getBoundingClientRect().height]),
+          linked: (() => { const s = getComputedStyle(document.querySelector('td.brief a')); return [s.color, s.textDecorationLine]; })(),
+          plain: (() => { const s = getComputedStyle([...document.querySelectorAll('td.brief')].find(td => !td.querySelector('a')));
+                          return [s.color, s.textDecorationLine]; })(),
+          contents: document.querySelector('p.contents').textContent,
+        })""")
+        page.screenshot(path=str(shots / "email-fr-375-first-screen.png"))
+    finally:
+        page.close()
+    assert seen["button"] >= 44
+    assert len(seen["footer"]) == 3 and all(height >= 44 for _, height in seen["footer"]), seen["footer"]
+    assert seen["linked"][1] == "underline" and seen["plain"][1] == "none" and seen["linked"][0] != seen["plain"][0]
+    assert seen["contents"].startswith("Dans cette édition\u00a0: Politique · Économie")

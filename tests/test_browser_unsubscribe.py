@@ -56,7 +56,7 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
                 response = page.goto(url)
                 assert response.status == 200
                 assert "default-src 'none'" in response.headers["content-security-policy"]
-                assert page.locator("h1").inner_text() == "Se désabonner de Le Quotidien ?"
+                assert page.locator("h1").inner_text() == "Se désabonner du Quotidien\u202f?"
                 assert page.locator("html").get_attribute("lang") == "fr"
                 # The stylesheet loaded (from /digest/static/digest.css, under the CSP):
                 color = page.locator("#unsubscribe").evaluate("b => getComputedStyle(b).backgroundColor")

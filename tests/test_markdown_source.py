@@ -42,6 +42,7 @@ def test_dessalement_front_matter():
     assert item.image == Image(
         url="https://lequotidien.example.ma/img/2026/11/station-dessalement-casablanca-chantier.jpg",
         alt="Vue aérienne du chantier de la station de dessalement, au bord de l’océan Atlantique, au sud de Casablanca",
+        width=1200, height=675,  # image_width and image_height in the front matter
     )
     assert item.featured is True
     assert item.author == "Salma Bennani"

@@ -82,7 +82,7 @@ def test_the_page_shows_both_widths_the_text_twin_the_subject_size_and_checks(se
     assert response.status_code == 200
     assert "script-src 'self'" in response.headers["content-security-policy"]
     root = lxml.html.document_fromstring(response.text)
-    assert root.get_element_by_id("subject").text_content().startswith("Le Quotidien · 29 novembre — Bourita")
+    assert root.get_element_by_id("subject").text_content().startswith("Bourita et Blinken")
     assert root.get_element_by_id("preheader").text_content()
     # Numbers and the checks in the newsroom's language, as the rest of the page.
     assert f"/ {format_decimal(100_000, locale='fr')}" in root.get_element_by_id("size").text_content()
@@ -166,7 +166,7 @@ def test_editing_a_theme_file_a_source_or_the_config_rebuilds_the_preview(server
     dump.write_text("- 23:55Dernière minute : un titre ajouté par la rédaction\n" + dump.read_text(encoding="utf-8"),
                     encoding="utf-8")
     assert _wait_for_version(base, version) < SEEN_WITHIN
-    assert "Dernière minute : un titre ajouté par la rédaction" in get(base + "/email.html").text
+    assert "Dernière minute\u00a0: un titre ajouté par la rédaction" in get(base + "/email.html").text
 
     version = state.version
     config = newsroom / "digest.toml"

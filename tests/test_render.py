@@ -11,6 +11,7 @@ from digest.core.model import Variant
 from digest.pipeline.edition import prepare
 from digest.pipeline.rank import rank
 from digest.pipeline.render import SLOT_TOKEN, Renderer
+from digest.pipeline.typography import typeset
 
 from support.items import day_of, item, parse
 from support.paths import DAY, TZ_NAME
@@ -87,7 +88,7 @@ def test_no_google_fonts_no_http_no_relative_links(example):
 def test_the_legacy_http_link_is_upgraded_not_dropped(example):
     _, _, _, root = example
     hrefs = {a.text_content().strip(): a.get("href") for a in root.iter("a")}
-    title = next(t for t in hrefs if t.startswith("Cinéma : un documentaire sur les artisans de Fès"))
+    title = next(t for t in hrefs if t.startswith(typeset("Cinéma : un documentaire sur les artisans de Fès", "fr")))
     assert hrefs[title].startswith("https://")
 
 
@@ -133,7 +134,7 @@ def test_text_twin_has_every_item_and_no_html(example):
     _, made, rendered, _ = example
     for section in made.edition.sections:
         for ranked in section.items:
-            assert ranked.item.title in rendered.text
+            assert typeset(ranked.item.title, ranked.item.lang) in rendered.text  # as French typography sets it
     assert "<p" not in rendered.text and "<a " not in rendered.text and "&amp;" not in rendered.text
 
 
@@ -142,7 +143,7 @@ def test_hostile_feed_html_never_reaches_the_email(example):
     lowered = rendered.html.lower()
     for bad in ("<script", "javascript:", "onerror", "onclick", "<iframe", "<form", "data:text"):
         assert bad not in lowered, bad
-    assert "Cybersécurité : la DGSSI alerte" in root.text_content()
+    assert "Cybersécurité\u00a0: la DGSSI alerte" in root.text_content()
 
 
 def test_titles_are_escaped_not_interpreted():
@@ -151,7 +152,7 @@ def test_titles_are_escaped_not_interpreted():
     rendered = Renderer(settings).render(edition)
     root = parse(rendered.html)
     assert root.find(".//b") is None
-    assert "Tom & Jerry <b>gras</b> \"cité\"" in root.text_content()
+    assert "Tom & Jerry <b>gras</b> «\u202fcité\u202f»" in root.text_content()  # French quotes, set by typography
 
 
 def test_example_edition_is_under_the_budget(example):
@@ -175,7 +176,7 @@ def test_a_200_item_day_fits_by_moving_the_lowest_ranked_to_more_on_the_web():
     more = [a.text_content().strip() for a in root.xpath("//ul[contains(@class,'more-list')]//a")]
     assert 0 < len(more) <= settings.layout.more_max
     # What stayed in the sections outranks everything that moved out.
-    by_title = {r.item.title: r for r in edition.items}
+    by_title = {typeset(r.item.title, "fr"): r for r in edition.items}
     from digest.core.model import order_key
 
     worst_shown = max(order_key(by_title[t]) for t in shown)
@@ -192,7 +193,7 @@ def test_variant_with_chosen_rubrics_keeps_the_lead_and_only_those_sections(exam
     titles = [h.text_content().strip() for h in root.xpath("//h2[contains(@class,'rubric-title')]")]
     assert titles[:2] == ["Économie", "Sport"] and titles[2:] in ([], ["Plus sur le web"])
     assert made.edition.leads[0].item.title in root.text_content()
-    rubric_of = {r.item.title: r.rubric for r in made.edition.items}
+    rubric_of = {typeset(r.item.title, r.item.lang): r.rubric for r in made.edition.items}
     for link in root.xpath("//ul[contains(@class,'more-list')]//a"):
         assert rubric_of[link.text_content().strip()] in {"economie", "sport"}
 

@@ -55,7 +55,8 @@ def _breaking_theme(folder: Path) -> Path:
     theme, is what cannot be rendered."""
     (folder / "email").mkdir(parents=True)
     macros = (ROOT / "templates" / "email" / "macros.mjml.j2").read_text(encoding="utf-8")
-    macros = macros.replace('<td class="brief" dir="auto">', '<td class="brief" dir="auto">{% if "CASSE" in item.title %}<{% endif %}', 1)
+    opening = '<td class="brief{{ align(item) }}"{{ lang(item) }}>'
+    macros = macros.replace(opening, opening + '{% if "CASSE" in item.title %}<{% endif %}', 1)
     assert "CASSE" in macros
     (folder / "email" / "macros.mjml.j2").write_text(macros, encoding="utf-8")
     return folder

@@ -85,12 +85,14 @@ def _as_json(ranked: Ranked, lead: bool) -> dict[str, Any]:
         "rubric": ranked.rubric,
         "score": ranked.score,
         "source": item.source,
+        "lang": item.lang,
         "url": item.url,
         "category": item.category,
         "summary": item.summary,
         "featured": item.featured,
         "lead": lead,
-        "image": {"url": item.image.url, "alt": item.image.alt} if item.image else None,
+        "image": {"url": item.image.url, "alt": item.image.alt, "width": item.image.width,
+                  "height": item.image.height} if item.image else None,
     }
     if item.kind == "article":
         out["body"] = list(item.body)
@@ -101,8 +103,9 @@ def _as_json(ranked: Ranked, lead: bool) -> dict[str, Any]:
 @edition_options
 @click.option("--out", type=click.Path(file_okay=False), default="edition", show_default=True, envvar="DIGEST_OUT",
               help="Folder for digest.html, digest.txt and digest.eml. [env: DIGEST_OUT]")
-@click.option("--locale", type=click.Choice(config.LOCALES), envvar="DIGEST_LOCALE",
-              help="Language of the email (default: newsletter.locale). [env: DIGEST_LOCALE]")
+@click.option("--locale", metavar="|".join(config.LOCALES), envvar="DIGEST_LOCALE",
+              help="Language of the email, with a region if you like: ar-MA, en-GB (default: newsletter.locale). "
+                   "[env: DIGEST_LOCALE]")
 @click.option("--for", "to", metavar="EMAIL", help="The To: of digest.eml (default: the sender's address).")
 @click.option("--check", is_flag=True,
               help="Also check the email (size, alt text, links, one h1, text size, contrast, unsubscribe link, "

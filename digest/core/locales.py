@@ -5,8 +5,11 @@ ConfigError naming the file and key, an InvalidSubscriber naming the row), so th
 """
 from __future__ import annotations
 
+import re
 from functools import cache
 from zoneinfo import available_timezones
+
+from babel import Locale, UnknownLocaleError
 
 # The languages the theme has catalogs for (templates/locale/<code>/); the first is the default.
 LOCALES: tuple[str, ...] = ("fr", "en", "ar")
@@ -16,6 +19,44 @@ def language(raw: str | None) -> str | None:
     """fr, en or ar; a regional form such as fr-MA or FR_ma is read as its language."""
     code = (raw or "").strip().replace("_", "-").split("-", 1)[0].lower()
     return code if code in LOCALES else None
+
+
+def locale(raw: str | None) -> str | None:
+    """A language digest has a catalog for, with or without a region, as BCP 47: fr, ar-MA, en-GB.
+
+    The catalog stays the language's; the region gives its month names and formats (babel's CLDR
+    data: ar-MA writes November "نونبر", en-GB "29 November"). A region babel does not know is refused."""
+    text = (raw or "").strip().replace("_", "-")
+    lang, _, region = text.partition("-")
+    lang = lang.lower()
+    if lang not in LOCALES:
+        return None
+    if not region:
+        return lang
+    region = region.upper()
+    return f"{lang}-{region}" if _REGION.fullmatch(region) and _known(f"{lang}_{region}") else None
+
+
+def for_reader(stored: str | None, newsletter: str) -> str:
+    """The locale a reader's email is written in: theirs; a language without a region takes the
+    newsletter's region when it is the newsletter's language (an "ar" reader of an ar-MA newsroom
+    reads "نونبر"); one digest has no catalog for, the newsletter's."""
+    found = locale(stored)
+    if found is None:
+        return newsletter
+    return newsletter if "-" not in found and newsletter.split("-", 1)[0] == found else found
+
+
+_REGION = re.compile(r"[A-Z]{2}|\d{3}")
+
+
+@cache
+def _known(name: str) -> bool:
+    try:
+        Locale.parse(name)
+    except (UnknownLocaleError, ValueError):
+        return False
+    return True
 
 
 @cache

@@ -21,6 +21,8 @@ SLOT_TOKEN = "__DIGEST_TOKEN__"
 class Image:
     url: str
     alt: str
+    width: int | None = None  # the picture's own size in pixels, when the source says it
+    height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Item:
     pin: int = 0  # editor's pin: higher goes first
     timed: bool = True  # False when the source gave no time of day (page-dump articles)
     author: str | None = None
+    lang: str | None = None  # the language it is written in (its source's `lang`, or detected)
 
     @property
     def excerpt(self) -> str:

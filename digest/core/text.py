@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_SPACE = re.compile(r"\s+")
+# White space but the no-break spaces typography puts in ("20\u202f000", "Maroc\u00a0:").
+_SPACE = re.compile(r"[^\S\u00a0\u202f]+")
 _WORD = re.compile(r"\w+")
 # What no source may hand on (mrml refuses most of it, and none of it is text): C0 controls but tab and
 # newline, DEL, C1 controls, lone surrogates, and the noncharacters U+FDD0–U+FDEF and U+nFFFE/U+nFFFF.
@@ -18,8 +19,9 @@ _AS = {"\r\n": "\n", "\r": "\n", "\x0b": " ", "\x0c": " ", "\x1c": " ", "\x1d": 
 
 
 def one_line(text: str) -> str:
-    """Collapse every run of white space (CR and LF included) to one space: titles and names never carry a newline."""
-    return _SPACE.sub(" ", text).strip()
+    """Collapse every run of white space (CR and LF included) to one space: titles and names never carry a newline.
+    No-break spaces stay: they are typography, not layout."""
+    return _SPACE.sub(" ", text).strip(" ")
 
 
 def fold(text: str) -> str:

@@ -9,7 +9,7 @@ other workers.
 from __future__ import annotations
 
 from digest.core.config import Settings
-from digest.core.locales import LOCALES
+from digest.core.locales import for_reader
 from digest.core.model import Rendered, Variant
 from digest.delivery.editions import Editions, FrozenEdition, variant_key
 from digest.delivery.personalize import Recipient, Template
@@ -39,9 +39,10 @@ class Composer:
 
     def variant(self, locale: str, rubrics: str) -> Variant:
         """The variant a stored (locale, rubrics) stands for: rubrics no longer configured dropped,
-        none left meaning all; a language without a catalog falling back to the newsletter's."""
+        none left meaning all; a language without a catalog falling back to the newsletter's, the
+        newsletter's own language taking its region (ar → ar-MA)."""
         chosen = frozenset(split_stored(rubrics)) & self._known
-        return Variant(locale if locale in LOCALES else self.settings.newsletter.locale, chosen or None)
+        return Variant(for_reader(locale, self.settings.newsletter.locale), chosen or None)
 
     def rendered(self, variant: Variant) -> Rendered:
         """The variant as enqueued, or rendered now from the frozen edition (and kept)."""

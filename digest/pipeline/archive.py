@@ -27,6 +27,7 @@ from digest.core.config import LOCALES, Settings
 from digest.core.errors import DigestError
 from digest.core.model import Edition, Ranked
 from digest.pipeline import i18n
+from digest.pipeline.typography import language, typeset
 
 PAGE_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.html")
 _UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\"<>\\`]")
@@ -50,6 +51,8 @@ class Entry:
     author: str | None
     image_url: str | None
     image_alt: str
+    lang: str | None = None  # set when the item's language is not the page's
+    dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,11 @@ def _environment(theme: Path | None, locale: str) -> jinja2.Environment:
 
 def render_page(settings: Settings, name: str, locale: str, **context: Any) -> str:
     """Render templates/web/NAME in a locale; a broken override is named with its line."""
-    locale = locale if locale in LOCALES else settings.newsletter.locale
+    locale = locale if language(locale) in LOCALES else settings.newsletter.locale
     env = _environment(settings.theme, locale)
     base = {
         "newsletter": settings.newsletter,
+        "newsletter_name": typeset(settings.newsletter.name, locale),
         "lang": locale,
         "dir": i18n.direction(locale),
     }
@@ -114,18 +118,22 @@ def _entry(ranked: Ranked, settings: Settings, locale: str, tz: ZoneInfo) -> Ent
     item = ranked.item
     rubric = settings.rubric(ranked.rubric)
     paragraphs = item.body if item.kind == "article" and item.body else ((item.summary,) if item.summary else ())
+    lang = item.lang or locale
+    other = language(lang) != language(locale)
     return Entry(
         id=item.id,
         kind=item.kind,
-        title=item.title,
+        title=typeset(item.title, lang),
         url=web_url(item.url),
         time=item.published.astimezone(tz).strftime("%H:%M") if item.timed else "",
-        paragraphs=tuple(p for p in paragraphs if p),
+        paragraphs=tuple(typeset(p, lang) for p in paragraphs if p),
         rubric=rubric.key,
-        rubric_label=rubric.label_for(locale),
-        author=item.author,
+        rubric_label=typeset(rubric.label_for(locale), locale),
+        author=typeset(item.author, lang) if item.author else None,
         image_url=image_url(item.image.url) if item.image else None,
-        image_alt=item.image.alt if item.image else "",
+        image_alt=typeset(item.image.alt, lang) if item.image else "",
+        lang=lang if other else None,
+        dir=i18n.direction(lang) if other else None,
     )
 
 
@@ -134,7 +142,7 @@ def edition_page(settings: Settings, edition: Edition) -> str:
     locale = settings.newsletter.locale
     tz = ZoneInfo(edition.timezone)
     sections = [
-        SectionEntries(s.rubric, settings.rubric(s.rubric).label_for(locale),
+        SectionEntries(s.rubric, typeset(settings.rubric(s.rubric).label_for(locale), locale),
                        tuple(_entry(r, settings, locale, tz) for r in s.items))
         for s in edition.sections
         if s.items

@@ -75,6 +75,7 @@ def prepare(settings: Settings, day: date, sources: list[SourceSpec] | None = No
         tz,
         timeout=settings.fetch_timeout_seconds,
         similarity=settings.ranking.title_similarity,
+        lang=settings.newsletter.locale.split("-", 1)[0],
     )
     t1 = time.perf_counter()
     edition = rank(gathered.items, settings, day, settings.newsletter.timezone)

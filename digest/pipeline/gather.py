@@ -17,6 +17,7 @@ from digest.core.config import SourceSpec
 from digest.core.errors import SourceError
 from digest.core.model import Item
 from digest.core.text import title_key
+from digest.pipeline import languages
 from digest.pipeline.sources import Context, Fetched, fetch_all, read
 
 T = TypeVar("T")
@@ -143,23 +144,29 @@ def in_day(item: Item, day: date, tz: ZoneInfo) -> bool:
     return item.published.astimezone(tz).date() == day
 
 
-def gather(specs: list[SourceSpec], day: date, tz: ZoneInfo, timeout: float = 10.0, similarity: float = 0.9) -> Gathered:
-    """Fetch every source concurrently, read each one, keep the day, merge duplicates.
+def gather(specs: list[SourceSpec], day: date, tz: ZoneInfo, timeout: float = 10.0, similarity: float = 0.9,
+           lang: str | None = None) -> Gathered:
+    """Fetch every source concurrently, read each one, keep the day, merge duplicates. Each item
+    carries its language: its source's `lang`, else detected (`lang`, the newsletter's, when unsure).
 
     A source that fails is reported in ``errors``; the others still make the edition.
     """
     warnings: list[str] = []
     errors: list[SourceError] = []
-    items: list[Item] = []
+    todays: list[Item] = []
+    outside = 0
     for fetched in _run(fetch_all(list(specs), timeout)):
         if isinstance(fetched, SourceError):
             errors.append(fetched)
             continue
         assert isinstance(fetched, Fetched)
         try:
-            items.extend(read(fetched, Context(fetched.spec, day, tz, warnings.append)))
+            items = read(fetched, Context(fetched.spec, day, tz, warnings.append))
         except SourceError as exc:
             errors.append(exc)
-    todays = [item for item in items if in_day(item, day, tz)]
+            continue
+        of_the_day = [item for item in items if in_day(item, day, tz)]
+        outside += len(items) - len(of_the_day)
+        todays.extend(languages.assign(of_the_day, fetched.spec.lang, lang))
     kept, duplicates = deduplicate(todays, similarity)
-    return Gathered(tuple(kept), tuple(errors), tuple(warnings), len(items) - len(todays), duplicates)
+    return Gathered(tuple(kept), tuple(errors), tuple(warnings), outside, duplicates)

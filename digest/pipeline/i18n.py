@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import gettext
 from datetime import date
-from functools import cache
+from functools import cache, lru_cache
 from importlib.resources import files
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import jinja2
-from babel import Locale
-from babel.dates import format_date
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date, format_skeleton
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
+from markupsafe import Markup
+
+from digest.pipeline.typography import language, phrase, typeset
 
 DOMAIN = "digest"
 
@@ -31,9 +35,11 @@ def builtin_templates() -> Path:
 @cache
 def translations(locale: str, theme: Path | None = None) -> gettext.NullTranslations:
     """The catalog for a locale, read straight from its .po file (a theme's own catalog wins).
+    Catalogs are per language: ar-MA reads ar's.
 
     English is the source language of the templates, so it needs no catalog.
     """
+    locale = language(locale)
     for folder in (theme, builtin_templates()):
         if folder is None:
             continue
@@ -64,17 +70,60 @@ def environment(theme: Path | None, locale: str) -> jinja2.Environment:
     )
     # The i18n extension adds this method to the environment when it loads; jinja2's types cannot say so.
     env.install_gettext_translations(translations(locale, theme), newstyle=True)  # type: ignore[attr-defined]
+    for name in ("gettext", "_", "ngettext"):
+        env.globals[name] = _typeset_strings(env.globals[name], locale)
+    env.filters["typeset"] = lambda text: typeset(str(text), locale)  # for a text no view has set yet
+    env.filters["wordwrap"] = _remembered_wordwrap(env.filters["wordwrap"])
     return env
 
 
+def _remembered_wordwrap(wrap: Any) -> Any:
+    """Jinja's wordwrap, each text wrapped once: every variant's text twin wraps the same excerpts."""
+    remembered = lru_cache(maxsize=4096)(lambda env, *args: wrap(env, *args))
+
+    @jinja2.pass_environment
+    def wordwrap(env: jinja2.Environment, text: str, *args: Any) -> str:
+        return remembered(env, str(text), *args)
+
+    return wordwrap
+
+
+def _typeset_strings(translate: Any, locale: str) -> Any:
+    """The theme's strings, once their variables are in, set by the language's typography (French
+    spacing, "au Quotidien"): the rules live in digest.pipeline.typography, not in each catalog."""
+
+    @jinja2.pass_context
+    def typeset(context: jinja2.runtime.Context, *args: Any, **variables: Any) -> str:
+        text = translate(context, *args, **variables)
+        shown = phrase(str(text), locale)
+        return Markup(shown) if isinstance(text, Markup) else shown
+
+    return typeset
+
+
+def babel_locale(locale: str) -> str:
+    """ar-MA as babel names it (ar_MA)."""
+    return locale.replace("-", "_")
+
+
 def long_date(day: date, locale: str) -> str:
-    """"dimanche 29 novembre 2026", "Sunday, November 29, 2026", "الأحد، 29 نوفمبر 2026"."""
-    return format_date(day, format="full", locale=locale)
+    """"dimanche 29 novembre 2026", "Sunday, November 29, 2026", "الأحد، 29 نونبر 2026" (ar-MA)."""
+    return format_date(day, format="full", locale=babel_locale(locale))
 
 
 def short_date(day: date, locale: str) -> str:
-    return format_date(day, format="d MMMM", locale=locale)
+    """Day and month as the locale orders them, as in the long date: "29 novembre", "November 29" (en),
+    "29 November" (en-GB)."""
+    return format_skeleton("MMMMd", day, locale=babel_locale(locale))
 
 
+_RIGHT_TO_LEFT = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
+
+
+@cache
 def direction(locale: str) -> str:
-    return Locale.parse(locale).character_order == "right-to-left" and "rtl" or "ltr"
+    """rtl or ltr; a language babel does not know (a detector's guess) by its script's usual direction."""
+    try:
+        return "rtl" if Locale.parse(babel_locale(locale)).character_order == "right-to-left" else "ltr"
+    except (ValueError, UnknownLocaleError):
+        return "rtl" if language(locale) in _RIGHT_TO_LEFT else "ltr"

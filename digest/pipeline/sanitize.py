@@ -110,7 +110,7 @@ def clean_item(item: Item) -> Item | None:
             new = tuple(p for p in map(clean_line, value) if p)
         elif isinstance(value, Image):
             url = clean_url(value.url)
-            new = Image(url, clean_line(value.alt)) if url else None
+            new = Image(url, clean_line(value.alt), value.width, value.height) if url else None
         else:
             continue
         if new != value:

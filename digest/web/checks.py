@@ -11,23 +11,29 @@ from dataclasses import dataclass, field
 
 import lxml.html
 from babel.numbers import format_decimal
+from cssselect import SelectorError, parse
+from lxml.cssselect import CSSSelector
 
 from digest.core.model import Rendered
 from digest.pipeline import i18n
+from digest.pipeline.colors import RGB, contrast, parse_color
+
+__all__ = ["RGB", "Check", "contrast", "failed", "parse_color", "run", "text_runs"]
 
 GMAIL_CLIP = 102_000  # bytes of HTML after which Gmail hides the rest ("[Message clipped]")
 MIN_FONT_PX = 14.0
 MIN_CONTRAST = 4.5
 MIN_CONTRAST_LARGE = 3.0  # WCAG: text of 24px, or 18.66px bold, and up
-SUBJECT_MAX = 100
+MIN_CONTRAST_CONTROL = 3.0  # WCAG 1.4.11: a button against what surrounds it
+SUBJECT_MAX = 77  # under 78: what mail apps show of a subject
 PREHEADER_RANGE = (30, 150)
 
 _FONT_SIZE = re.compile(r"font-size\s*:\s*([\d.]+)px")
 _FONT_WEIGHT = re.compile(r"font-weight\s*:\s*(bold|[6-9]00)")
 _COLOR = re.compile(r"(?:^|;)\s*color\s*:\s*([^;!]+)")
 _BACKGROUND = re.compile(r"(?:^|;)\s*background(?:-color)?\s*:\s*([^;!]+)")
-RGB = tuple[float, float, float]  # each from 0 to 1
-_NAMED = {"white": "#ffffff", "black": "#000000", "red": "#ff0000", "gray": "#808080", "grey": "#808080"}
+_DARK = re.compile(r"@media[^{]*prefers-color-scheme\s*:\s*dark[^{]*\{((?:[^{}]*\{[^{}]*\})*)\s*\}")
+_RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -49,31 +55,6 @@ class Check:
         if len(self.details) > 5:
             lines.append(f"      {'':<12} … and {len(self.details) - 5} more")
         return "\n".join(lines)
-
-
-def parse_color(value: str) -> RGB | None:
-    value = _NAMED.get(value.strip().lower(), value.strip().lower())
-    match = re.fullmatch(r"#([0-9a-f]{3}|[0-9a-f]{6})", value.split()[0] if value else "")
-    if match:
-        digits = match[1] if len(match[1]) == 6 else "".join(c * 2 for c in match[1])
-        red, green, blue = (int(digits[i:i + 2], 16) / 255 for i in (0, 2, 4))
-        return red, green, blue
-    match = re.fullmatch(r"rgba?\((\d+),\s*(\d+),\s*(\d+)(?:,\s*([\d.]+))?\)", value)
-    if match and (match[4] is None or float(match[4]) > 0.5):
-        red, green, blue = (int(match[i]) / 255 for i in (1, 2, 3))
-        return red, green, blue
-    return None
-
-
-def contrast(foreground: RGB, background: RGB) -> float:
-    """WCAG 2 contrast ratio, 1 to 21."""
-
-    def luminance(rgb: RGB) -> float:
-        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
-        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
-
-    light, dark = sorted((luminance(foreground), luminance(background)), reverse=True)
-    return (light + 0.05) / (dark + 0.05)
 
 
 @dataclass(frozen=True)
@@ -115,6 +96,57 @@ def text_runs(root: lxml.html.HtmlElement) -> list[TextRun]:
     body = root.find("body")
     if body is not None:
         walk(body, 16.0, False, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), False)
+    return out
+
+
+def dark_mode(root: lxml.html.HtmlElement) -> lxml.html.HtmlElement:
+    """The document as a mail app that honours `prefers-color-scheme: dark` shows it: each rule of the
+    dark block added to the inline style of what it selects, the more specific last (they all carry
+    !important, so they win over the inline styles, and the most specific over the others)."""
+    dark = lxml.html.document_fromstring(lxml.html.tostring(root))
+    rules: list[tuple[tuple[int, int, int], int, str, str]] = []
+    for style in dark.iter("style"):
+        for block in _DARK.findall(style.text or ""):
+            for selectors, declarations in _RULE.findall(re.sub(r"/\*.*?\*/", "", block, flags=re.S)):
+                for selector in selectors.split(","):
+                    try:
+                        specificity = parse(selector.strip())[0].specificity()
+                    except (SelectorError, IndexError):
+                        continue
+                    rules.append((specificity, len(rules), selector.strip(), declarations.replace("!important", "")))
+    for _, _, selector, declarations in sorted(rules):
+        for el in _elements(CSSSelector(selector)(dark)):
+            el.set("style", f"{el.get('style', '').rstrip().rstrip(';')};{declarations.strip()}")
+    return dark
+
+
+def _elements(found: object) -> list[lxml.html.HtmlElement]:
+    """What a CSS selector found: elements (lxml's types allow an XPath's text results too)."""
+    return [el for el in found if isinstance(el, lxml.html.HtmlElement)] if isinstance(found, list) else []
+
+
+def _background(el: lxml.html.HtmlElement | None) -> RGB:
+    """The colour painted behind an element: its own, else its nearest ancestor's."""
+    while el is not None:
+        backgrounds = _BACKGROUND.findall(el.get("style", ""))
+        shown = (parse_color(backgrounds[-1]) if backgrounds else None) or parse_color(el.get("bgcolor") or "")
+        if shown:
+            return shown
+        el = el.getparent()
+    return (1.0, 1.0, 1.0)
+
+
+def faint_controls(root: lxml.html.HtmlElement) -> list[str]:
+    """Buttons (links with a background of their own) that do not stand out 3:1 from what surrounds them."""
+    out = []
+    for link in root.iter("a"):
+        if not _BACKGROUND.search(link.get("style", "")):
+            continue
+        # MJML draws a button as a link in a cell of its own small table: what surrounds it is behind that table.
+        table = next(link.iterancestors("table"), None)
+        ratio = contrast(_background(link), _background(table.getparent() if table is not None else None))
+        if ratio < MIN_CONTRAST_CONTROL:
+            out.append(f"{ratio:.2f}:1 (needs {MIN_CONTRAST_CONTROL:g}): button {_short(link.text_content().strip())}")
     return out
 
 
@@ -191,17 +223,25 @@ class _Checker:
         self.add("text size", not small, _("body text at least %(px)spx") % {"px": f"{MIN_FONT_PX:g}"} if not small
                  else _("%(num)s runs of text under %(px)spx") % {"num": num(len(small)), "px": f"{MIN_FONT_PX:g}"},
                  small)
-        faint = []
-        for r in runs:
-            needed = MIN_CONTRAST_LARGE if r.size >= 24 or (r.size >= 18.66 and r.bold) else MIN_CONTRAST
-            ratio = contrast(r.color, r.background)
-            if ratio < needed:
-                faint.append(f"{ratio:.2f}:1 (needs {needed}): {_short(r.text)}")
+        faint = self.faint(runs, "") + faint_controls(root)
+        dark = dark_mode(root)
+        faint += [f"dark mode: {line}" for line in self.faint(text_runs(dark), "") + faint_controls(dark)]
         self.add("contrast", not faint,
                  _("text contrast at least %(ratio)s:1 against its background") % {"ratio": num(MIN_CONTRAST)}
                  if not faint else
                  _("%(num)s runs of text below %(ratio)s:1") % {"num": num(len(faint)), "ratio": num(MIN_CONTRAST)},
                  tuple(faint))
+
+    @staticmethod
+    def faint(runs: list[TextRun], prefix: str) -> list[str]:
+        """Runs of text under WCAG 2's contrast (4.5:1, or 3:1 for large text)."""
+        out = []
+        for r in runs:
+            needed = MIN_CONTRAST_LARGE if r.size >= 24 or (r.size >= 18.66 and r.bold) else MIN_CONTRAST
+            ratio = contrast(r.color, r.background)
+            if ratio < needed:
+                out.append(f"{prefix}{ratio:.2f}:1 (needs {needed}): {_short(r.text)}")
+        return out
 
     def unsubscribe(self) -> None:
         _, html = self._, self.rendered.html

@@ -34,6 +34,7 @@ from watchfiles import awatch
 from digest.core import config
 from digest.core.config import Settings
 from digest.core.errors import DigestError
+from digest.core.locales import for_reader
 from digest.core.model import Rendered, Variant
 from digest.pipeline import edition as pipeline
 from digest.pipeline import i18n
@@ -146,9 +147,7 @@ class State:
 
 
 def _variant(request: Request, settings: Settings) -> Variant:
-    locale = request.query_params.get("locale") or settings.newsletter.locale
-    if locale not in config.LOCALES:
-        locale = settings.newsletter.locale
+    locale = for_reader(request.query_params.get("locale"), settings.newsletter.locale)
     known = {r.key for r in settings.rubrics}
     chosen = frozenset(r for r in request.query_params.getlist("rubric") if r in known)
     return Variant(locale, chosen or None)

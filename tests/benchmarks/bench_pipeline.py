@@ -16,10 +16,7 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import mjml
 
@@ -32,32 +29,8 @@ from digest.pipeline.gather import gather  # noqa: E402
 from digest.pipeline.rank import rank  # noqa: E402
 from digest.pipeline.render import Renderer, inline_css  # noqa: E402
 
+from support.bigday import write_big_feed  # noqa: E402
 from support.paths import DAY, EXAMPLES, TZ  # noqa: E402
-
-RUBRICS = ["Politique", "Économie", "International", "Société", "Culture", "Sport", "Tech"]
-
-
-def write_big_feed(folder: Path, count: int) -> Path:
-    """An RSS 2.0 feed of `count` items of the day, a third of them full articles."""
-    start = datetime(2026, 11, 29, 6, 0, tzinfo=TZ)
-    entries = []
-    for i in range(count):
-        when = start + timedelta(minutes=(i * 37) % (16 * 60))
-        body = "".join(f"<p>Paragraphe {p} de l’article {i} : des faits, des chiffres et une citation.</p>" for p in range(4))
-        content = f"<content:encoded><![CDATA[{body * 2}]]></content:encoded>" if i % 3 == 0 else ""
-        entries.append(
-            f"<item><title>{escape(f'Dépêche {i:03d} : un titre réaliste sur {RUBRICS[i % 7]} et ses enjeux du jour')}</title>"
-            f"<link>https://news.example.ma/{i}.html</link><guid>n-{i}</guid>"
-            f"<pubDate>{format_datetime(when)}</pubDate><category>{RUBRICS[i % 7]}</category>"
-            f"<description>Résumé de la dépêche {i}.</description>{content}</item>"
-        )
-    path = folder / "big.xml"
-    path.write_text(
-        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">'
-        f"<channel><title>Big</title><link>https://news.example.ma/</link>{''.join(entries)}</channel></rss>",
-        encoding="utf-8",
-    )
-    return path
 
 
 def median_ms(func, runs: int) -> tuple[float, object]:
@@ -74,7 +47,9 @@ def bench(label: str, settings, specs, runs: int) -> None:
     gather_ms, gathered = median_ms(lambda: gather(specs, DAY, TZ), runs)
     rank_ms, edition = median_ms(lambda: rank(gathered.items, settings, DAY, settings.newsletter.timezone), runs)
     renderer = Renderer(settings)
-    render_ms, rendered = median_ms(lambda: renderer.render(edition, Variant("fr")), runs)
+    # A whole render of one variant (what every variant cost before the pieces; bench_variants.py
+    # shows what a further variant costs now).
+    render_ms, rendered = median_ms(lambda: renderer.render_full(edition, Variant("fr")), runs)
 
     # One full-size render taken apart (no budget search): where the milliseconds go.
     context = renderer._context(edition, Variant("fr"), None)

@@ -22,7 +22,8 @@ class Rubric:
     aliases: tuple[str, ...] = ()  # source categories that mean this rubric
 
     def label_for(self, locale: str) -> str:
-        return self.labels.get(locale, self.label)
+        """The label in a locale; a regional one (en-GB) falls back to its language's (en)."""
+        return self.labels.get(locale) or self.labels.get(locale.split("-", 1)[0], self.label)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class SourceSpec:
     kind: str | None = None  # None: guess from the content
     rubric: str | None = None  # every item of this source goes to this rubric
     featured: bool | None = None  # None: the reader decides (page-dump and Markdown articles are featured)
+    lang: str | None = None  # the language its items are written in; None: detected per item
 
     @property
     def is_url(self) -> bool:
@@ -60,12 +62,14 @@ class Newsletter:
     reply_to: str | None = None
     base_url: str = "https://localhost/digest"
     postal_address: str = ""
-    locale: str = "fr"
+    locale: str = "fr"  # fr, en, ar, or with a region (ar-MA, en-GB) for its month names and formats
     timezone: str = "UTC"
     list_id: str = "digest.localhost"
     unsubscribe_mailto: str | None = None  # an address that unsubscribes whoever writes to it
     logo: str | None = None  # an https URL of the masthead logo; its alt text is the newsletter's name
     logo_width: int = 180
+    logo_height: int | None = None  # pixels at logo_width; written on the image so Outlook keeps its box
+    subject_brand: bool = False  # the subject opens with the name and the date (the From name shows the brand)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from digest.core.config.model import (
 from digest.core.config.secrets import read_secret
 from digest.core.config.table import Table
 from digest.core.errors import ConfigError
-from digest.core.locales import LOCALES, zone
+from digest.core.locales import LOCALES, locale, zone
 
 # The source kinds digest reads itself (digest.pipeline.sources registers a reader for each); others
 # come from the `digest.sources` entry-point group.
@@ -49,13 +49,24 @@ def check_timezone(name: str, where: str = "--timezone") -> str:
 
 
 def check_locale(name: str, where: str) -> str:
-    if name in LOCALES:
-        return name
+    """One of LOCALES, or one with a region babel knows (ar-MA, en-GB): written back as BCP 47."""
+    found = locale(name)
+    if found is not None:
+        return found
     try:
         Locale.parse(name)
     except (UnknownLocaleError, ValueError):
-        raise ConfigError(f"{where}: unknown locale {name!r}", f"use one of {', '.join(LOCALES)}") from None
-    raise ConfigError(f"{where}: locale {name!r} has no translation", f"use one of {', '.join(LOCALES)}")
+        raise ConfigError(f"{where}: unknown locale {name!r}", f"use one of {', '.join(LOCALES)} (with a region: ar-MA)") from None
+    raise ConfigError(f"{where}: locale {name!r} has no translation", f"use one of {', '.join(LOCALES)} (with a region: ar-MA)")
+
+
+def check_language(name: str, where: str) -> str:
+    """The language a source writes in: any language babel knows (es, de …), not only those with a catalog."""
+    try:
+        parsed = Locale.parse(name.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        raise ConfigError(f"{where}: unknown language {name!r}", "use a language code such as fr, en, ar or es") from None
+    return parsed.language
 
 
 def local_path(folder: Path, value: str) -> Path:
@@ -76,6 +87,8 @@ def newsletter(t: Table) -> tuple[Newsletter, str | None]:
         unsubscribe_mailto=t.get("unsubscribe_mailto", str, Newsletter.unsubscribe_mailto),
         logo=t.get("logo", str, Newsletter.logo),
         logo_width=t.positive("logo_width", int, Newsletter.logo_width),
+        logo_height=t.positive("logo_height", int, None) if "logo_height" in t.data else None,
+        subject_brand=t.get("subject_brand", bool, Newsletter.subject_brand),
     )
     if news.logo and not news.logo.startswith("https://"):
         raise ConfigError(f"{t.file}: newsletter.logo must be an https:// address", "email images load over https only")
@@ -194,7 +207,10 @@ def sources(entries: list[Any], file: str, folder: Path, rubric_keys: set[str]) 
         rubric = t.get("rubric", str, None)
         if rubric is not None and rubric not in rubric_keys:
             raise ConfigError(f"{file}: sources[{name}].rubric {rubric!r} is not a rubric key")
-        found.append(SourceSpec(name, location, kind, rubric, t.get("featured", bool, None)))
+        lang = t.get("lang", str, None)
+        if lang is not None:
+            lang = check_language(lang, f"{file}: sources[{name}].lang")
+        found.append(SourceSpec(name, location, kind, rubric, t.get("featured", bool, None), lang))
         t.done(known=("path", "url"))
     return tuple(found)
 

@@ -69,3 +69,12 @@ def decode_text(data: bytes, name: str) -> str:
         raise SourceError(
             name, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})", "save the file as UTF-8"
         ) from None
+
+
+def image_size(width: object, height: object) -> tuple[int, int] | None:
+    """A picture's size as a source states it: two whole numbers of pixels (1 to 10,000), or None."""
+    try:
+        w, h = int(str(width)), int(str(height))
+    except ValueError:
+        return None
+    return (w, h) if 0 < w <= 10_000 and 0 < h <= 10_000 else None

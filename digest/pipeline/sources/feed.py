@@ -15,7 +15,7 @@ from digest.core.errors import SourceError
 from digest.core.model import Image, Item
 from digest.core.text import clean_text, clean_url, one_line
 from digest.pipeline.sanitize import html_to_text, paragraphs
-from digest.pipeline.sources.base import Context, SourceKind
+from digest.pipeline.sources.base import Context, SourceKind, image_size
 
 # A feed entry whose content runs to this many characters is an article; shorter ones are briefs.
 ARTICLE_CHARS = 400
@@ -34,6 +34,7 @@ class Entry:
     image_url: str | None
     image_alt: str
     author: str
+    image_size: tuple[int, int] | None = None  # media:content's width and height, when both are given
 
 
 # A character reference: feedparser's fallback parser crashes on one to a surrogate or past U+10FFFF.
@@ -83,7 +84,7 @@ def _feedparser_entries(data: bytes, context: Context) -> list[Entry]:
     for e in parsed.entries:
         stamp = next((e.get(k) for k in ("published_parsed", "updated_parsed", "created_parsed") if e.get(k)), None)
         tags = [one_line(t.get("term") or t.get("label") or "") for t in (e.get("tags") or [])]
-        image_url, image_alt = _feedparser_image(e)
+        image_url, image_alt, image_size = _feedparser_image(e)
         entries.append(
             Entry(
                 title_html=e.get("title", "") or "",
@@ -95,19 +96,24 @@ def _feedparser_entries(data: bytes, context: Context) -> list[Entry]:
                 image_url=image_url,
                 image_alt=image_alt,
                 author=e.get("author", "") or "",
+                image_size=image_size,
             )
         )
     return entries
 
 
-def _feedparser_image(entry: feedparser.FeedParserDict) -> tuple[str | None, str]:
-    candidates = [m.get("url") for m in entry.get("media_content", []) if m.get("medium", "image") == "image" or m.get("type", "").startswith("image/")]
-    candidates += [m.get("url") for m in entry.get("media_thumbnail", [])]
-    candidates += [e.get("href") for e in entry.get("enclosures", []) if e.get("type", "").startswith("image/")]
+def _feedparser_image(entry: feedparser.FeedParserDict) -> tuple[str | None, str, tuple[int, int] | None]:
+    media = [m for m in entry.get("media_content", []) if m.get("medium", "image") == "image" or m.get("type", "").startswith("image/")]
+    media += entry.get("media_thumbnail", [])
+    candidates = [(m.get("url"), image_size(m.get("width"), m.get("height"))) for m in media]
+    candidates += [(e.get("href"), None) for e in entry.get("enclosures", []) if e.get("type", "").startswith("image/")]
     if entry.get("image", {}).get("href"):
-        candidates.append(entry["image"]["href"])
-    url = next((u for u in candidates if u), None)
-    return url, html_to_text(entry.get("media_description", "") or "")
+        candidates.append((entry["image"]["href"], None))
+    url, size = next(((u, s) for u, s in candidates if u), (None, None))
+    return url, html_to_text(entry.get("media_description", "") or ""), size
+
+
+
 
 
 def _bozo_reason(parsed: feedparser.FeedParserDict) -> str:
@@ -204,7 +210,8 @@ def read(data: bytes, context: Context) -> list[Item]:
         is_article = sum(map(len, body)) >= ARTICLE_CHARS
         image = None
         if entry.image_url and entry.image_url.startswith("https://"):
-            image = Image(url=entry.image_url, alt=entry.image_alt or title)
+            w, h = entry.image_size or (None, None)
+            image = Image(url=entry.image_url, alt=entry.image_alt or title, width=w, height=h)
         items.append(
             Item(
                 kind="article" if is_article else "brief",

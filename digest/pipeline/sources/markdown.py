@@ -13,9 +13,10 @@ from digest.core.errors import SourceError
 from digest.core.model import Image, Item
 from digest.core.text import clean_text, one_line
 from digest.pipeline.sanitize import html_to_text, paragraphs
-from digest.pipeline.sources.base import Context, SourceKind, decode_text, too_large
+from digest.pipeline.sources.base import Context, SourceKind, decode_text, image_size, too_large
 
-KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "featured", "pin", "author"}
+KEYS = {"title", "published", "date", "rubric", "url", "summary", "image", "image_alt", "image_width", "image_height",
+        "featured", "pin", "author"}
 
 # A feature is a few kilobytes of an editor's text (the examples: 2 and 3 KB); 1 MiB, some 150,000
 # words, is already a mistake or an attack.
@@ -82,7 +83,8 @@ def read(data: bytes, context: Context) -> list[Item]:
             raise SourceError(name, f"front matter 'image' must be an https:// address, not {meta['image']!r}")
         if not meta.get("image_alt"):
             context.warn(f"source {name!r}: 'image' has no 'image_alt'; the title stands in for it")
-        image = Image(url=str(meta["image"]), alt=one_line(str(meta.get("image_alt") or title)))
+        w, h = image_size(meta.get("image_width"), meta.get("image_height")) or (None, None)
+        image = Image(url=str(meta["image"]), alt=one_line(str(meta.get("image_alt") or title)), width=w, height=h)
     featured = meta.get("featured", True) if context.spec.featured is None else context.spec.featured
     try:
         pin = int(meta.get("pin", 0))
