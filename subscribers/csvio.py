@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from digest.core.errors import CsvError, InvalidSubscriber
+from subscribers.consent import Origin
 from subscribers.store import UTC, Store, as_utc
 from subscribers.validate import (
     Fields,
@@ -37,6 +39,7 @@ from subscribers.validate import (
 )
 
 COLUMNS = ("email", "name", "locale", "timezone", "rubrics", "status", "created_at")
+HISTORY_COLUMNS = ("email", "at", "event", "channel", "source", "wording", "network", "user_agent", "detail")
 # Headers written by French-speaking staff or other tools, read as ours.
 ALIASES = {"e-mail": "email", "mail": "email", "courriel": "email", "nom": "name", "langue": "locale", "rubriques": "rubrics", "statut": "status"}
 EXCEL_HINT = "save it from your spreadsheet as “CSV UTF-8”"
@@ -84,15 +87,23 @@ def import_csv(
     known_rubrics: set[str] | None = None,
     default_locale: str = "fr",
     default_timezone: str = "UTC",
+    by: Origin | None = None,
 ) -> ImportReport:
     """Check each row as the file streams in and merge the good ones a page at a time, all in one
-    transaction: all good rows or none (a file that cannot be read to its end imports nothing)."""
+    transaction: all good rows or none (a file that cannot be read to its end imports nothing). Each
+    row created or changed is on the consent record as imported `by` (default: an import of the file).
+    A row whose reader asked to be erased is a bad row: never added back silently."""
     report = ImportReport()
     with _opened(path_or_file) as (name, lines), store.bulk() as tx:
+        origin = by or Origin("import", f"import {name}")
         rows = _checked_rows(name, lines, known_rubrics, report)
         while page := list(islice(rows, PAGE)):
-            done = tx.merge([fields for _, fields in page], default_locale, default_timezone)
+            done = tx.merge([fields for _, fields in page], default_locale, default_timezone, origin)
             for (line, fields), upserted in zip(page, done):
+                if upserted.outcome == "erased":
+                    report.reject(line, f"{fields.email} was erased at the reader's request: not imported "
+                                        "(only they can subscribe again, through the sign-up form)")
+                    continue
                 setattr(report, upserted.outcome, getattr(report, upserted.outcome) + 1)
                 if upserted.kept_status:
                     report.remark(line, f"{fields.email} stays {upserted.kept_status}: "
@@ -103,11 +114,14 @@ def import_csv(
 
 
 def export_csv(store: Store, file: IO[str], status: str | None = None) -> int:
-    """Write subscribers in id order with every column; returns how many rows were written."""
+    """Write subscribers in id order with every column; returns how many rows were written. Without a
+    status, pending sign-ups are left out: they have not consented yet, and import refuses them."""
     writer = csv.writer(file, lineterminator="\n")
     writer.writerow(COLUMNS)
     count = 0
     for s in store.iter_subscribers(status=status):
+        if status is None and s.status == "pending":
+            continue
         row = (s.email, s.name, s.locale, s.timezone, ";".join(sorted(s.rubrics)), s.status, iso_utc(s.created_at))
         writer.writerow([neutralise(cell) for cell in row])
         count += 1
@@ -347,11 +361,33 @@ def _row(cells: list[str], header: _Header, known: set[str] | None) -> Fields:
     check("locale", lambda v: check_locale(v) if v else None)
     check("timezone", lambda v: check_timezone(v) if v else None)
     check("rubrics", lambda v: check_rubrics(split_rubrics(v), known))
-    check("status", lambda v: check_status(v) if v else None)
+    check("status", lambda v: _importable(check_status(v)) if v else None)
     check("created_at", lambda v: _moment(v) if v else None)
     if problems:
         raise InvalidSubscriber("; ".join(problems))
     return Fields(email=email, **fields)
+
+
+def _importable(status: str) -> str:
+    if status == "pending":
+        raise InvalidSubscriber("status pending is the sign-up form's: a reader is pending only until they confirm",
+                                "use active, unsubscribed or bounced")
+    return status
+
+
+def export_history(store: Store, file: IO[str]) -> int:
+    """The consent history of every address on record (erased ones have none), in the order it was written,
+    as CSV; returns how many rows were written."""
+    writer = csv.writer(file, lineterminator="\n")
+    writer.writerow(HISTORY_COLUMNS)
+    count = 0
+    for email, event in store.iter_history():
+        row = (email, iso_utc(event.at), event.event, event.channel, event.source, event.wording or "",
+               event.network or "", event.user_agent or "", json.dumps(event.detail, ensure_ascii=False, sort_keys=True)
+               if event.detail else "")
+        writer.writerow([neutralise(cell) for cell in row])
+        count += 1
+    return count
 
 
 def _moment(value: str) -> datetime:

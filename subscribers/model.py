@@ -6,9 +6,11 @@ from datetime import datetime
 
 from digest.core.locales import LOCALES
 
-__all__ = ["LOCALES", "STATUSES", "Subscriber"]
+__all__ = ["CONFIRMED", "LOCALES", "STATUSES", "Subscriber"]
 
-STATUSES: tuple[str, ...] = ("active", "unsubscribed", "bounced")
+# pending: signed up through the form, not confirmed yet; never sent an edition, removed at expiry.
+STATUSES: tuple[str, ...] = ("active", "unsubscribed", "bounced", "pending")
+CONFIRMED: tuple[str, ...] = STATUSES[:3]  # the statuses of a list made without the sign-up form
 
 
 @dataclass(frozen=True)
@@ -19,7 +21,7 @@ class Subscriber:
     locale: str  # fr, en, ar
     timezone: str  # IANA name
     rubrics: frozenset[str]  # chosen rubric keys; empty: every rubric
-    status: str  # active, unsubscribed, bounced
+    status: str  # active, unsubscribed, bounced, pending
     created_at: datetime
     updated_at: datetime
     delivery_time: str | None = None  # "HH:MM" in their zone, "asap"; None: the newsletter's hour

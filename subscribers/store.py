@@ -1,19 +1,29 @@
-"""The subscriber store: who is on the list, in the SQL database the delivery ledger shares."""
+"""The subscriber store: who is on the list, in the SQL database the delivery ledger shares.
+
+Every change of a reader's state writes its consent row here, in the same transaction (subscribers.consent);
+a caller says how the change came with an Origin, and one that says nothing is recorded as the API.
+"""
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Row, bindparam, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 from sqlalchemy import exc as sa_exc
 
 from digest.core.database import database_url, migrate, open_engine, sqlite_file, where
 from digest.core.errors import InvalidSubscriber, StoreError
-from subscribers.model import STATUSES, Subscriber
+from subscribers import consent, signups
+from subscribers.consent import API, DELIVERY, Event, Origin
+from subscribers.keyed import Hasher
+from subscribers.merging import DEFAULTS, PAGE, STATUS_EVENTS, Upserted, fields_given, merge_page, not_pending, pages
+from subscribers.model import CONFIRMED, Subscriber
+from subscribers.rows import as_utc, join_rubrics, now, split_stored
+from subscribers.rows import find as _find
+from subscribers.rows import subscriber as _subscriber
 from subscribers.schema import subscribers
 from subscribers.validate import (
     Fields,
@@ -25,31 +35,7 @@ from subscribers.validate import (
 )
 
 UTC = UTC
-Outcome = Literal["created", "updated", "unchanged"]
-
-
-class Upserted(NamedTuple):
-    """What `Store.upsert` did; ``kept_status`` is set when a row asked to re-activate someone who left."""
-
-    outcome: Outcome
-    kept_status: str | None = None
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite gives naive datetimes back: they were written as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def join_rubrics(rubrics: frozenset[str]) -> str:
-    return ",".join(sorted(rubrics))
-
-
-def split_stored(value: str) -> frozenset[str]:
-    return frozenset(key for key in value.split(",") if key)
+__all__ = ["UTC", "Store", "Upserted", "as_utc", "join_rubrics", "now", "split_stored"]
 
 
 class Store:
@@ -62,6 +48,7 @@ class Store:
     def __init__(self, url: str | Engine) -> None:
         self.engine = url if isinstance(url, Engine) else open_engine(url)
         self._conn: Connection | None = None
+        self.hasher: Hasher | None = None  # with_keys: what recognises an erased address
         migrate(self.engine)  # the schema at its newest revision, whoever made the database
 
     @classmethod
@@ -100,8 +87,13 @@ class Store:
         """A view of this store whose calls run on ``conn``, in its transaction: the caller commits
         (the delivery ledger records a bounce and its own row in one commit)."""
         bound = Store.__new__(Store)
-        bound.engine, bound._conn = self.engine, conn
+        bound.engine, bound._conn, bound.hasher = self.engine, conn, self.hasher
         return bound
+
+    def with_keys(self, keys: Mapping[int, bytes], current: int) -> Store:
+        """This store, able to recognise (and make) erased addresses' keyed hashes with the signing keys."""
+        self.hasher = Hasher(keys, current)
+        return self
 
     def close(self) -> None:
         """Let go of the database's connections (a process that is done with the store)."""
@@ -124,7 +116,8 @@ class Store:
         return _subscriber(row) if row else None
 
     def count(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
+        """Subscribers per status: every confirmed status, and pending ones when there are some."""
+        counts = dict.fromkeys(CONFIRMED, 0)
         query = select(subscribers.c.status, func.count()).group_by(subscribers.c.status)
         with self._begin() as conn:
             counts.update({status: n for status, n in conn.execute(query)})
@@ -173,13 +166,24 @@ class Store:
         rubrics: frozenset[str] = frozenset(),
         status: str = "active",
         created_at: datetime | None = None,
+        by: Origin | None = None,
     ) -> Subscriber:
-        """A new subscriber; InvalidSubscriber if a field is wrong or the address is on the list already."""
-        fields = check_fields(email, name, locale, timezone, rubrics, status)
+        """A new subscriber; InvalidSubscriber if a field is wrong, the address is on the list already, or
+        its reader asked to be erased (only they can come back, through the sign-up form)."""
+        fields = check_fields(email, name, locale, timezone, rubrics, not_pending(status))
+        by = by or API
         with self._begin() as conn:
-            if _find(conn, fields.email) is not None:
-                raise InvalidSubscriber(f"{fields.email} is a subscriber already")
-            return _insert(conn, {"email": fields.email, **_given(fields)}, created_at)
+            found = _find(conn, fields.email)
+            if found is not None:
+                hint = "they signed up and have not confirmed yet" if found.status == "pending" else None
+                raise InvalidSubscriber(f"{fields.email} is a subscriber already", hint)
+            if fields.email in consent.erased(conn, self.hasher, [fields.email]):
+                raise InvalidSubscriber(f"{fields.email} was erased at the reader's request",
+                                        "only they can subscribe again, through the sign-up form")
+            subscriber = _insert(conn, {"email": fields.email, **fields_given(fields)}, created_at)
+            event = "imported" if by.channel == "import" else "added"
+            consent.record(conn, [consent.row(subscriber.email, event, by, subscriber.created_at, _choices(subscriber))])
+            return subscriber
 
     def upsert(
         self,
@@ -192,48 +196,134 @@ class Store:
         created_at: datetime | None = None,
         default_locale: str = "fr",
         default_timezone: str = "UTC",
+        by: Origin | None = None,
     ) -> Upserted:
         """Create or update one subscriber by address; see `merge` for the rules."""
         fields = check_fields(email, name, locale, timezone, rubrics, status, created_at)
-        return self.merge([fields], default_locale, default_timezone)[0]
+        return self.merge([fields], default_locale, default_timezone, by)[0]
 
-    def merge(self, rows: Iterable[Fields], default_locale: str = "fr", default_timezone: str = "UTC") -> list[Upserted]:
+    def merge(self, rows: Iterable[Fields], default_locale: str = "fr", default_timezone: str = "UTC",
+              by: Origin | None = None) -> list[Upserted]:
         """Create or update checked rows by address, a page at a time (imports of 200,000 rows).
 
         A field that is None is "not given": an existing subscriber keeps theirs, a new one gets the
-        default. Consent comes first: someone unsubscribed or bounced is never made active again here
-        (the status is kept and reported as ``kept_status``); active → unsubscribed/bounced is applied.
-        ``created_at`` counts only when creating: the date someone subscribed is history. Nothing
-        changed, nothing written: ``updated_at`` stays.
+        default. Consent comes first: someone unsubscribed, bounced or pending is never made active here
+        (the status is kept and reported as ``kept_status``); active → unsubscribed/bounced is applied;
+        an erased address is not written at all ("erased"). ``created_at`` counts only when creating:
+        the date someone subscribed is history. Nothing changed, nothing written: ``updated_at`` stays.
+        Each row created or changed writes its consent row, as coming ``by`` (default: the API).
         """
-        defaults = {**_DEFAULTS, "locale": check_locale(default_locale), "timezone": check_timezone(default_timezone)}
+        defaults = {**DEFAULTS, "locale": check_locale(default_locale), "timezone": check_timezone(default_timezone)}
         results: list[Upserted] = []
         with self._begin() as conn:
-            for page in _pages(rows, _PAGE):
-                results.extend(_merge_page(conn, page, defaults))
+            for page in pages(rows, PAGE):
+                results.extend(merge_page(conn, page, defaults, by or API, self.hasher))
         return results
 
-    def set_status(self, email_or_id: str | int, status: str) -> bool:
-        """Set the status (and updated_at); True if it changed, False if it was so already or nobody matched."""
-        status = check_status(status)
+    def set_status(self, email_or_id: str | int, status: str, by: Origin | None = None) -> bool:
+        """Set the status (and updated_at); True if it changed, False if it was so already or nobody
+        matched. A bounce that names no origin is the delivery's (the ledger records bounces)."""
+        status = not_pending(check_status(status))
         where = self._which(email_or_id)
         if where is None:
             return False
-        query = subscribers.update().where(where, subscribers.c.status != status).values(status=status, updated_at=now())
         with self._begin() as conn:
-            return conn.execute(query).rowcount > 0
+            found = conn.execute(select(subscribers.c.email, subscribers.c.status).where(where)).first()
+            if found is None or found.status == status:
+                return False
+            stamp = now()
+            query = subscribers.update().where(where, subscribers.c.status == found.status)
+            if conn.execute(query.values(status=status, updated_at=stamp)).rowcount == 0:
+                return False  # changed by someone else meanwhile
+            origin = by or (DELIVERY if status == "bounced" else API)
+            consent.record(conn, [consent.row(found.email, STATUS_EVENTS[status], origin, stamp,
+                                              {"status": status, "was": found.status})])
+        return True
 
-    def unsubscribe(self, email_or_id: str | int) -> bool:
+    def unsubscribe(self, email_or_id: str | int, by: Origin | None = None) -> bool:
         """Idempotent: True the first time, False when already unsubscribed (or unknown)."""
-        return self.set_status(email_or_id, "unsubscribed")
+        return self.set_status(email_or_id, "unsubscribed", by)
 
-    def remove(self, email: str) -> bool:
-        """Delete a subscriber and, by cascade, their ledger rows; True if there was one."""
+    def remove(self, email: str, by: Origin | None = None) -> bool:
+        """Delete a subscriber and, by cascade, their ledger rows; True if there was one. Their consent
+        history stays, with this removal on it (`erase` deletes it)."""
         where = self._which(email)
         if where is None:
             return False
         with self._begin() as conn:
-            return conn.execute(subscribers.delete().where(where)).rowcount > 0
+            found = conn.execute(select(subscribers.c.email).where(where)).first()
+            if found is None or conn.execute(subscribers.delete().where(where)).rowcount == 0:
+                return False
+            consent.record(conn, [consent.row(found.email, "removed", by or API, now())])
+        return True
+
+    # -- consent and the reader's rights ------------------------------------------------------------
+
+    def history(self, email: str) -> list[Event]:
+        """Every change of this address's state, oldest first (empty for an unknown or erased one)."""
+        with self._begin() as conn:
+            return consent.history(conn, normalise_email(email))
+
+    def iter_history(self, batch: int = 1000) -> Iterator[tuple[str, Event]]:
+        """Every consent row, (address, event), in the order they were written, ``batch`` rows per query."""
+        last = 0
+        while True:
+            with self._begin() as conn:
+                rows = consent.page(conn, last, batch)
+            yield from ((email, event) for _, email, event in rows)
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    def erased_at(self, email: str) -> datetime | None:
+        """When this address was erased, if it was (needs the keys: see `with_keys`)."""
+        address = normalise_email(email)
+        with self._begin() as conn:
+            return consent.erased(conn, self.hasher, [address]).get(address)
+
+    def erase(self, email: str, by: Origin | None = None) -> bool:
+        """Delete the reader's record, sign-ups, ledger rows and history, keeping only a keyed hash of the
+        address, so that an import does not add them back silently. True if there was anything to erase."""
+        if self.hasher is None:
+            raise StoreError("erasing needs the signing keys (the erased address is kept as a keyed hash)")
+        address = normalise_email(email)
+        with self._begin() as conn:
+            gone = conn.execute(subscribers.delete().where(subscribers.c.email == address)).rowcount > 0
+            had_history = bool(consent.history(conn, address))
+            consent.forget(conn, [address])
+            consent.mark_erased(conn, self.hasher, address, (by or API).channel, now())
+        return gone or had_history
+
+    # -- sign-ups ----------------------------------------------------------------------------------
+
+    def request_signup(self, request: signups.Request, by: Origin, limits: signups.Limits,
+                       at: datetime | None = None) -> signups.Requested:
+        """A sign-up from the form, within the limits it shares with every process (see subscribers.signups)."""
+        if self.hasher is None:
+            raise StoreError("sign-ups need the signing keys (their limits are kept as keyed hashes)")
+        try:
+            with self._begin() as conn:
+                return signups.request(conn, self.hasher, request, by, limits, at or now())
+        except signups.Limited as limited:  # the transaction is rolled back: a refusal counts nothing
+            return signups.Requested("limited", limit=limited.rule)
+
+    def pending_signup(self, signup_id: int, at: datetime | None = None) -> signups.Pending | None:
+        with self._begin() as conn:
+            return signups.pending(conn, signup_id, at or now())
+
+    def confirm_signup(self, signup_id: int, by: Origin, at: datetime | None = None) -> Subscriber | None:
+        """The reader, active with the choices they signed up with; None if the sign-up is used or expired."""
+        with self._begin() as conn:
+            subscriber_id = signups.confirm(conn, self.hasher, signup_id, by, at or now())
+            if subscriber_id is None:
+                return None
+            row = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+        return _subscriber(row) if row else None
+
+    def purge_signups(self, at: datetime | None = None) -> int:
+        """Remove expired sign-ups, and the pending readers (and their history) they leave; how many readers."""
+        with self._begin() as conn:
+            return signups.purge(conn, at or now())
 
     def _which(self, email_or_id: str | int) -> ColumnElement[bool] | None:
         if isinstance(email_or_id, bool):
@@ -244,20 +334,6 @@ class Store:
             return subscribers.c.email == normalise_email(email_or_id)
         except InvalidSubscriber:
             return None
-
-
-_DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active"}
-_FIELDS = tuple(_DEFAULTS)
-_PAGE = 500  # addresses per IN (…) lookup: well under SQLite's limit on bound parameters
-_UPDATE = (
-    subscribers.update()
-    .where(subscribers.c.email == bindparam("_email"))
-    .values({name: bindparam(f"_{name}") for name in (*_FIELDS, "updated_at")})
-)
-
-
-def _find(conn: Connection, address: str) -> Row[Any] | None:
-    return conn.execute(select(subscribers).where(subscribers.c.email == address)).first()
 
 
 def _insert(conn: Connection, row: dict[str, Any], created_at: datetime | None) -> Subscriber:
@@ -272,74 +348,6 @@ def _insert(conn: Connection, row: dict[str, Any], created_at: datetime | None) 
     return Subscriber(id=key[0], **{**row, "rubrics": split_stored(row["rubrics"])})
 
 
-def _pages(rows: Iterable[Fields], size: int) -> Iterator[list[Fields]]:
-    page: list[Fields] = []
-    for row in rows:
-        page.append(row)
-        if len(page) == size:
-            yield page
-            page = []
-    if page:
-        yield page
-
-
-def _given(fields: Fields) -> dict[str, Any]:
-    given = {name: getattr(fields, name) for name in _FIELDS}
-    if fields.rubrics is not None:
-        given["rubrics"] = join_rubrics(fields.rubrics)
-    return {name: value for name, value in given.items() if value is not None}
-
-
-def _merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any]) -> list[Upserted]:
-    """One lookup for the page, one executemany for its inserts and one for its updates."""
-    query = select(subscribers.c.email, *(subscribers.c[name] for name in _FIELDS))
-    found = conn.execute(query.where(subscribers.c.email.in_(sorted({f.email for f in page})))).all()
-    current = {row.email: {name: getattr(row, name) for name in _FIELDS} for row in found}
-    inserts: dict[str, dict[str, Any]] = {}
-    updates: dict[str, dict[str, Any]] = {}
-    results = []
-    stamp = now()
-    for fields in page:
-        given = _given(fields)
-        before = current.get(fields.email)
-        if before is None:
-            row = {**defaults, **given}
-            current[fields.email] = row
-            inserts[fields.email] = {**row, "email": fields.email, "updated_at": stamp,
-                                     "created_at": as_utc(fields.created_at) if fields.created_at else stamp}
-            results.append(Upserted("created"))
-            continue
-        kept = None
-        if given.get("status") == "active" and before["status"] != "active":
-            kept = before["status"]
-            del given["status"]
-        changes = {name: value for name, value in given.items() if before[name] != value}
-        if not changes:
-            results.append(Upserted("unchanged", kept))
-            continue
-        before.update(changes)
-        if fields.email in inserts:  # the same address twice in one page: the insert takes the last word
-            inserts[fields.email].update(changes)
-        else:
-            updates[fields.email] = {f"_{name}": value for name, value in before.items()}
-            updates[fields.email].update(_email=fields.email, _updated_at=stamp)
-        results.append(Upserted("updated", kept))
-    try:
-        if inserts:
-            conn.execute(subscribers.insert(), list(inserts.values()))
-        if updates:
-            conn.execute(_UPDATE, list(updates.values()))
-    except sa_exc.IntegrityError:
-        raise InvalidSubscriber("an address was added by someone else during this import", "run it again") from None
-    return results
-
-
-_COLUMNS = [f.name for f in dataclasses.fields(Subscriber)]
-
-
-def _subscriber(row: Row[Any]) -> Subscriber:
-    values = {name: getattr(row, name) for name in _COLUMNS}
-    values.update(
-        rubrics=split_stored(row.rubrics), created_at=as_utc(row.created_at), updated_at=as_utc(row.updated_at)
-    )
-    return Subscriber(**values)
+def _choices(subscriber: Subscriber) -> dict[str, Any]:
+    return {"status": subscriber.status, "locale": subscriber.locale, "timezone": subscriber.timezone,
+            "rubrics": join_rubrics(subscriber.rubrics)}

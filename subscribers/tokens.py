@@ -8,6 +8,10 @@ place of a same-length placeholder inside already-encoded (quoted-printable) tex
     m × 32        base64url (no padding) of the first 24 bytes of
                   HMAC-SHA256(key[version], f"{version}:{subscriber_id}:{list_id}:{purpose}")
 
+A confirmation link's token (`make_expiring`, purpose "confirm") also carries the time it was made,
+and stops verifying `max_age` seconds later: 54 characters, vv, the sign-up's id (10 hex digits), the
+time (10 hex digits of Unix seconds), then the MAC over all of them, the list id and the purpose.
+
 The address never appears in a token. The list id and the purpose are signed but not written, so a
 token of another newsletter, or an unsubscribe token used as a preferences token, does not verify.
 Tokens of an older key version verify as long as that version is still in the keys: rotating the
@@ -39,6 +43,7 @@ PURPOSES = ("unsubscribe", "preferences")
 
 # Lowercase hex only: one subscriber and version have exactly one spelling, so a token can't be re-spelt.
 _SHAPE = re.compile(rf"[0-9a-f]{{{VERSION_CHARS + ID_CHARS}}}[A-Za-z0-9_-]{{{MAC_CHARS}}}")
+_EXPIRING = re.compile(rf"[0-9a-f]{{{VERSION_CHARS + 2 * ID_CHARS}}}[A-Za-z0-9_-]{{{MAC_CHARS}}}")
 _PURPOSE = re.compile(r"[a-z][a-z0-9_-]*")
 _ENV = re.compile(r"DIGEST_SECRET(?:_([0-9]+))?")
 
@@ -74,8 +79,30 @@ class Tokens:
             return None
         return subscriber_id
 
-    def _mac(self, version: int, subscriber_id: int, purpose: str) -> str:
-        message = f"{version}:{subscriber_id}:{self.list_id}:{purpose}".encode()
+    def make_expiring(self, item_id: int, purpose: str, issued: float) -> str:
+        """A token for `item_id` that `verify_expiring` takes until `max_age` seconds after `issued`."""
+        if not 1 <= item_id <= MAX_SUBSCRIBER_ID:
+            raise ValueError(f"id out of range: {item_id}")
+        head = f"{self.current:0{VERSION_CHARS}x}{item_id:0{ID_CHARS}x}{int(issued):0{ID_CHARS}x}"
+        return head + self._mac(self.current, item_id, _check_purpose(purpose), int(issued))
+
+    def verify_expiring(self, token: str, purpose: str, max_age: float, now: float) -> int | None:
+        """The id, or None for a token not made by `make_expiring` with a key we hold, or too old."""
+        head = VERSION_CHARS + 2 * ID_CHARS
+        if not isinstance(token, str) or len(token) != head + MAC_CHARS or not _EXPIRING.fullmatch(token):
+            return None
+        version = int(token[:VERSION_CHARS], 16)
+        item_id = int(token[VERSION_CHARS:VERSION_CHARS + ID_CHARS], 16)
+        issued = int(token[VERSION_CHARS + ID_CHARS:head], 16)
+        if version not in self._keys or item_id < 1 or not -60 <= now - issued <= max_age:  # a minute of clock skew
+            return None
+        if not hmac.compare_digest(self._mac(version, item_id, _check_purpose(purpose), issued), token[head:]):
+            return None
+        return item_id
+
+    def _mac(self, version: int, subscriber_id: int, purpose: str, issued: int | None = None) -> str:
+        fields = [version, subscriber_id] if issued is None else [version, subscriber_id, issued]
+        message = ":".join(str(f) for f in [*fields, self.list_id, purpose]).encode()
         digest = hmac.new(self._keys[version], message, hashlib.sha256).digest()[:MAC_BYTES]
         return base64.urlsafe_b64encode(digest).decode("ascii")
 

@@ -23,7 +23,8 @@ from digest.cli.options import (
 )
 from digest.core import config
 from digest.core.config import Settings
-from subscribers.csvio import export_csv, import_csv, iso_utc
+from subscribers.consent import Event, Origin
+from subscribers.csvio import export_csv, export_history, import_csv, iso_utc
 from subscribers.mailin import read_headers, read_piped
 from subscribers.model import STATUSES, Subscriber
 from subscribers.store import Store
@@ -33,7 +34,7 @@ from subscribers.validate import check_rubrics, normalise_email, split_rubrics
 
 @click.group("subscribers", cls=DigestGroup, context_settings=CONTEXT)
 def subscribers() -> None:
-    """Who receives the digest: add, import, export, list, count, remove, unsubscribe.
+    """Who receives the digest: add, import, export, list, count, remove, unsubscribe, history, erase.
 
     \b
     The database is --database (a file path or a SQLAlchemy URL), else
@@ -51,10 +52,11 @@ def _settings(config_path: str | None) -> Settings:
     return load_settings(config_path)
 
 
-def _open(settings: Settings, database: str | None, create: bool = False) -> Store:
+def _open(settings: Settings, database: str | None, create: bool = False, keyed: bool = False) -> Store:
     """The store the command works on. Only `add` and `import` may create it; and without a
     digest.toml and a --database, the command says which database it falls back to, or refuses
-    where it would show a list made up out of nothing."""
+    where it would show a list made up out of nothing. `keyed`: with the signing keys, which
+    recognise an erased address (add, import, erase, history)."""
     target = database or settings.database
     if settings.path is None and database is None:
         where = Path(target).resolve()
@@ -64,7 +66,8 @@ def _open(settings: Settings, database: str | None, create: bool = False) -> Sto
             raise UserError(f"no digest.toml here and no -c, and no database {where}: there is no subscriber list yet "
                             "(pass -c path/to/digest.toml or --database, or start one with "
                             "`digest subscribers import FILE.csv -c digest.toml`)")
-    return Store.open(target, create=create)
+    store = Store.open(target, create=create)
+    return store.with_keys(*load_keys(settings.secret_file)) if keyed else store
 
 
 def _known(settings: Settings) -> set[str]:
@@ -106,9 +109,10 @@ def add(email: str, name: str, locale: str | None, timezone: str | None, rubrics
     settings = _settings(config_path)
     chosen = check_rubrics([key for value in rubrics for key in split_rubrics(value)], _known(settings))
     normalise_email(email)  # before the database is created for nothing
-    store = _open(settings, database, create=True)
+    store = _open(settings, database, create=True, keyed=True)
     news = settings.newsletter
-    subscriber = store.add(email, name=name, locale=locale or news.locale, timezone=timezone or news.timezone, rubrics=chosen)
+    subscriber = store.add(email, name=name, locale=locale or news.locale, timezone=timezone or news.timezone, rubrics=chosen,
+                           by=Origin("cli", "digest subscribers add"))
     click.echo(f"added {subscriber.email} (id {subscriber.id}, {subscriber.locale}, {subscriber.timezone}, "
                f"rubrics: {_rubrics(subscriber)})")
 
@@ -124,14 +128,16 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
       email,name,locale,timezone,rubrics,status,created_at
     Rubrics are separated by ; or | or spaces. Bad rows are listed by line
     (the first 100, then a count) and the good ones imported (exit code 1).
-    Importing twice changes nothing; an unsubscribed or bounced subscriber is
-    never made active again. One leading ' is taken off a cell when = + - @
-    or ' follows it: export writes it so that spreadsheets run no formulas.
+    Importing twice changes nothing; an unsubscribed, bounced or pending
+    subscriber is never made active again, and an address erased at its
+    reader's request is a bad row. One leading ' is taken off a cell when = +
+    - @ or ' follows it: export writes it so that spreadsheets run no formulas.
     """
     settings = _settings(config_path)
-    store = _open(settings, database, create=True)
+    store = _open(settings, database, create=True, keyed=True)
     source: IO[bytes] | str = sys.stdin.buffer if file == "-" else file
-    report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone)
+    report = import_csv(store, source, _known(settings), settings.newsletter.locale, settings.newsletter.timezone,
+                        Origin("import", f"digest subscribers import {file}"))
     click.echo(f"imported {file}: {report.created} created, {report.updated} updated, "
                f"{report.unchanged} unchanged, {report.bad} bad rows")
     lines = [(line, reason) for line, reason in report.errors] + [(line, f"warning: {r}") for line, r in report.warnings]
@@ -147,26 +153,35 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
 
 @subscribers.command(context_settings=CONTEXT)
 @click.argument("file", default="-", required=False)
-@click.option("--status", type=click.Choice(STATUSES), help="Only subscribers with this status (default: all).")
+@click.option("--status", type=click.Choice(STATUSES), help="Only subscribers with this status (default: all but pending).")
+@click.option("--history", is_flag=True, help="Write the consent history instead: one row per change of a reader's state.")
 @_store_options
-def export(file: str, status: str | None, config_path: str | None, database: str | None) -> None:
+def export(file: str, status: str | None, history: bool, config_path: str | None, database: str | None) -> None:
     """Write subscribers as CSV (UTF-8) to FILE, or to standard output ('-', the default).
 
-    The file imports back into an empty database as the same subscribers. A
+    The file imports back into an empty database as the same subscribers
+    (pending sign-ups, not confirmed, are left out unless --status pending). A
     cell a spreadsheet would run as a formula (starting with = + - @, a tab or
     a carriage return) is written with a leading ', which import takes off.
+    With --history: email,at,event,channel,source,wording,network,user_agent,detail.
     """
     store = _open(_settings(config_path), database)
+    if history and status:
+        raise UserError("--history exports every change of every reader: it takes no --status")
+
+    def write(out: IO[str]) -> int:
+        return export_history(store, out) if history else export_csv(store, out, status)
+
     if file == "-":
         with _utf8_stdout() as out:
-            export_csv(store, out, status)
+            write(out)
         return
     try:
         with open(file, "w", encoding="utf-8", newline="") as out:
-            count = export_csv(store, out, status)
+            count = write(out)
     except OSError as exc:
         raise UserError(f"{file}: cannot write it: {exc.strerror}") from None
-    click.echo(f"exported {count} subscribers to {file}", err=True)
+    click.echo(f"exported {count} {'changes' if history else 'subscribers'} to {file}", err=True)
 
 
 @subscribers.command("list", context_settings=CONTEXT)
@@ -237,7 +252,7 @@ def remove(email: str, yes: bool, config_path: str | None, database: str | None)
     if not yes and not click.confirm(f"Remove {subscriber.email} and their delivery history?", default=False):
         click.echo("nothing removed")
         return
-    store.remove(subscriber.email)
+    store.remove(subscriber.email, by=Origin("cli", "digest subscribers remove"))
     click.echo(f"removed {subscriber.email}")
 
 
@@ -262,9 +277,11 @@ def unsubscribe(email: str | None, from_message: bool, config_path: str | None, 
     if email:  # one or the other, checked above
         normalise_email(email)
         subscriber = _existing(store, email)
+        by = Origin("cli", "digest subscribers unsubscribe")
     else:
         subscriber = _from_message(read_piped(sys.stdin.buffer).head, store, settings)
-    if store.unsubscribe(subscriber.id):
+        by = Origin("mailto", "digest subscribers unsubscribe --from-message")
+    if store.unsubscribe(subscriber.id, by):
         click.echo(f"unsubscribed {subscriber.email}")
     else:
         click.echo(f"{subscriber.email} was already unsubscribed")
@@ -291,3 +308,60 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     sender = repr(incoming.sender[:80]) if incoming.sender else "unknown"
     raise UserError(f"no valid unsubscribe token in the subject {incoming.subject[:80]!r} (from {sender}); "
                     "nothing changed. Unsubscribe by hand with: digest subscribers unsubscribe ADDRESS")
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("email")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="A table for people; JSON for programs.")
+@_store_options
+def history(email: str, fmt: str, config_path: str | None, database: str | None) -> None:
+    """Every change of a reader's state, oldest first: when, what, how, from which form
+    or command, the consent wording's version, the client's network and user agent."""
+    address = normalise_email(email)
+    store = _open(_settings(config_path), database, keyed=True)
+    events, erased = store.history(address), store.erased_at(address)
+    if not events and erased is None:
+        raise UserError(f"{address} has no history here (see `digest subscribers list`)")
+    with _utf8_stdout() as out:
+        if fmt == "json":
+            out.write(json.dumps({"email": address, "erased_at": iso_utc(erased) if erased else None,
+                                  "history": [e.as_json() for e in events]}, ensure_ascii=False, indent=2) + "\n")
+        else:
+            _history_table(events, out)
+    if erased is not None:
+        click.echo(f"{address} was erased at the reader's request on {iso_utc(erased)}: "
+                   "only a keyed hash of the address is kept", err=True)
+
+
+def _history_table(events: list[Event], out: IO[str]) -> None:
+    for e in events:
+        where = " ".join(part for part in (e.network or "", _shown(e.user_agent or "")) if part)
+        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True) if e.detail else ""
+        wording = f"wording {_shown(e.wording)}" if e.wording else ""
+        out.write("  ".join(filter(None, (iso_utc(e.at), f"{e.event:<13}", f"{e.channel:<11}", _shown(e.source),
+                                          wording, where, detail))) + "\n")
+
+
+def _shown(text: str) -> str:
+    """What a stranger may have sent (a user agent, a form's label), escaped unless every character is printable."""
+    return text if text.isprintable() else repr(text)
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("email")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_store_options
+def erase(email: str, yes: bool, config_path: str | None, database: str | None) -> None:
+    """Erase a reader at their request (GDPR): their record, choices, delivery history and
+    consent history are deleted; only a keyed hash of the address is kept, so that a later
+    import does not add them back silently. Only they can subscribe again (the sign-up form)."""
+    address = normalise_email(email)
+    store = _open(_settings(config_path), database, keyed=True)
+    if not yes and not click.confirm(f"Erase {address} and everything kept about them?", default=False):
+        click.echo("nothing erased")
+        return
+    if store.erase(address, by=Origin("cli", "digest subscribers erase")):
+        click.echo(f"erased {address}")
+    else:
+        click.echo(f"{address} was not on record; it is now marked as erased all the same")

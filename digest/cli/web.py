@@ -30,13 +30,16 @@ from digest.web.serve import (
 )
 from subscribers.store import Store
 
-HELP = f"""Serve the pages the emails link to, under the path of newsletter.base_url:
+HELP = f"""Serve the pages the emails link to, and the sign-up form, under the path of newsletter.base_url:
 
 \b
   POST <base>/unsubscribe/TOKEN     RFC 8058 one-click unsubscribe (200, no redirect)
   GET  <base>/unsubscribe/TOKEN     a confirmation page whose button POSTs
   GET  <base>/preferences/TOKEN     language and rubrics, subscribe again (CSRF-protected)
   GET  <base>/archive/              past editions; <base>/archive/YYYY-MM-DD.html each one
+  GET  <base>/archive/feed.xml      the archive as an Atom feed, each edition's full content
+  GET  <base>/subscribe             the sign-up form ([signup] in digest.toml): double opt-in, the
+                                    confirmation link valid 48 hours, limits shared by every process
 
 \b
 The one-click POST unsubscribes with the body List-Unsubscribe=One-Click sent as
@@ -59,7 +62,7 @@ flight, then stops.
 
 
 @click.command("serve", context_settings=CONTEXT, help=HELP,
-               short_help="Serve one-click unsubscribe, preferences and the web archive.")
+               short_help="Serve sign-up, one-click unsubscribe, preferences and the web archive.")
 @config_option
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="DIGEST_HOST",
               help="Address to listen on; keep 127.0.0.1 behind a reverse proxy. [env: DIGEST_HOST]")

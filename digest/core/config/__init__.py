@@ -18,6 +18,7 @@ from digest.core.config.model import (
     Ranking,
     Rubric,
     Settings,
+    Signup,
     Smtp,
     SourceSpec,
     defaults,
@@ -31,6 +32,6 @@ from digest.core.locales import LOCALES
 
 __all__ = [
     "DEFAULT_RUBRIC", "LOCALES", "RENAMED", "SOURCE_KINDS", "Delivery", "Dkim", "Layout", "Newsletter",
-    "Ranking", "Rubric", "Settings", "Smtp", "SourceSpec", "check_locale", "check_timezone", "config_path",
+    "Ranking", "Rubric", "Settings", "Signup", "Smtp", "SourceSpec", "check_locale", "check_timezone", "config_path",
     "defaults", "edition_day", "find", "load", "parse", "with_overrides",
 ]

@@ -12,8 +12,8 @@ from digest.core.errors import ConfigError
 
 # The tables (and top-level keys) digest.toml may hold: a table absent from a file is never read,
 # so the unknown-key check learns the names from here.
-TABLES = ("newsletter", "ranking", "layout", "rubrics", "sources", "subscribers", "delivery", "archive", "smtp",
-          "dkim", "fetch_timeout_seconds")
+TABLES = ("newsletter", "ranking", "layout", "rubrics", "sources", "subscribers", "delivery", "signup", "archive",
+          "smtp", "dkim", "fetch_timeout_seconds")
 
 # Keys renamed since a release: the old name keeps working, with a one-line notice naming the new
 # one, so that a newsroom's digest.toml survives an upgrade (Pelican's handle_deprecated_settings).
@@ -80,6 +80,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         secret_file=secret_file,
         smtp=tables.smtp(table("smtp"), folder) if "smtp" in raw else None,
         delivery=tables.delivery(table("delivery"), folder),
+        signup=tables.signup(table("signup")),
         dkim=tables.dkim(table("dkim"), folder) if "dkim" in raw else None,
         archive=tables.archive(table("archive"), folder),
         fetch_timeout_seconds=top.positive("fetch_timeout_seconds", float, Settings.fetch_timeout_seconds),

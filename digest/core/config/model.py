@@ -110,6 +110,22 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Signup:
+    """Readers sign themselves up through `digest serve` (double opt-in), within these limits."""
+
+    enabled: bool = True  # False: no sign-up form, /subscribe is a 404
+    allowed_origins: tuple[str, ...] = ()  # sites whose pages may carry the form (https://www.example.ma)
+    per_address_per_day: int = 3  # confirmation emails to one address in a day (UTC)
+    per_network_per_hour: int = 20  # from one client network (a /24 or a /64) in an hour
+    per_domain_per_hour: int = 100  # to one recipient domain in an hour
+    min_seconds: float = 3.0  # a form sent back sooner than this after it was served is a robot's
+    block_disposable: bool = True  # refuse the disposable-address domains of disposable-email-domains
+    blocked_domains: tuple[str, ...] = ()  # more domains refused (their subdomains too)
+    consent_version: str = "1"  # the version of the consent wording the form shows, on each consent row
+    privacy_url: str | None = None  # the newsroom's privacy notice, linked beside the consent wording
+
+
+@dataclass(frozen=True)
 class Dkim:
     domain: str
     selector: str
@@ -129,6 +145,7 @@ class Settings:
     secret_file: Path = Path("digest.key")  # token keys, made on first use when no DIGEST_SECRET is set
     smtp: Smtp | None = None
     delivery: Delivery = field(default_factory=Delivery)
+    signup: Signup = field(default_factory=Signup)
     dkim: Dkim | None = None
     archive: Path = Path("archive")  # the web archive: one page per edition, served by `digest serve`
     fetch_timeout_seconds: float = 10.0

@@ -23,6 +23,7 @@ from digest.core.config.model import (
     Newsletter,
     Ranking,
     Rubric,
+    Signup,
     Smtp,
     SourceSpec,
 )
@@ -242,6 +243,39 @@ def delivery(t: Table, folder: Path) -> Delivery:
         raise ConfigError(f"{t.file}: delivery.local_time must be an hour like \"07:00\", not {value.local_time!r}")
     t.done()
     return value
+
+
+def signup(t: Table) -> Signup:
+    value = Signup(
+        enabled=t.get("enabled", bool, Signup.enabled),
+        allowed_origins=tuple(_origin(o, t.file) for o in t.strings("allowed_origins")),
+        per_address_per_day=t.positive("per_address_per_day", int, Signup.per_address_per_day),
+        per_network_per_hour=t.positive("per_network_per_hour", int, Signup.per_network_per_hour),
+        per_domain_per_hour=t.positive("per_domain_per_hour", int, Signup.per_domain_per_hour),
+        min_seconds=t.get("min_seconds", float, Signup.min_seconds),
+        block_disposable=t.get("block_disposable", bool, Signup.block_disposable),
+        blocked_domains=tuple(d.lower().strip(".") for d in t.strings("blocked_domains")),
+        consent_version=t.get("consent_version", str, Signup.consent_version).strip(),
+        privacy_url=t.get("privacy_url", str, Signup.privacy_url),
+    )
+    if not 0 <= value.min_seconds <= 3600:
+        raise ConfigError(f"{t.file}: signup.min_seconds must be from 0 to 3600 seconds")
+    if not value.consent_version or len(value.consent_version) > 64 or not value.consent_version.isprintable():
+        raise ConfigError(f"{t.file}: signup.consent_version must be a short label such as \"2026-11\"")
+    if value.privacy_url is not None and (not value.privacy_url.startswith("https://") or _URL_UNSAFE.search(value.privacy_url)):
+        raise ConfigError(f"{t.file}: signup.privacy_url must be a plain https:// address")
+    t.done()
+    return value
+
+
+def _origin(value: str, file: str) -> str:
+    """A site as a browser names it in Origin: scheme://host[:port], nothing after it."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query \
+            or parts.fragment or parts.username or _URL_UNSAFE.search(value):
+        raise ConfigError(f"{file}: signup.allowed_origins: {value!r} is not a site's origin",
+                          "write it like https://www.lequotidien.example.ma (no path)")
+    return value.rstrip("/").lower()
 
 
 def archive(t: Table, folder: Path) -> Path:

@@ -11,6 +11,11 @@ exactly where the emails link, so that a reverse proxy passes paths through unch
     GET|HEAD  /preferences/TOKEN          language, rubrics, subscribe again
     POST      /preferences/TOKEN          saves them; needs the form's CSRF token
     GET|HEAD  /healthz                    "ok", for the proxy or a monitor
+    GET|HEAD  /archive/feed.xml           the archive as an Atom feed, each edition's full content
+    GET|HEAD  /subscribe                  the sign-up form ([signup] enabled; else 404)
+    POST      /subscribe                  a sign-up: always the same "check your inbox" page (see signup.py)
+    GET|HEAD  /subscribe/confirm/TOKEN    the confirmation link's page: a button, nothing changed
+    POST      /subscribe/confirm/TOKEN    confirms (once; the link expires after 48 hours)
 
 A TOKEN is the one the email carries (subscribers.tokens, purpose "unsubscribe"): the same token
 opens the preferences page, since one slot per message fills both links. A token that does not
@@ -36,15 +41,21 @@ before its request was read whole (nothing changed).
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 
 from digest.core.config import Settings
+from digest.web.serve.feed import Feed
 from digest.web.serve.forms import CSRF_MAX_AGE, FormGuard
 from digest.web.serve.guard import (
     CSP,
@@ -60,6 +71,8 @@ from digest.web.serve.guard import (
     redact,
 )
 from digest.web.serve.http import GuardedH11Protocol, uvicorn_options
+from digest.web.serve.mailer import Mailer
+from digest.web.serve.signup import SignupDesk
 from digest.web.serve.site import DONE, NOTICES, ONE_CLICK, Site, mask
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
@@ -77,18 +90,24 @@ def create_app(settings: Settings, store: Store | None = None, request_timeout: 
     owned = store is None
     if store is None:
         store = Store.open(settings.database)
+    store.with_keys(keys, current)  # erasures and the sign-up limits are keyed hashes
     site = Site(settings, store, tokens, FormGuard(keys, current, settings.newsletter.list_id))
     token = "/{token:str}"
     routes: list[BaseRoute] = [
         Route("/", site.index, methods=["GET"]),
         Route("/archive", site.index, methods=["GET"]),
         Route("/archive/", site.index, methods=["GET"]),
+        Route("/archive/feed.xml", _feed(Feed(settings)), methods=["GET"]),
         Route("/archive/{name:str}", site.edition, methods=["GET"]),
         Route("/static/digest.css", site.stylesheet, methods=["GET"]),
         Route("/healthz", site.health, methods=["GET"]),
         Route("/unsubscribe" + token, site.unsubscribe, methods=["GET", "POST"]),
         Route("/preferences" + token, site.preferences, methods=["GET", "POST"]),
     ]
+    if settings.signup.enabled:
+        desk = SignupDesk(site, Mailer(settings))
+        routes += [Route("/subscribe", desk.subscribe, methods=["GET", "POST"]),
+                   Route("/subscribe/confirm" + token, desk.confirm, methods=["GET", "POST"])]
     # No trailing-slash redirects: a redirect built from the request is how open redirects start.
     inner = Router(routes, redirect_slashes=False)
     if site.prefix:
@@ -96,7 +115,12 @@ def create_app(settings: Settings, store: Store | None = None, request_timeout: 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        purging = asyncio.create_task(_purge_signups(store)) if settings.signup.enabled else None
         yield
+        if purging is not None:
+            purging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purging
         if owned:
             store.engine.dispose()
 
@@ -109,6 +133,33 @@ def create_app(settings: Settings, store: Store | None = None, request_timeout: 
     app.router.redirect_slashes = False
     app.state.site = site
     return app
+
+
+PURGE_EVERY = 600.0  # seconds between two removals of expired sign-ups
+
+
+async def _purge_signups(store: Store) -> None:
+    """Expired sign-ups, and the pending readers they leave, removed now and every PURGE_EVERY seconds."""
+    log = logging.getLogger("digest.serve")
+    while True:
+        try:
+            removed = await run_in_threadpool(store.purge_signups)
+        except Exception as exc:  # noqa: BLE001 — a busy or unreachable database: next time
+            log.warning("expired sign-ups not removed: %s", str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)
+        else:
+            if removed:
+                log.info("%d pending sign-up(s) expired: removed", removed)
+        await asyncio.sleep(PURGE_EVERY)
+
+
+def _feed(feed: Feed) -> Callable[[Request], Awaitable[Response]]:
+    async def atom(request: Request) -> Response:
+        body, etag = await run_in_threadpool(feed.atom)
+        headers = {"Cache-Control": "public, max-age=300", "ETag": etag}
+        if etag in request.headers.get("if-none-match", ""):  # a feed reader that has it already
+            return Response(status_code=304, headers=headers)
+        return Response(body, media_type="application/atom+xml; charset=utf-8", headers=headers)
+    return atom
 
 
 def _middleware(prefix: str, request_timeout: float) -> Middleware:

@@ -1,4 +1,5 @@
-"""CSRF tokens for the preferences form: stateless, bound to the reader's link token, expiring."""
+"""CSRF tokens for the preferences and confirmation forms, and the sign-up form's stamp: stateless, bound
+to what they are for (a link token, the form), expiring."""
 from __future__ import annotations
 
 import base64
@@ -32,18 +33,26 @@ class FormGuard:
         return head + self._mac(self.current, issued, link_token)
 
     def check(self, link_token: str, value: object, now: float | None = None) -> bool:
+        return self.age(link_token, value, now) is not None
+
+    def age(self, link_token: str, value: object, now: float | None = None) -> float | None:
+        """Seconds since a valid token was made (0 for one dated up to a minute ahead: clock skew between
+        workers); None for one not made for `link_token`, or older than max_age. The sign-up form's
+        stamp is such a token, bound to the form instead of a link: its age says how fast it was filled."""
         if not isinstance(value, str) or not 13 <= len(value) <= 100 or not value.isascii():
-            return False
+            return None
         try:
             version, issued = int(value[:2], 16), int(value[2:12], 16)
         except ValueError:
-            return False
+            return None
         if version not in self._keys:
-            return False
+            return None
         age = (time.time() if now is None else now) - issued
-        if not -60 <= age <= self.max_age:  # a minute of clock skew between workers
-            return False
-        return hmac.compare_digest(self._mac(version, issued, link_token), value[12:])
+        if not -60 <= age <= self.max_age:
+            return None
+        if not hmac.compare_digest(self._mac(version, issued, link_token), value[12:]):
+            return None
+        return max(age, 0.0)
 
     def _mac(self, version: int, issued: int, link_token: str) -> str:
         message = f"{version}:{issued}:{self.list_id}:{link_token}".encode()

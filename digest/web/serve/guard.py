@@ -40,7 +40,7 @@ CLIENT_GONE = 499  # in the log (nginx's code): the client left before its reque
 CLOSE = {"Connection": "close"}  # after a refusal, no keep-alive: the rest of the request is not read
 # A segment with such a run may be a token (44 characters of this alphabet), wherever it is.
 _TOKEN_RUN = re.compile(r"[A-Za-z0-9_-]{20,}")
-_TOKEN_ROUTES = ("unsubscribe", "preferences")
+_TOKEN_ROUTES = ("unsubscribe", "preferences", "confirm")
 # RFC 3986 path characters, logged as they are; everything else is percent-encoded.
 _PATH_CHARS = "/!$&'()*+,;=:@-._~"
 REDACTED = "…"

@@ -1,4 +1,5 @@
-"""The pages of `digest serve`: the archive, one-click unsubscribe and the preferences form."""
+"""The pages of `digest serve`: the archive, one-click unsubscribe and the preferences form (with the
+reader's data to download or erase). The sign-up form is digest.web.serve.signup's, on this Site."""
 from __future__ import annotations
 
 import logging
@@ -11,12 +12,14 @@ from urllib.parse import urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from digest.core.config import LOCALES, Settings
 from digest.pipeline import archive, i18n
+from digest.web.serve import rights
 from digest.web.serve.forms import FormGuard
 from digest.web.serve.guard import PRIVATE, SECURITY_HEADERS, prefix_of
+from subscribers.consent import Origin, network
 from subscribers.model import Subscriber
 from subscribers.store import Store
 from subscribers.tokens import Tokens
@@ -34,6 +37,11 @@ NOTICES = {  # (title, message)
     "not_one_click": ("Something is wrong with this request",
                       "The unsubscribe button sends List-Unsubscribe=One-Click; this request did not."),
     "expired": ("This form has expired", "Open the link in the email again and make your choice once more."),
+    "check_inbox": ("Check your inbox", "If this address can receive our emails, one is on its way with a link to "
+                    "confirm your subscription. The link is valid for 48 hours; nothing else is sent until you confirm."),
+    "confirm_gone": ("This link is no longer valid",
+                     "It has been used already, or it has expired: sign up again to receive a new one."),
+    "erased": ("Your data is erased", "You will receive no more emails from us. Thank you for having read us."),
 }
 DONE = {  # after a preferences form is sent, by its action
     "save": "Your preferences are saved.",
@@ -94,7 +102,9 @@ class Site:
         days = archive.editions(self.settings.archive)
         editions = [{"date": d, "label": i18n.long_date(d, locale), "href": f"{self.prefix}/archive/{d.isoformat()}.html"}
                     for d in days]
-        response = self.page("index.html.j2", locale, editions=editions)
+        subscribe = f"{self.prefix}/subscribe" if self.settings.signup.enabled else ""
+        response = self.page("index.html.j2", locale, editions=editions, feed_href=f"{self.prefix}/archive/feed.xml",
+                             subscribe_href=subscribe)
         response.headers["Cache-Control"] = "public, max-age=60"
         return response
 
@@ -125,7 +135,7 @@ class Site:
             subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
             if subscriber is not None and subscriber.status == "active":
                 # Idempotent: a second click, or a mail app's retry, finds them unsubscribed already.
-                if await run_in_threadpool(self.store.unsubscribe, subscriber_id):
+                if await run_in_threadpool(self.store.unsubscribe, subscriber_id, self.origin_of(request, "one-click")):
                     log.info("subscriber %d unsubscribed (one-click)", subscriber_id)
                 subscriber = _replace(subscriber, status="unsubscribed")
             return self._unsubscribe_page(token, subscriber)
@@ -172,6 +182,8 @@ class Site:
         if not self.guard.check(token, form.get("csrf")):
             return self._expired(subscriber.locale)
         action = form.get("action", "save")
+        if action in rights.ACTIONS:
+            return await self._rights(request, token, subscriber, str(action))
         locale = form.get("locale", subscriber.locale)
         chosen = form.getlist("rubric")
         if (action not in ("save", "resubscribe", "unsubscribe") or locale not in LOCALES
@@ -180,7 +192,8 @@ class Site:
             return self._preferences_page(token, subscriber, status=400,
                                           error=self._t(subscriber.locale, NOTICES["bad_request"][0]))
         rubrics = frozenset(k for k in chosen if isinstance(k, str))  # every one is (checked above)
-        if await run_in_threadpool(self._apply, subscriber, action, locale, rubrics):
+        by = self.origin_of(request, "preferences")
+        if await run_in_threadpool(self._apply, subscriber, action, locale, rubrics, by):
             log.info("subscriber %d %s (preferences page)", subscriber_id,
                      "unsubscribed" if action == "unsubscribe" else "subscribed again")
         subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
@@ -188,15 +201,35 @@ class Site:
             return self.invalid_link()
         return self._preferences_page(token, subscriber, notice=self._t(subscriber.locale, DONE[action]))
 
-    def _apply(self, subscriber: Subscriber, action: str, locale: str, rubrics: frozenset[str]) -> bool:
+    def _apply(self, subscriber: Subscriber, action: str, locale: str, rubrics: frozenset[str], by: Origin) -> bool:
         """One transaction; True when the subscription itself changed."""
         with self.store.bulk() as tx:
             if action == "unsubscribe":
-                return tx.unsubscribe(subscriber.id)
-            tx.upsert(subscriber.email, locale=locale, rubrics=rubrics)
+                return tx.unsubscribe(subscriber.id, by)
+            tx.upsert(subscriber.email, locale=locale, rubrics=rubrics, by=by)
             if action == "resubscribe" and subscriber.status == "unsubscribed":
-                return tx.set_status(subscriber.id, "active")
+                return tx.set_status(subscriber.id, "active", by)
         return False
+
+    def origin_of(self, request: Request, channel: str) -> Origin:
+        """How a change came from this request, for the consent record: the page, the client's network
+        (never its address) and its user agent."""
+        path = {"one-click": "unsubscribe", "preferences": "preferences"}.get(channel, channel)
+        return Origin(channel, f"{self.settings.newsletter.base_url}/{path}", None,
+                      network(request.client.host if request.client else None), request.headers.get("user-agent"))
+
+    async def _rights(self, request: Request, token: str, subscriber: Subscriber, action: str) -> Response:
+        """Download my data (a JSON file); erase me: a confirmation step, then everything but a keyed hash goes."""
+        if action == "download":
+            payload = await run_in_threadpool(rights.data_of, self.store, self.settings, subscriber)
+            log.info("subscriber %d downloaded their data (preferences page)", subscriber.id)
+            return JSONResponse(payload, headers={**PRIVATE, "Content-Disposition": 'attachment; filename="my-data.json"'})
+        if action == "erase":
+            return self.page("erase.html.j2", subscriber.locale, private=True, address=mask(subscriber.email),
+                             action=f"{self.prefix}/preferences/{token}", csrf=self.guard.make(token))
+        await run_in_threadpool(self.store.erase, subscriber.email, self.origin_of(request, "preferences"))
+        log.info("subscriber %d erased (preferences page)", subscriber.id)
+        return self.notice(200, "erased", subscriber.locale)
 
     def _same_origin(self, request: Request) -> bool:
         """Defence in depth beside the CSRF token: a browser says where a POST comes from.
