@@ -7,8 +7,7 @@
     ├── StoreError                       the subscriber database cannot be opened or read (2)
     ├── InvalidSubscriber (+ValueError)  a subscriber field a user gave is wrong (2); .reason
     ├── CsvError                         a CSV file cannot be imported at all; nothing was (2)
-    ├── LedgerError                      the ledger cannot be written: the send stopped (1)
-    └── AlreadySending                   another `digest send` of this edition is running (2)
+    └── LedgerError                      the ledger cannot be written: the send stopped (1)
 
 Every one of them is something a person can mend: the message says what went wrong and with which
 input, the hint what to do. Anything else that escapes is a bug and keeps its traceback.
@@ -81,9 +80,3 @@ class LedgerError(DigestError):
     """The ledger cannot be written: sending on unrecorded could double a reader, so the run stopped."""
 
     exit_code = 1
-
-
-class AlreadySending(DigestError):
-    """Another `digest send` holds this edition's lock."""
-
-    exit_code = 2
