@@ -26,7 +26,8 @@ DIAGNOSTIC_MAX = 500
 PARTS_MAX = 64  # parts of a message looked at: a report has three or four
 
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_REPLY = re.compile(r"(?<![\d.])([45])\d\d(?![\d.])")
+# An SMTP reply as bounces quote it: at the start of a line, or after "said:" and the like.
+_REPLY = re.compile(r"(?:^|said:|returned|reply:|error:)\s*'?([45])\d\d[ -]", re.IGNORECASE)
 # What servers write for an address that does not exist when they give no 5.1.x (Yahoo's, Exchange's
 # and older MTAs' words), and for a mailbox that is full or a message too big.
 _GONE = ("user unknown", "unknown user", "no such user", "no such mailbox", "does not exist", "doesn't exist",

@@ -28,6 +28,7 @@ def fetch(bounces: Bounces, take: Callable[[Incoming], Taken], on_taken: Callabl
     with _session(bounces) as client:
         _check(client.select(_quoted(bounces.imap_mailbox)), f"cannot open the folder {bounces.imap_mailbox!r}")
         _ensure_folder(client, bounces.imap_processed)
+        capabilities = _capabilities(client)
         status, data = client.uid("SEARCH", "ALL")
         _check((status, data), "cannot list the messages")
         for uid in (data[0] or b"").split()[:BATCH_MAX]:
@@ -36,7 +37,7 @@ def fetch(bounces: Bounces, take: Callable[[Incoming], Taken], on_taken: Callabl
                 continue  # expunged meanwhile by another client
             result = take(Incoming(raw, f"imap:{bounces.imap_mailbox}/{uid.decode()}"))
             if result.processed:
-                _move(client, uid, bounces.imap_processed)
+                _move(client, capabilities, uid, bounces.imap_processed)
             taken.append(result)
             on_taken(result)
     return taken
@@ -63,8 +64,8 @@ def _session(bounces: Bounces) -> Iterator[imaplib.IMAP4]:
             raise MailboxError(f"the {where} refused the login of {bounces.imap_username!r}",
                                "check [bounces] imap_username and the password") from None
         yield client
-    except (OSError, imaplib.IMAP4.abort) as exc:
-        raise MailboxError(f"the {where} went away: {exc}", "run `digest bounces fetch` again: what was "
+    except (OSError, imaplib.IMAP4.error) as exc:  # .abort (gone away) is an .error too
+        raise MailboxError(f"the {where} failed: {exc}", "run `digest bounces fetch` again: what was "
                            "taken in is recorded, and reading it again changes nothing") from None
     finally:
         try:
@@ -82,8 +83,14 @@ def _peek(client: imaplib.IMAP4, uid: bytes) -> bytes | None:
     return None
 
 
-def _move(client: imaplib.IMAP4, uid: bytes, folder: str) -> None:
-    capabilities = {c.upper() for c in client.capabilities}
+def _capabilities(client: imaplib.IMAP4) -> set[str]:
+    """What the server offers once logged in (the greeting's list may leave out MOVE and UIDPLUS)."""
+    status, data = client.capability()
+    _check((status, data), "cannot ask for the capabilities")
+    return {c.upper() for c in b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace").split()}
+
+
+def _move(client: imaplib.IMAP4, capabilities: set[str], uid: bytes, folder: str) -> None:
     target = _quoted(folder)
     if "MOVE" in capabilities:
         _check(client.uid("MOVE", uid.decode(), target), f"cannot move message {uid.decode()} to {folder!r}")
@@ -97,7 +104,7 @@ def _move(client: imaplib.IMAP4, uid: bytes, folder: str) -> None:
 
 
 def _ensure_folder(client: imaplib.IMAP4, folder: str) -> None:
-    status, data = client.list("", _quoted(folder))
+    status, data = client.list('""', _quoted(folder))
     if status == "OK" and any(item for item in data if item):
         return
     _check(client.create(_quoted(folder)), f"cannot create the folder {folder!r}",

@@ -99,7 +99,7 @@ class BounceLedger:
     def _apply(self, conn: Connection, tagged: Tagged, finding: Finding, status: str, counted: bool,
                score: float, score_at: datetime | None, now: datetime) -> tuple[str | None, float | None]:
         store = self.store.using(conn)
-        detail = {"edition": tagged.edition, "kind": finding.kind, "status": finding.status,
+        detail = {"edition": tagged.edition, "kind": finding.kind, "dsn_status": finding.status,
                   "diagnostic": finding.diagnostic[:200]}
         if finding.kind == "complaint":
             # A complaint withdraws consent: it stands over a bounce too (a reset must not undo it).
