@@ -21,7 +21,10 @@ from email.message import Message
 
 from flufl.bounce import all_failures
 
+from digest.delivery.bounces.reading import parse
+
 TEXT_MAX = 64 * 1024  # of each text part looked at for a status and the server's words
+DETECT_MAX = 64 * 1024  # of a message flufl.bounce's detectors see
 DIAGNOSTIC_MAX = 500
 PARTS_MAX = 64  # parts of a message looked at: a report has three or four
 
@@ -52,7 +55,9 @@ class Finding:
         return self.kind != "unknown"
 
 
-def classify(msg: Message) -> Finding:
+def classify(raw: bytes) -> Finding:
+    """What the message's bytes (bounded: see reading) say."""
+    msg = parse(raw)
     parts = list(_parts(msg))
     complaint = _arf(parts)
     if complaint is not None:
@@ -60,7 +65,8 @@ def classify(msg: Message) -> Finding:
     report = _dsn(msg, parts)
     if report is not None:
         return report
-    recognised = _detected(msg, parts)
+    # The detectors scan every line with many patterns: a notice is at the top, so they see its start.
+    recognised = _detected(parse(raw[:DETECT_MAX]), parts)
     if recognised is not None:
         return recognised
     if _auto_reply(msg):
@@ -134,7 +140,8 @@ def _dsn(msg: Message, parts: list[Message]) -> Finding | None:
 
 
 def _detected(msg: Message, parts: list[Message]) -> Finding | None:
-    """A bounce in one of the shapes flufl.bounce knows (qmail, Exim, Yahoo, Exchange …)."""
+    """A bounce in one of the shapes flufl.bounce knows (qmail, Exim, Yahoo, Exchange …), in `msg`, the
+    message's first DETECT_MAX bytes."""
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # a detector tripping over a malformed message: no shape it knows, then

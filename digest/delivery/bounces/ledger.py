@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from digest.core.clock import Clock
 from digest.core.config import Bounces
 from digest.delivery.bounces.classify import Finding, classify
-from digest.delivery.bounces.reading import Incoming, bounded, parse
+from digest.delivery.bounces.reading import Incoming, bounded
 from digest.delivery.bounces.tags import Tagged, VerpTags
 from digest.delivery.schema import bounce_events
 from subscribers.consent import Origin
@@ -67,7 +67,7 @@ class BounceLedger:
         tagged = self.tags.find(head)
         if tagged is None:
             return Taken(UNATTRIBUTED, incoming.source)
-        finding = classify(parse(head))
+        finding = classify(head)
         if not finding.acted_on:
             return Taken(UNRECOGNISED, incoming.source, finding, tagged)
         with self.store.engine.begin() as conn:
