@@ -19,10 +19,11 @@ from subscribers.schema import consent_events, erasures
 
 # What happened to the reader (the event) …
 EVENTS = ("signed_up", "confirmed", "imported", "added", "changed", "unsubscribed", "resubscribed", "bounced",
-          "removed", "erased")
+          "removed", "erased", "reset")
 # … and how: the sign-up form, the preferences page, a mail app's one-click or mailto unsubscribe, an
-# import, the command line, the delivery (a bounce), or a Python caller.
-CHANNELS = ("form", "preferences", "one-click", "mailto", "import", "cli", "delivery", "api")
+# import, the command line, the delivery (a bounce, during the send or after it), a mailbox provider's
+# feedback loop (a complaint), or a Python caller.
+CHANNELS = ("form", "preferences", "one-click", "mailto", "import", "cli", "delivery", "feedback-loop", "api")
 USER_AGENT_MAX = 300
 SOURCE_MAX = 300
 ERASED = "erased"  # the keyed hash's purpose

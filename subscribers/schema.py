@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -42,6 +43,10 @@ subscribers = Table(
     # When the reader wants the edition: "HH:MM" in their zone, "asap" as soon as it is out; NULL:
     # the newsletter's own hour ([delivery] local_time), or at once without one.
     Column("delivery_time", String(8)),
+    # Soft bounces (a full mailbox, a 4xx given up on, a policy refusal) add 1 to a score that halves
+    # every [bounces] soft_half_life_days from bounce_score_at; at soft_threshold the reader is bounced.
+    Column("bounce_score", Float, nullable=False, default=0.0, server_default="0"),
+    Column("bounce_score_at", DateTime(timezone=True)),
     Index("ix_subscribers_status_variant", "status", "locale", "rubrics"),
 )
 

@@ -220,9 +220,11 @@ class Store:
                 results.extend(merge_page(conn, page, defaults, by or API, self.hasher))
         return results
 
-    def set_status(self, email_or_id: str | int, status: str, by: Origin | None = None) -> bool:
+    def set_status(self, email_or_id: str | int, status: str, by: Origin | None = None,
+                   detail: Mapping[str, Any] | None = None) -> bool:
         """Set the status (and updated_at); True if it changed, False if it was so already or nobody
-        matched. A bounce that names no origin is the delivery's (the ledger records bounces)."""
+        matched. A bounce that names no origin is the delivery's (the ledger records bounces).
+        `detail` goes on the consent row beside the change (a complaint's reason, the edition)."""
         status = not_pending(check_status(status))
         where = self._which(email_or_id)
         if where is None:
@@ -237,8 +239,26 @@ class Store:
                 return False  # changed by someone else meanwhile
             origin = by or (DELIVERY if status == "bounced" else API)
             consent.record(conn, [consent.row(found.email, STATUS_EVENTS[status], origin, stamp,
-                                              {"status": status, "was": found.status})])
+                                              {**(detail or {}), "status": status, "was": found.status})])
         return True
+
+    def reset_bounces(self, email: str, by: Origin | None = None) -> tuple[str, float] | None:
+        """Clear a reader's bounce state, as an editor does once an address works again: the soft-bounce
+        score back to 0 and, if they were bounced, active again. A reader who unsubscribed (a complaint
+        included) stays so: only they can come back. (status before, score before), or None for nobody."""
+        address = normalise_email(email)
+        with self._begin() as conn:
+            found = conn.execute(select(subscribers.c.status, subscribers.c.bounce_score)
+                                 .where(subscribers.c.email == address)).first()
+            if found is None:
+                return None
+            status = "active" if found.status == "bounced" else found.status
+            stamp = now()
+            conn.execute(subscribers.update().where(subscribers.c.email == address).values(
+                status=status, bounce_score=0.0, bounce_score_at=None, updated_at=stamp))
+            consent.record(conn, [consent.row(address, "reset", by or API, stamp,
+                                              {"status": status, "was": found.status, "score_was": round(found.bounce_score, 3)})])
+        return found.status, found.bounce_score
 
     def unsubscribe(self, email_or_id: str | int, by: Origin | None = None) -> bool:
         """Idempotent: True the first time, False when already unsubscribed (or unknown)."""

@@ -100,6 +100,12 @@ class Tokens:
             return None
         return item_id
 
+    def derived_keys(self, purpose: str) -> dict[int, bytes]:
+        """A key per version for another use of the signing keys (the VERP tags of return paths),
+        derived for `purpose`: what one use signs never verifies as another's, and the keys stay here."""
+        label = f"digest/{_check_purpose(purpose)}/v1".encode()
+        return {version: hmac.new(key, label, hashlib.sha256).digest() for version, key in self._keys.items()}
+
     def _mac(self, version: int, subscriber_id: int, purpose: str, issued: int | None = None) -> str:
         fields = [version, subscriber_id] if issued is None else [version, subscriber_id, issued]
         message = ":".join(str(f) for f in [*fields, self.list_id, purpose]).encode()

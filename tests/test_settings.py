@@ -85,7 +85,7 @@ def test_a_missing_or_broken_file_is_a_config_error(tmp_path):
     "raw, expected",
     [
         ({"newsleter": {"name": "x"}}, "unknown table [newsleter] (did you mean newsletter?)"),
-        ({"sourcess": [{"name": "a", "path": "a.txt"}]}, "unknown table [[sourcess]] (did you mean sources?)"),
+        ({"sourcess": [{"name": "a", "path": "a.txt"}]}, "unknown table [[sourcess]] (did you mean sources"),
         ({"fetch_timout_seconds": 3}, "unknown key fetch_timout_seconds (did you mean fetch_timeout_seconds?)"),
         ({"smtp": {"host": "127.0.0.1", "tls": "none", "pasword_file": "p"}},
          "unknown key smtp.pasword_file (did you mean password_file"),

@@ -6,6 +6,8 @@ Each command lives in a module of this package, imported only when it runs (`dig
     pipeline.py     gather, build
     send.py         send, worker
     status.py       status
+    bounces.py      the `digest bounces` group: read, fetch
+    report.py       report
     web.py          serve, preview
     subscribers.py  the `digest subscribers` group
     options.py      what they share: the options, the settings
@@ -24,9 +26,11 @@ from digest.core.errors import DigestError
 
 # name → (module:attribute, the line `digest --help` shows): nothing is imported to list them.
 COMMANDS = {
+    "bounces": ("digest.cli.bounces:bounces", "Take in bounces and complaints that arrive after the send."),
     "build": ("digest.cli.pipeline:build", "Write the day's email: HTML, text and .eml."),
     "gather": ("digest.cli.pipeline:gather", "Print the day's items, ranked by rubric."),
     "preview": ("digest.cli.web:preview", "Serve a live preview of the edition for editors."),
+    "report": ("digest.cli.report:report", "What each edition came to: bounces, complaints, unsubscribes."),
     "send": ("digest.cli.send:send", "Deliver the day's edition to every subscriber."),
     "serve": ("digest.cli.web:serve", "Serve one-click unsubscribe, preferences and the web archive."),
     "status": ("digest.cli.status:status", "Where each edition stands: who got it, who did not, and why."),

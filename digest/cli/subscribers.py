@@ -34,7 +34,7 @@ from subscribers.validate import check_rubrics, normalise_email, split_rubrics
 
 @click.group("subscribers", cls=DigestGroup, context_settings=CONTEXT)
 def subscribers() -> None:
-    """Who receives the digest: add, import, export, list, count, remove, unsubscribe, history, erase.
+    """Who receives the digest: add, import, export, list, count, remove, unsubscribe, reset, history, erase.
 
     \b
     The database is --database (a file path or a SQLAlchemy URL), else
@@ -308,6 +308,24 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     sender = repr(incoming.sender[:80]) if incoming.sender else "unknown"
     raise UserError(f"no valid unsubscribe token in the subject {incoming.subject[:80]!r} (from {sender}); "
                     "nothing changed. Unsubscribe by hand with: digest subscribers unsubscribe ADDRESS")
+
+
+@subscribers.command(context_settings=CONTEXT)
+@click.argument("email")
+@_store_options
+def reset(email: str, config_path: str | None, database: str | None) -> None:
+    """Clear a reader's bounce state once their address works again: the soft-bounce score back to 0,
+    and a bounced reader active again. Someone who unsubscribed (or complained) stays unsubscribed."""
+    address = normalise_email(email)
+    store = _open(_settings(config_path), database)
+    was = store.reset_bounces(address, by=Origin("cli", "digest subscribers reset"))
+    if was is None:
+        raise UserError(f"{address} is not a subscriber (see `digest subscribers list`)")
+    status, score = was
+    if status == "bounced":
+        click.echo(f"{address} is active again (was bounced; soft-bounce score {score:.2f} cleared)")
+    else:
+        click.echo(f"{address}: soft-bounce score {score:.2f} cleared; still {status}")
 
 
 @subscribers.command(context_settings=CONTEXT)

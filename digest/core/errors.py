@@ -7,7 +7,8 @@
     ├── StoreError                       the subscriber database cannot be opened or read (2)
     ├── InvalidSubscriber (+ValueError)  a subscriber field a user gave is wrong (2); .reason
     ├── CsvError                         a CSV file cannot be imported at all; nothing was (2)
-    └── LedgerError                      the ledger cannot be written: the send stopped (1)
+    ├── LedgerError                      the ledger cannot be written: the send stopped (1)
+    └── MailboxError                     the bounce mailbox (IMAP) cannot be read: nothing was moved (1)
 
 Every one of them is something a person can mend: the message says what went wrong and with which
 input, the hint what to do. Anything else that escapes is a bug and keeps its traceback.
@@ -78,5 +79,11 @@ class CsvError(DigestError):
 
 class LedgerError(DigestError):
     """The ledger cannot be written: sending on unrecorded could double a reader, so the run stopped."""
+
+    exit_code = 1
+
+
+class MailboxError(DigestError):
+    """The bounce mailbox cannot be reached, logged in to or read; the message names the server."""
 
     exit_code = 1

@@ -8,15 +8,25 @@ other workers.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from digest.core.config import Settings
 from digest.core.locales import for_reader
 from digest.core.model import Rendered, Variant
+from digest.delivery.bounces.tags import TAG_LENGTH, VerpTags, nobody
 from digest.delivery.editions import Editions, FrozenEdition, variant_key
-from digest.delivery.personalize import Recipient, Template
+from digest.delivery.personalize import Feedback, Recipient, Template
 from digest.delivery.signing import Signer
+from digest.pipeline import message
 from digest.pipeline.render import Renderer
 from subscribers.store import split_stored
 from subscribers.tokens import TOKEN_LENGTH, Tokens
+
+
+class Composed(NamedTuple):
+    data: bytes
+    message_id: str
+    return_path: str  # the envelope sender: the reader's VERP address with [bounces], else the fixed one
 
 
 class Composer:
@@ -36,6 +46,8 @@ class Composer:
         self._templates: dict[tuple[str, str], Template] = {}
         self._by_variant: dict[Variant, Template] = {}
         self._known = {r.key for r in settings.rubrics}
+        self.tags = VerpTags(tokens, settings.bounces) if settings.bounces else None
+        self.return_path = message.return_path(settings)
 
     def variant(self, locale: str, rubrics: str) -> Variant:
         """The variant a stored (locale, rubrics) stands for: rubrics no longer configured dropped,
@@ -71,16 +83,35 @@ class Composer:
         return Template(rendered, sender=news.sender, edition_key=self.edition_key, list_id=news.list_id,
                         list_name=news.name, base_url=news.base_url, token_length=TOKEN_LENGTH,
                         unsubscribe_mailto=news.unsubscribe_mailto, reply_to=news.reply_to,
-                        date=self.frozen.date_header)
+                        date=self.frozen.date_header, feedback=self._feedback(rendered))
+
+    def _feedback(self, rendered: Rendered) -> Feedback | None:
+        """Gmail's Feedback-ID (campaign:variant:type:sender): the edition, the variant's language,
+        "digest", the list id; complaints are then counted per edition and language."""
+        bounces = self.settings.bounces
+        if bounces is None:
+            return None
+        list_id = self.settings.newsletter.list_id
+        campaign = self.edition_key.removeprefix(list_id + "-")
+        return Feedback(f"{campaign}:{rendered.variant.locale}:digest:{list_id}", TAG_LENGTH,
+                        bounces.complaints_address)
 
     def compose(self, subscriber_id: int, email: str, name: str, locale: str, rubrics: str,
-                wire: bool = False) -> tuple[bytes, str]:
-        """The reader's message and its Message-ID: as stored (an outbox, a dry run), or `wire`-ready
-        for SMTP's DATA."""
+                wire: bool = False) -> Composed:
+        """The reader's message, its Message-ID and its return path: as stored (an outbox, a dry run),
+        or `wire`-ready for SMTP's DATA."""
         template = self.template(locale, rubrics)
         message_id = template.message_id(email)
-        recipient = Recipient(subscriber_id, email, name, self.tokens.make(subscriber_id), message_id)
-        return self.finish(template, recipient, wire), message_id
+        tag, return_path = "", self.return_path
+        if self.tags is not None:
+            tag = self.tags.make(subscriber_id, self.frozen.day, self.frozen.revision)
+            return_path = self.tags.return_path(tag)
+        recipient = Recipient(subscriber_id, email, name, self.tokens.make(subscriber_id), message_id, tag)
+        return Composed(self.finish(template, recipient, wire), message_id, return_path)
+
+    def nobody_tag(self) -> str:
+        """The tag of a copy that belongs to no reader (an editor's test copy)."""
+        return nobody() if self.tags is not None else ""
 
     def finish(self, template: Template, recipient: Recipient, wire: bool) -> bytes:
         if self.signer is None:

@@ -81,19 +81,18 @@ class RetryPolicy:
         return timedelta(minutes=self.later_minutes)
 
 
-Compose = Callable[[Claimed], tuple[bytes, str]]  # the reader's message and its Message-ID
+Compose = Callable[[Claimed], tuple[bytes, str, str]]  # the reader's message, its Message-ID, its return path
 
 
 class SendLoop:
     def __init__(self, transport: Transport, queue: Queue, policy: RetryPolicy, report: Report, compose: Compose,
-                 envelope_from: str, pace: Callable[[], Awaitable[None]],
+                 pace: Callable[[], Awaitable[None]],
                  progress: Callable[[int], None] = lambda n: None) -> None:
         self.transport = transport
         self.queue = queue
         self.policy = policy
         self.report = report
         self.compose = compose
-        self.envelope_from = envelope_from
         self.pace = pace
         self.progress = progress
         self.stopping = False
@@ -123,8 +122,8 @@ class SendLoop:
 
     async def _one(self, row: Claimed) -> None:
         await self.pace()
-        data, message_id = self.compose(row)
-        envelope = Envelope(self.envelope_from, row.email, f"{row.edition}/{row.subscriber_id:010d}")
+        data, message_id, return_path = self.compose(row)
+        envelope = Envelope(return_path, row.email, f"{row.edition}/{row.subscriber_id:010d}")
         outcome = await self.transport.send(envelope, data)
         try:
             self.record(row, outcome, message_id)

@@ -55,6 +55,18 @@ class Recipient:
     name: str
     token: str  # exactly the placeholder's length
     message_id: str | None = None  # when the caller has it already (the ledger records it too)
+    tag: str = ""  # the VERP tag, exactly the tag slot's length, when the template has one
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """The headers that let bounces and complaints come back to their reader ([bounces]): one
+    Feedback-ID per variant, and the reader's signed tag in X-Digest-ID (and CFBL-Feedback-ID beside
+    CFBL-Address, RFC 9477), which feedback loops keep when they redact the recipient."""
+
+    feedback_id: str  # campaign:variant:digest:sender (Gmail's postmaster tools read it)
+    tag_length: int
+    complaints_address: str | None = None
 
 
 class Template:
@@ -73,6 +85,7 @@ class Template:
         unsubscribe_mailto: str | None = None,
         reply_to: str | None = None,
         date: datetime | None = None,
+        feedback: Feedback | None = None,
     ) -> None:
         self.edition_key = edition_key
         self.base_url = base_url
@@ -86,6 +99,9 @@ class Template:
                              text=rendered.text.replace(rendered.slot, self.placeholder), slot=self.placeholder)
         self._expected = filled.html.count(self.placeholder) + filled.text.count(self.placeholder)
         headers = {"List-Id": f"{one_line(list_name)} <{list_id}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        # The reader's tag is a slot of the header block, like the token is of the bodies: a fixed-length
+        # placeholder split out once, so that filling it costs a join, not a header built per reader.
+        self.tag_slot = new_slot(feedback.tag_length) if feedback else ""
         msg = message.build(filled, sender, to="placeholder@invalid", edition_key=edition_key, reply_to=reply_to,
                             extra_headers=headers, quoted_printable=True, date=date)
         del msg["To"]
@@ -94,7 +110,8 @@ class Template:
         head, body = raw.split(b"\r\n\r\n", 1)
         if not body.endswith(b"\r\n") or _BARE_LINE_END.search(raw):
             raise ValueError("the encoded message must use CRLF line endings throughout")
-        self._head = head + b"\r\n"
+        self._head = (feedback_lines(feedback, self.tag_slot) if feedback else b"") + head + b"\r\n"
+        self._head_pieces = self._head.split(self.tag_slot.encode()) if self.tag_slot else [self._head]
         self._pieces = self._split(b"\r\n" + body)
         # The same message as SMTP's DATA carries it: lines that start with "." doubled (RFC 5321
         # 4.5.2), done here once per variant instead of once per message on the sending path.
@@ -146,12 +163,24 @@ class Template:
         token = recipient.token.encode("ascii")
         if len(token) != len(self.placeholder):
             raise ValueError("a token has the wrong length")
+        if len(recipient.tag) != len(self.tag_slot):
+            raise ValueError("a VERP tag has the wrong length")
         head = (
             f"To: {format_to(recipient.name, recipient.email)}\r\n"
             f"Message-ID: {recipient.message_id or self.message_id(recipient.email)}\r\n"
             f"List-Unsubscribe: {self.list_unsubscribe(recipient.token)}\r\n"
         ).encode("ascii")
-        return head + self._head + b"".join(p if isinstance(p, bytes) else token[p[0]:p[1]] for p in pieces)
+        fixed = recipient.tag.encode("ascii").join(self._head_pieces)
+        return head + fixed + b"".join(p if isinstance(p, bytes) else token[p[0]:p[1]] for p in pieces)
+
+
+def feedback_lines(feedback: Feedback, tag: str) -> bytes:
+    """The feedback headers, written as they go (ASCII values checked in digest.toml, each one line):
+    the email package would fold a long Feedback-ID into an encoded word, which nobody could read."""
+    lines = [f"Feedback-ID: {one_line(feedback.feedback_id)}", f"X-Digest-ID: {tag}"]
+    if feedback.complaints_address:
+        lines += [f"CFBL-Address: {one_line(feedback.complaints_address)}; report=arf", f"CFBL-Feedback-ID: {tag}"]
+    return "".join(line + "\r\n" for line in lines).encode("ascii")
 
 
 def format_to(name: str, email: str) -> str:

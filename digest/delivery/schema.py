@@ -8,6 +8,8 @@ digest.core.database make and change them):
     relay_throttle     the relay's rate, shared by every worker: the next free sending slot
     relay_slots        the relay's connections, shared: one leased row per connection in use
     delivery_workers   the workers alive (a heartbeat): the relay's connections are shared among them
+    bounce_events      what came back after the send: a bounce (hard, soft, delayed), a complaint or an
+                       auto-reply, per message taken in (its key makes reading it twice change nothing)
 
 A delivery's life:
 
@@ -97,4 +99,22 @@ delivery_workers = Table(
     Column("id", String(64), primary_key=True),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
+bounce_events = Table(
+    "bounce_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # sha256 of the message's Message-ID (else of its bytes) and the reader's tag: the same message
+    # read twice, from a pipe and then from the mailbox, is one event.
+    Column("key", String(64), nullable=False, unique=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("edition", String(64), nullable=False),
+    Column("subscriber_id", Integer, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # hard, soft, delayed, complaint, auto-reply
+    Column("status", String(16)),  # the RFC 3463 status (5.1.1), where there was one
+    Column("diagnostic", Text),  # the remote server's words, or the complaint's feedback type
+    Column("source", String(300), nullable=False),  # the file, the IMAP message, or standard input
+    Index("ix_bounce_events_edition", "edition", "kind"),
+    Index("ix_bounce_events_subscriber", "subscriber_id"),
 )

@@ -152,7 +152,7 @@ def dry_run(sender: Sender) -> DryRun:
     per_key: Counter[tuple[str, str]] = Counter()  # by the stored choice: no Variant built per subscriber
     for subscriber in sender.store.iter_subscribers(status="active"):
         rubrics = join_rubrics(subscriber.rubrics)
-        data, _ = sender.composer.compose(subscriber.id, subscriber.email, subscriber.name, subscriber.locale, rubrics)
+        data = sender.composer.compose(subscriber.id, subscriber.email, subscriber.name, subscriber.locale, rubrics).data
         count += 1
         size += len(data)
         per_key[(subscriber.locale, rubrics)] += 1
@@ -169,7 +169,7 @@ def send_test_copy(sender: Sender, to: str, name: str = "") -> Outcome:
     per subscriber."""
     template = sender.template(sender.settings.newsletter.locale, "")
     # A token that belongs to nobody: the test copy's unsubscribe link must not unsubscribe anyone.
-    recipient = Recipient(0, to, name, "0" * len(template.placeholder))
+    recipient = Recipient(0, to, name, "0" * len(template.placeholder), tag=sender.composer.nobody_tag())
     transport = open_transport(sender.settings, "", sender.outbox)
     data = sender.composer.finish(template, recipient, wire=transport.wire)
     envelope = Envelope(message.return_path(sender.settings), to, f"{sender.composer.edition_key}-test/{0:010d}")

@@ -5,9 +5,11 @@ import dkim
 
 from digest.core.config import Dkim
 
-# Headers a DKIM signature covers: Gmail and Yahoo want both List-Unsubscribe headers among them.
+# Headers a DKIM signature covers: Gmail and Yahoo want both List-Unsubscribe headers among them, and
+# RFC 9477 wants CFBL-Address and CFBL-Feedback-ID covered (the reader's tag, signed twice over).
 DKIM_HEADERS = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
-                b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to"]
+                b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"reply-to",
+                b"feedback-id", b"x-digest-id", b"cfbl-address", b"cfbl-feedback-id"]
 
 
 class Signer:

@@ -18,13 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from digest.core.clock import Clock
 from digest.core.config import Settings
 from digest.core.errors import LedgerError
-from digest.delivery.compose import Composer
+from digest.delivery.compose import Composed, Composer
 from digest.delivery.editions import Editions
 from digest.delivery.loop import Report, RetryPolicy, SendLoop
 from digest.delivery.queue import Claimed, Queue
 from digest.delivery.relay import Relay
 from digest.delivery.transports import Transport, open_transport
-from digest.pipeline import message
 from subscribers.store import Store
 from subscribers.tokens import Tokens
 
@@ -54,7 +53,6 @@ class Worker:
                            self.transport.rate, delivery.lease_seconds)
         self.policy = RetryPolicy.of(delivery)
         self.report = report or Report("(every edition)", self.transport.where)
-        self.envelope_from = message.return_path(settings)
         self.composers: dict[str, Composer] = {}
         self._stop: asyncio.Event | None = None  # made in the running loop
         self._loop: SendLoop | None = None
@@ -69,7 +67,7 @@ class Worker:
                                            self.editions.variants(frozen))
         return self.composers[key]
 
-    def compose(self, row: Claimed) -> tuple[bytes, str]:
+    def compose(self, row: Claimed) -> Composed:
         return self.composer(row.edition).compose(row.subscriber_id, row.email, row.name, row.locale, row.rubrics,
                                                   self.transport.wire)
 
@@ -144,7 +142,7 @@ class Worker:
             await self.transport.close()
             return await self._sleep_until(self.queue.next_due(self.only))
         self._loop = SendLoop(self.transport, self.queue, self.policy, self.report, self.compose,
-                              self.envelope_from, self.relay.pace, self.progress)
+                              self.relay.pace, self.progress)
         if self.interrupted:
             self._loop.stop()
         untouched = await self._loop.run(rows, held)

@@ -11,6 +11,7 @@ from digest.core.config.loader import RENAMED, load, parse
 from digest.core.config.locate import config_path, edition_day, find, with_overrides
 from digest.core.config.model import (
     DEFAULT_RUBRIC,
+    Bounces,
     Delivery,
     Dkim,
     Layout,
@@ -31,7 +32,7 @@ from digest.core.config.tables import (
 from digest.core.locales import LOCALES
 
 __all__ = [
-    "DEFAULT_RUBRIC", "LOCALES", "RENAMED", "SOURCE_KINDS", "Delivery", "Dkim", "Layout", "Newsletter",
+    "DEFAULT_RUBRIC", "LOCALES", "RENAMED", "SOURCE_KINDS", "Bounces", "Delivery", "Dkim", "Layout", "Newsletter",
     "Ranking", "Rubric", "Settings", "Signup", "Smtp", "SourceSpec", "check_locale", "check_timezone", "config_path",
     "defaults", "edition_day", "find", "load", "parse", "with_overrides",
 ]

@@ -13,7 +13,7 @@ from digest.core.errors import ConfigError
 # The tables (and top-level keys) digest.toml may hold: a table absent from a file is never read,
 # so the unknown-key check learns the names from here.
 TABLES = ("newsletter", "ranking", "layout", "rubrics", "sources", "subscribers", "delivery", "signup", "archive",
-          "smtp", "dkim", "fetch_timeout_seconds")
+          "smtp", "dkim", "bounces", "fetch_timeout_seconds")
 
 # Keys renamed since a release: the old name keeps working, with a one-line notice naming the new
 # one, so that a newsroom's digest.toml survives an upgrade (Pelican's handle_deprecated_settings).
@@ -82,6 +82,7 @@ def parse(raw: dict[str, Any], file: str = "digest.toml", folder: Path = Path(".
         delivery=tables.delivery(table("delivery"), folder),
         signup=tables.signup(table("signup")),
         dkim=tables.dkim(table("dkim"), folder) if "dkim" in raw else None,
+        bounces=tables.bounces(table("bounces"), folder) if "bounces" in raw else None,
         archive=tables.archive(table("archive"), folder),
         fetch_timeout_seconds=top.positive("fetch_timeout_seconds", float, Settings.fetch_timeout_seconds),
         path=Path(file),

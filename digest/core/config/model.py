@@ -126,6 +126,29 @@ class Signup:
 
 
 @dataclass(frozen=True)
+class Bounces:
+    """Late bounces and complaints: each message's return path is `local_part+TAG@domain`, the tag
+    signed and naming the edition and the reader; `digest bounces read` and `fetch` take them in."""
+
+    domain: str  # the bounce domain: its MX (or an alias) pipes mail to `digest bounces read -`
+    local_part: str = "bounces"
+    complaints_address: str | None = None  # CFBL-Address (RFC 9477): where feedback loops send complaints
+    soft_threshold: float = 3.0  # a reader whose soft-bounce score reaches this is bounced
+    soft_half_life_days: float = 7.0  # the score halves in this time: old soft bounces fade
+    imap_host: str | None = None  # `digest bounces fetch` reads this IMAP mailbox
+    imap_port: int = 993
+    imap_tls: str = "implicit"  # "implicit" (993), "starttls" (143), or "none" (loopback only)
+    imap_username: str | None = None
+    imap_password_env: str | None = None
+    imap_password_file: Path | None = None
+    imap_mailbox: str = "INBOX"
+    imap_processed: str = "digest-processed"  # where fetched mail that was taken in is moved
+
+    def resolve_password(self) -> str:
+        return read_secret(self.imap_password_env, self.imap_password_file, "bounces.imap_password") or ""
+
+
+@dataclass(frozen=True)
 class Dkim:
     domain: str
     selector: str
@@ -147,6 +170,7 @@ class Settings:
     delivery: Delivery = field(default_factory=Delivery)
     signup: Signup = field(default_factory=Signup)
     dkim: Dkim | None = None
+    bounces: Bounces | None = None  # without it: the return path is fixed, no VERP, no feedback headers
     archive: Path = Path("archive")  # the web archive: one page per edition, served by `digest serve`
     fetch_timeout_seconds: float = 10.0
     path: Path | None = None  # the file these came from

@@ -17,6 +17,7 @@ from babel import Locale, UnknownLocaleError
 
 from digest.core.config.model import (
     DEFAULT_RUBRIC,
+    Bounces,
     Delivery,
     Dkim,
     Layout,
@@ -338,3 +339,47 @@ def dkim(t: Table, folder: Path) -> Dkim:
         raise ConfigError(f"{t.file}: dkim needs key_file or key_env (a PEM private key)")
     t.done()
     return Dkim(domain=domain, selector=selector, key=key.encode())
+
+
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
+_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*/=?^_`{|}~-]+)*")
+
+
+def bounces(t: Table, folder: Path) -> Bounces:
+    """The [bounces] table: the VERP domain, the complaints address, the soft-bounce score, the IMAP box."""
+    tls = t.get("imap_tls", str, Bounces.imap_tls)
+    if tls not in ("implicit", "starttls", "none"):
+        raise ConfigError(f"{t.file}: bounces.imap_tls must be implicit, starttls or none, not {tls!r}")
+    password_file = t.get("imap_password_file", str, None)
+    value = Bounces(
+        domain=t.get("domain", str, required=True).strip().lower(),
+        local_part=t.get("local_part", str, Bounces.local_part),
+        complaints_address=t.get("complaints_address", str, Bounces.complaints_address),
+        soft_threshold=t.positive("soft_threshold", float, Bounces.soft_threshold),
+        soft_half_life_days=t.positive("soft_half_life_days", float, Bounces.soft_half_life_days),
+        imap_host=t.get("imap_host", str, Bounces.imap_host),
+        imap_port=t.get("imap_port", int, 993 if tls == "implicit" else 143),
+        imap_tls=tls,
+        imap_username=t.get("imap_username", str, Bounces.imap_username),
+        imap_password_env=t.get("imap_password_env", str, Bounces.imap_password_env),
+        imap_password_file=local_path(folder, password_file) if password_file else None,
+        imap_mailbox=t.get("imap_mailbox", str, Bounces.imap_mailbox),
+        imap_processed=t.get("imap_processed", str, Bounces.imap_processed),
+    )
+    # Both end up in every message's return path and headers: a space or a line break there forges one.
+    if not _DOMAIN.fullmatch(value.domain):
+        raise ConfigError(f"{t.file}: bounces.domain {value.domain!r} must be a domain name like bounces.example.ma")
+    if not _LOCAL.fullmatch(value.local_part) or len(value.local_part) > 20:
+        raise ConfigError(f"{t.file}: bounces.local_part {value.local_part!r} must be a plain local part of at most "
+                          "20 characters, without '+' (the tag follows it)")
+    if value.complaints_address is not None and not _MAILBOX.fullmatch(value.complaints_address):
+        raise ConfigError(f"{t.file}: bounces.complaints_address {value.complaints_address!r} must be a plain address "
+                          "like fbl@news.example.ma")
+    if value.imap_host is not None:
+        if tls == "none" and not _is_loopback(value.imap_host):
+            raise ConfigError(f"{t.file}: bounces.imap_tls = \"none\" is only allowed for a server on this machine",
+                              "use implicit (port 993) or starttls (port 143)")
+        if not value.imap_username or not (value.imap_password_env or value.imap_password_file):
+            raise ConfigError(f"{t.file}: bounces.imap_host needs imap_username and imap_password_env or imap_password_file")
+    t.done()
+    return value
