@@ -137,7 +137,15 @@ def test_add_refuses_a_second_time_and_bad_fields(store):
     assert store.count()["active"] == 1
 
 
-def test_a_reader_s_hour_is_kept_changed_given_back_and_on_the_consent_record(store):
+def test_a_reader_s_hour_is_kept_changed_given_back_and_on_the_consent_record(database):
+    store = Store.open(database)
+    try:
+        _hours_of_one_reader(store)
+    finally:
+        store.close()
+
+
+def _hours_of_one_reader(store):
     added = store.add("omar@example.ma", timezone="Asia/Tokyo", delivery_time="6:30")
     assert added.delivery_time == "06:30" and store.get("omar@example.ma") == added
     assert store.add("salma@example.ma").delivery_time is None  # the newsletter's hour

@@ -133,9 +133,10 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
     Columns (header line required, any order, only email mandatory):
       email,name,locale,timezone,rubrics,status,created_at,delivery_time
     Rubrics are separated by ; or | or spaces. delivery_time is the hour the
-    reader gets the edition in their time zone (07:30) or asap; empty: the
-    newsletter's hour ([delivery] local_time), or what they chose already. Bad rows are listed by line
-    (the first 100, then a count) and the good ones imported (exit code 1).
+    reader gets the edition in their time zone (07:30) or asap; empty: what
+    they chose already, else the newsletter's hour ([delivery] local_time).
+    Bad rows are listed by line (the first 100, then a count) and the good
+    ones imported (exit code 1).
     Importing twice changes nothing; an unsubscribed, bounced or pending
     subscriber is never made active again, and an address erased at its
     reader's request is a bad row. One leading ' is taken off a cell when = +
