@@ -12,6 +12,7 @@ from digest.core.errors import InvalidSubscriber
 from subscribers import consent
 from subscribers.consent import Origin
 from subscribers.keyed import Hasher
+from subscribers.model import NEWSLETTER_HOUR
 from subscribers.rows import as_utc, join_rubrics, now
 from subscribers.schema import subscribers
 from subscribers.validate import Fields
@@ -29,7 +30,7 @@ class Upserted(NamedTuple):
     kept_status: str | None = None
 
 
-DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active"}
+DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active", "delivery_time": None}
 FIELDS = tuple(DEFAULTS)
 PAGE = 500  # addresses per IN (…) lookup: well under SQLite's limit on bound parameters
 _UPDATE = (
@@ -51,10 +52,13 @@ def pages(rows: Iterable[Fields], size: int) -> Iterator[list[Fields]]:
 
 
 def fields_given(fields: Fields) -> dict[str, Any]:
-    given = {name: getattr(fields, name) for name in FIELDS}
+    """The columns a row gives, as stored (None on a Fields is "not given")."""
+    given = {name: getattr(fields, name) for name in FIELDS if getattr(fields, name) is not None}
     if fields.rubrics is not None:
         given["rubrics"] = join_rubrics(fields.rubrics)
-    return {name: value for name, value in given.items() if value is not None}
+    if fields.delivery_time == NEWSLETTER_HOUR:
+        given["delivery_time"] = None  # given: back to the newsletter's hour
+    return given
 
 
 def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], by: Origin,
@@ -83,7 +87,7 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
             inserts[fields.email] = {**row, "email": fields.email, "updated_at": stamp,
                                      "created_at": as_utc(fields.created_at) if fields.created_at else stamp}
             events.append(consent.row(fields.email, "imported" if by.channel == "import" else "added", by, stamp,
-                                      detail(row)))
+                                      detail({name: value for name, value in row.items() if value is not None})))
             results.append(Upserted("created"))
             continue
         kept = None

@@ -6,11 +6,16 @@ from datetime import datetime
 
 from digest.core.locales import LOCALES
 
-__all__ = ["CONFIRMED", "LOCALES", "STATUSES", "Subscriber"]
+__all__ = ["ASAP", "CONFIRMED", "LOCALES", "NEWSLETTER_HOUR", "STATUSES", "Subscriber"]
 
 # pending: signed up through the form, not confirmed yet; never sent an edition, removed at expiry.
 STATUSES: tuple[str, ...] = ("active", "unsubscribed", "bounced", "pending")
 CONFIRMED: tuple[str, ...] = STATUSES[:3]  # the statuses of a list made without the sign-up form
+# A reader's delivery_time: "HH:MM" where they live, or ASAP, as soon as the edition is out.
+ASAP = "asap"
+# Given as a change of delivery_time: back to the newsletter's own hour (stored as NULL), where None
+# means "not given" as for every other field.
+NEWSLETTER_HOUR = ""
 
 
 @dataclass(frozen=True)
@@ -24,4 +29,4 @@ class Subscriber:
     status: str  # active, unsubscribed, bounced, pending
     created_at: datetime
     updated_at: datetime
-    delivery_time: str | None = None  # "HH:MM" in their zone, "asap"; None: the newsletter's hour
+    delivery_time: str | None = None  # "HH:MM" in their zone, or ASAP; None: the newsletter's hour

@@ -167,10 +167,13 @@ class Store:
         status: str = "active",
         created_at: datetime | None = None,
         by: Origin | None = None,
+        delivery_time: str | None = None,
     ) -> Subscriber:
         """A new subscriber; InvalidSubscriber if a field is wrong, the address is on the list already, or
-        its reader asked to be erased (only they can come back, through the sign-up form)."""
-        fields = check_fields(email, name, locale, timezone, rubrics, not_pending(status))
+        its reader asked to be erased (only they can come back, through the sign-up form).
+        ``delivery_time``: "HH:MM" where they live, or "asap"; None, the newsletter's hour."""
+        fields = check_fields(email, name, locale, timezone, rubrics, not_pending(status),
+                              delivery_time=delivery_time)
         by = by or API
         with self._begin() as conn:
             found = _find(conn, fields.email)
@@ -197,9 +200,11 @@ class Store:
         default_locale: str = "fr",
         default_timezone: str = "UTC",
         by: Origin | None = None,
+        delivery_time: str | None = None,
     ) -> Upserted:
-        """Create or update one subscriber by address; see `merge` for the rules."""
-        fields = check_fields(email, name, locale, timezone, rubrics, status, created_at)
+        """Create or update one subscriber by address; see `merge` for the rules. ``delivery_time``:
+        "HH:MM", "asap", or NEWSLETTER_HOUR to go back to the newsletter's (None: not given)."""
+        fields = check_fields(email, name, locale, timezone, rubrics, status, created_at, delivery_time=delivery_time)
         return self.merge([fields], default_locale, default_timezone, by)[0]
 
     def merge(self, rows: Iterable[Fields], default_locale: str = "fr", default_timezone: str = "UTC",
@@ -369,5 +374,8 @@ def _insert(conn: Connection, row: dict[str, Any], created_at: datetime | None) 
 
 
 def _choices(subscriber: Subscriber) -> dict[str, Any]:
-    return {"status": subscriber.status, "locale": subscriber.locale, "timezone": subscriber.timezone,
-            "rubrics": join_rubrics(subscriber.rubrics)}
+    choices = {"status": subscriber.status, "locale": subscriber.locale, "timezone": subscriber.timezone,
+               "rubrics": join_rubrics(subscriber.rubrics)}
+    if subscriber.delivery_time is not None:
+        choices["delivery_time"] = subscriber.delivery_time
+    return choices

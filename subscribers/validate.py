@@ -1,4 +1,5 @@
-"""What a valid subscriber field is: address, name, locale, time zone, rubrics, status; and the error when not."""
+"""What a valid subscriber field is: address, name, locale, time zone, rubrics, status, delivery time; and the
+error when not."""
 from __future__ import annotations
 
 import re
@@ -10,8 +11,8 @@ from datetime import datetime
 from email_validator import EmailNotValidError, validate_email
 
 from digest.core.errors import InvalidSubscriber
-from digest.core.locales import LOCALES, language, zone
-from subscribers.model import STATUSES
+from digest.core.locales import LOCALES, hour, language, zone
+from subscribers.model import ASAP, NEWSLETTER_HOUR, STATUSES
 
 NAME_MAX = 200
 RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -79,6 +80,18 @@ def check_status(raw: str) -> str:
     return status
 
 
+def check_delivery_time(raw: str) -> str:
+    """When the reader wants the edition: "HH:MM" where they live (7:30 is read as 07:30), ASAP, or
+    NEWSLETTER_HOUR (empty: the newsletter's own hour)."""
+    value = (raw or "").strip().lower()
+    if value in (ASAP, NEWSLETTER_HOUR):
+        return value
+    canonical = hour(value)
+    if canonical is None:
+        raise InvalidSubscriber(f"invalid delivery time {raw!r}", f"use an hour from 00:00 to 23:59 such as 07:00, or {ASAP}")
+    return canonical
+
+
 def split_rubrics(raw: str) -> list[str]:
     """Rubric keys as a person types them in one cell: separated by ; | , or spaces."""
     return [key for key in re.split(r"[;|,\s]+", raw or "") if key]
@@ -109,6 +122,7 @@ class Fields:
     rubrics: frozenset[str] | None = None
     status: str | None = None
     created_at: datetime | None = None
+    delivery_time: str | None = None  # NEWSLETTER_HOUR: back to the newsletter's hour
 
 
 def check_fields(
@@ -120,6 +134,7 @@ def check_fields(
     status: str | None = None,
     created_at: datetime | None = None,
     known: set[str] | None = None,
+    delivery_time: str | None = None,
 ) -> Fields:
     """Every given field checked and normalised; the first problem raises InvalidSubscriber."""
     return Fields(
@@ -130,4 +145,5 @@ def check_fields(
         rubrics=None if rubrics is None else check_rubrics(rubrics, known),
         status=None if status is None else check_status(status),
         created_at=created_at,
+        delivery_time=None if delivery_time is None else check_delivery_time(delivery_time),
     )

@@ -1,7 +1,7 @@
 """The whole path as a reader lives it, in headless Chromium against the real `digest serve`:
 a real `digest send` writes the .eml, its List-Unsubscribe URL opens the confirmation page, the button
 unsubscribes, the store says so and the next edition's ledger leaves the reader out; then the
-preferences page (CSRF form, real browser) subscribes them again with other rubrics.
+preferences page (CSRF form, real browser) subscribes them again with other rubrics and their own hour.
 
 Chromium is Debian's (/usr/bin/chromium, which .ci/run installs), driven by Playwright with
 executable_path: no browser is ever downloaded. Screenshots go to $DIGEST_SCREENSHOTS or to a
@@ -96,14 +96,19 @@ def test_unsubscribe_from_a_sent_email_in_chromium_then_subscribe_again(tmp_path
                 page.check("input[name=rubric][value=sport]")
                 assert page.is_checked("input[name=rubric][value=societe]")  # their current choice
                 page.uncheck("input[name=rubric][value=societe]")
+                assert page.input_value("#hour") == ""  # the newsroom's hour, until they pick one
+                page.select_option("#hour", "06:00")
+                # The hour's longest option ("À l’heure de la rédaction (dès sa parution)") fits a phone's width.
+                assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
                 page.screenshot(path=str(shots / "preferences-1-form.png"), full_page=True)
                 page.click("#resubscribe")
                 page.wait_for_selector("#notice")
                 assert page.locator("#notice").inner_text() == "You are subscribed again."  # now in English
                 page.screenshot(path=str(shots / "preferences-2-saved.png"), full_page=True)
                 subscriber = room.store.get(reader)
-                assert (subscriber.status, subscriber.locale, subscriber.rubrics) == (
-                    "active", "en", frozenset({"sport", "culture"}))
+                assert (subscriber.status, subscriber.locale, subscriber.rubrics, subscriber.delivery_time) == (
+                    "active", "en", frozenset({"sport", "culture"}), "06:00")
+                assert page.input_value("#hour") == "06:00"
 
                 # The "view in your browser" page of the same email, under the same policy.
                 archive_url = re.findall(rf"{re.escape(BASE)}/archive/[0-9-]+\.html",

@@ -14,12 +14,15 @@ from dataclasses import replace
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 with warnings.catch_warnings():  # Starlette 1.x suggests a fork of httpx for its test client; httpx works
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
+from digest.delivery.schema import deliveries
 from digest.web.serve import CSP, FormGuard, create_app, mask, redact
+from subscribers.schema import subscribers as subscribers_table
 from subscribers.tokens import Tokens, load_keys
 
 from support.mail import parse
@@ -52,7 +55,8 @@ def prefs_path(room, i: int = 0, token: str | None = None) -> str:
 
 def snapshot(room) -> list[tuple]:
     """Everything a request could change about the subscribers."""
-    return [(s.id, s.status, s.locale, tuple(sorted(s.rubrics)), s.updated_at) for s in room.store.iter_subscribers()]
+    return [(s.id, s.status, s.locale, tuple(sorted(s.rubrics)), s.delivery_time, s.updated_at)
+            for s in room.store.iter_subscribers()]
 
 
 def csrf_of(html: str) -> str:
@@ -312,6 +316,9 @@ def test_unsubscribe_from_the_preferences_page(room, client):
     {"rubric": ["sport", "astrologie"]},
     {"action": "delete"},
     {"rubric": "sport,culture"},
+    {"hour": "24:00"},
+    {"hour": "9h"},
+    {"hour": "newsroom"},
 ])
 def test_unknown_rubrics_locales_or_actions_are_400_and_change_nothing(room, client, fields):
     path = prefs_path(room, 0)
@@ -319,6 +326,92 @@ def test_unknown_rubrics_locales_or_actions_are_400_and_change_nothing(room, cli
     data = {"csrf": csrf_of(client.get(path).text), "locale": "fr", "action": "save", **fields}
     assert client.post(path, data=data).status_code == 400
     assert snapshot(room) == before
+
+
+def selected_hour(html: str) -> str:
+    """The value of the hour the page has selected."""
+    select = re.search(r'<select name="hour".*?</select>', html, re.S).group(0)
+    return re.findall(r'<option value="([^"]*)" selected>', select)[0] if " selected>" in select else "?"
+
+
+def test_the_page_offers_the_hour_in_the_reader_s_zone_the_newsroom_s_selected(tmp_path):
+    room = Newsroom(tmp_path, subscribers=3, delivery='local_time = "07:00"')
+    with TestClient(create_app(room.settings, room.store), base_url=BASE) as client:
+        english = client.get(prefs_path(room, 1)).text
+        french = client.get(prefs_path(room, 0)).text
+    assert selected_hour(english) == ""  # the newsroom's hour, shown with its hour
+    assert '<option value="" selected>At the newsroom’s hour (07:00)</option>' in english
+    assert '<option value="asap">As soon as it is out</option>' in english
+    assert re.findall(r'<option value="(\d\d:\d\d)">', english) == [f"{h:02d}:00" for h in range(24)]
+    assert "Hours are those of your time zone: <bdi>Africa/Casablanca (Morocco)</bdi>." in english
+    # French typography: a no-break space before the colon of a phrase, none in a time.
+    assert "fuseau horaire\u00a0: <bdi>Africa/Casablanca (Maroc)</bdi>" in french
+    assert "À l’heure de la rédaction (07:00)" in french
+
+
+def test_without_a_newsroom_hour_its_option_says_as_soon_as_it_is_out(room, client):
+    assert '<option value="" selected>At the newsroom’s hour (as soon as it is out)</option>' in client.get(prefs_path(room, 1)).text
+
+
+def test_the_hour_chosen_on_the_page_is_saved_shown_and_on_the_consent_record(room, client):
+    path = prefs_path(room, 1)
+    csrf = csrf_of(client.get(path).text)
+    for hour, stored in (("09:00", "09:00"), ("asap", "asap"), ("", None)):
+        saved = client.post(path, data={"csrf": csrf, "locale": "en", "rubric": ["economie", "sport"], "hour": hour,
+                                        "action": "save"}, headers={"User-Agent": "Firefox/140"})
+        assert saved.status_code == 200 and 'id="notice"' in saved.text
+        assert room.store.get(room.emails[1]).delivery_time == stored
+        assert selected_hour(saved.text) == hour  # the page answers with the choice selected
+        assert selected_hour(client.get(path).text) == hour
+    changes = [(e.event, e.channel, e.detail, e.user_agent) for e in room.store.history(room.emails[1])][1:]
+    assert changes == [("changed", "preferences", {"delivery_time": "09:00"}, "Firefox/140"),
+                       ("changed", "preferences", {"delivery_time": "asap"}, "Firefox/140"),
+                       ("changed", "preferences", {"delivery_time": None}, "Firefox/140")]
+
+
+def test_an_hour_set_elsewhere_is_offered_and_kept_and_a_form_without_the_field_keeps_it(room, client):
+    room.store.upsert(room.emails[2], delivery_time="06:45")  # from an import: not one of the page's whole hours
+    path = prefs_path(room, 2)
+    page = client.get(path).text
+    assert selected_hour(page) == "06:45"
+    assert re.findall(r'<option value="(0[67]:\d\d)"', page) == ["06:00", "06:45", "07:00"]
+    csrf = csrf_of(page)
+    assert client.post(path, data={"csrf": csrf, "locale": "ar", "hour": "06:45", "action": "save"}).status_code == 200
+    assert client.post(path, data={"csrf": csrf, "locale": "ar", "action": "save"}).status_code == 200  # a theme's older page
+    assert room.store.get(room.emails[2]).delivery_time == "06:45"
+
+
+def test_a_reader_who_picks_09_00_on_the_page_gets_the_next_edition_at_09_00_their_time(tmp_path):
+    """The newsroom sends at 07:00 where each reader lives; one reader picks 09:00 on the page, another
+    "as soon as it is out". `digest send` runs as from cron, its clock set by --now: at the evening's
+    enqueue only the second one gets it, at 07:00 the others but the first, at 09:00 the first."""
+    room = Newsroom(tmp_path, subscribers=4, delivery='local_time = "07:00"')  # all in Africa/Casablanca, UTC+1
+    with TestClient(create_app(room.settings, room.store), base_url=BASE) as client:
+        for i, hour in ((0, "09:00"), (1, "asap")):
+            path = prefs_path(room, i)
+            data = {"csrf": csrf_of(client.get(path).text), "locale": "fr", "hour": hour, "action": "save"}
+            assert client.post(path, data=data).status_code == 200
+
+    def received() -> set[str]:
+        return {parse(f.read_bytes())["To"].addresses[0].addr_spec for f in (tmp_path / "outbox").rglob("*.eml")}
+
+    def due() -> dict[str, str]:
+        """When each reader's row may go, in UTC, while it waits."""
+        query = (select(subscribers_table.c.email, deliveries.c.not_before)
+                 .join(subscribers_table, subscribers_table.c.id == deliveries.c.subscriber_id)
+                 .where(deliveries.c.status == "pending"))
+        with room.store.engine.connect() as conn:
+            return {email: at.strftime("%Y-%m-%d %H:%M") for email, at in conn.execute(query)}
+
+    evening = room.cli("send", "--now", "2026-11-29T22:00:00+01:00")
+    assert evening.returncode == 1 and received() == {room.emails[1]}, evening.stdout  # 1: the rest is for later
+    assert due() == {room.emails[0]: "2026-11-30 08:00",  # 09:00 theirs
+                     room.emails[2]: "2026-11-30 06:00", room.emails[3]: "2026-11-30 06:00"}  # 07:00 theirs
+    seven = room.cli("send", "--now", "2026-11-30T07:00:00+01:00")
+    assert seven.returncode == 1 and received() == set(room.emails) - {room.emails[0]}, seven.stdout
+    nine = room.cli("send", "--now", "2026-11-30T09:00:00+01:00")
+    assert nine.returncode == 0 and received() == set(room.emails), nine.stdout
+    assert len(list((tmp_path / "outbox").rglob("*.eml"))) == 4  # each reader once
 
 
 # -- CSRF ---------------------------------------------------------------------------------------------

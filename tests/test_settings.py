@@ -64,6 +64,8 @@ def test_every_key_of_the_example_is_commented():
         ({"newsletter": {"base_url": "https://x.ma/d?next=https://evil.example"}}, "newsletter.base_url"),
         ({"newsletter": {"list_id": "quotidien <x>"}}, "newsletter.list_id"),
         ({"newsletter": {"reply_to": "a@x.ma, b@x.ma"}}, "newsletter.reply_to"),
+        ({"delivery": {"local_time": "7:00"}}, "delivery.local_time"),  # "07:00", as the schedule reads it
+        ({"delivery": {"local_time": "24:00"}}, "delivery.local_time"),
     ],
 )
 def test_errors_name_the_file_and_the_key(raw, message):

@@ -157,21 +157,42 @@ def test_a_missing_file(store, tmp_path):
 
 def test_export_then_import_into_an_empty_store_is_identical(store, tmp_path):
     import_csv(store, EXAMPLE, RUBRICS)
-    store.add("omar@exämple.ma", name='Omar "Le Chroniqueur", Casablanca', created_at=datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC))
+    store.add("omar@exämple.ma", name='Omar "Le Chroniqueur", Casablanca', created_at=datetime(2025, 1, 1, 0, 0, 0, 123456, tzinfo=UTC),
+              timezone="Asia/Tokyo", delivery_time="06:45")
+    store.upsert("salma.alaoui@example.ma", delivery_time="asap")
     out = io.StringIO()
     assert export_csv(store, out) == 25
     text = out.getvalue()
-    assert text.splitlines()[0] == "email,name,locale,timezone,rubrics,status,created_at"
-    assert "karim.elfassi@example.ma,Karim El Fassi,ar,Africa/Casablanca,economie;international;politique,active,2025-02-11T21:05:00Z" in text
+    assert text.splitlines()[0] == "email,name,locale,timezone,rubrics,status,created_at,delivery_time"
+    assert "karim.elfassi@example.ma,Karim El Fassi,ar,Africa/Casablanca,economie;international;politique,active,2025-02-11T21:05:00Z,\n" in text
+    assert text.endswith(",Asia/Tokyo,,active,2025-01-01T00:00:00.123456Z,06:45\n")
+    assert [line for line in text.splitlines() if line.endswith(",asap")] == [
+        next(line for line in text.splitlines() if line.startswith("salma.alaoui@example.ma,"))]
 
     empty = Store.open(tmp_path / "other.db")
     report = import_csv(empty, io.StringIO(text), RUBRICS)
     assert (report.created, report.errors, report.warnings) == (25, [], [])
 
     def fields(s):
-        return (s.email, s.name, s.locale, s.timezone, s.rubrics, s.status, s.created_at)
+        return (s.email, s.name, s.locale, s.timezone, s.rubrics, s.status, s.created_at, s.delivery_time)
 
     assert [fields(s) for s in empty.iter_subscribers()] == [fields(s) for s in store.iter_subscribers()]
+    again = io.StringIO()
+    export_csv(empty, again)
+    assert again.getvalue() == text
+
+
+def test_a_delivery_time_that_is_no_hour_is_a_bad_row_and_an_empty_one_keeps_the_reader_s(store, tmp_path):
+    text = "email,delivery_time\nsalma@example.ma,09:00\nomar@example.ma,25:00\nnadia@example.com, ASAP \nkarim@example.ma,9h\nleila@example.ma,\n"
+    report = import_csv(store, _write(tmp_path, text), RUBRICS)
+    assert report.errors == [(3, "invalid delivery time '25:00' (use an hour from 00:00 to 23:59 such as 07:00, or asap)"),
+                             (5, "invalid delivery time '9h' (use an hour from 00:00 to 23:59 such as 07:00, or asap)")]
+    assert [(s.email, s.delivery_time) for s in store.iter_subscribers()] == [
+        ("salma@example.ma", "09:00"), ("nadia@example.com", "asap"), ("leila@example.ma", None)]
+    # An empty cell is "not given", as for locale: a reader's own choice is never wiped by a file.
+    again = import_csv(store, _write(tmp_path, "email,heure\nsalma@example.ma,\nleila@example.ma,7:30\n"), RUBRICS)
+    assert (again.updated, again.unchanged, again.errors) == (1, 1, [])
+    assert store.get("salma@example.ma").delivery_time == "09:00" and store.get("leila@example.ma").delivery_time == "07:30"
 
 
 def test_export_by_status(store):

@@ -11,8 +11,10 @@ import subscribers
 from digest.core.errors import InvalidSubscriber, StoreError
 from digest.delivery.schema import deliveries
 from subscribers import Store
+from subscribers.model import NEWSLETTER_HOUR
 from subscribers.schema import subscribers as subscribers_table
 from subscribers.validate import (
+    check_delivery_time,
     check_locale,
     check_rubrics,
     check_timezone,
@@ -64,6 +66,15 @@ def test_locale_timezone_and_rubric_checks():
         check_rubrics(["sport", "meteo"], {"sport"})
     with pytest.raises(InvalidSubscriber, match="unknown rubric"):
         check_rubrics(["a,b"], None)
+
+
+def test_a_delivery_time_is_an_hour_of_the_day_or_asap():
+    assert check_delivery_time(" 7:30 ") == "07:30" and check_delivery_time("23:59") == "23:59"
+    assert check_delivery_time("00:00") == "00:00" and check_delivery_time("ASAP") == "asap"
+    assert check_delivery_time("") == NEWSLETTER_HOUR  # back to the newsletter's hour
+    for raw in ("24:00", "7h", "07:60", "0700", "7:5", "now", "07:00:00", "-1:00"):
+        with pytest.raises(InvalidSubscriber, match=f"invalid delivery time {raw!r}"):
+            check_delivery_time(raw)
 
 
 # -- opening ----------------------------------------------------------------------------------
@@ -124,6 +135,38 @@ def test_add_refuses_a_second_time_and_bad_fields(store):
     with pytest.raises(InvalidSubscriber):
         store.add("omar@example.ma\r\nBcc: all@example.com")
     assert store.count()["active"] == 1
+
+
+def test_a_reader_s_hour_is_kept_changed_given_back_and_on_the_consent_record(database):
+    store = Store.open(database)
+    try:
+        _hours_of_one_reader(store)
+    finally:
+        store.close()
+
+
+def _hours_of_one_reader(store):
+    added = store.add("omar@example.ma", timezone="Asia/Tokyo", delivery_time="6:30")
+    assert added.delivery_time == "06:30" and store.get("omar@example.ma") == added
+    assert store.add("salma@example.ma").delivery_time is None  # the newsletter's hour
+    assert store.upsert("omar@example.ma", delivery_time="asap").outcome == "updated"
+    assert store.upsert("omar@example.ma", delivery_time="ASAP").outcome == "unchanged"
+    store.upsert("omar@example.ma", locale="en")  # not given: the hour stays
+    assert store.get("omar@example.ma").delivery_time == "asap"
+    store.upsert("omar@example.ma", delivery_time=NEWSLETTER_HOUR)
+    assert store.get("omar@example.ma").delivery_time is None
+    assert [(e.event, e.detail) for e in store.history("omar@example.ma")] == [
+        ("added", {"delivery_time": "06:30", "locale": "fr", "rubrics": "", "status": "active", "timezone": "Asia/Tokyo"}),
+        ("changed", {"delivery_time": "asap"}),
+        ("changed", {"locale": "en"}),
+        ("changed", {"delivery_time": None}),
+    ]
+    assert "delivery_time" not in store.history("salma@example.ma")[0].detail
+    with pytest.raises(InvalidSubscriber, match="invalid delivery time '25:00'"):
+        store.add("nadia@example.ma", delivery_time="25:00")
+    with pytest.raises(InvalidSubscriber, match="invalid delivery time"):
+        store.upsert("omar@example.ma", delivery_time="9h")
+    assert store.get("nadia@example.ma") is None and store.get("omar@example.ma").delivery_time is None
 
 
 def test_created_at_is_stored_in_utc(store):

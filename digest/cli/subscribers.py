@@ -26,10 +26,10 @@ from digest.core.config import Settings
 from subscribers.consent import Event, Origin
 from subscribers.csvio import export_csv, export_history, import_csv, iso_utc
 from subscribers.mailin import read_headers, read_piped
-from subscribers.model import STATUSES, Subscriber
+from subscribers.model import ASAP, STATUSES, Subscriber
 from subscribers.store import Store
 from subscribers.tokens import TOKEN_LENGTH, Tokens, load_keys
-from subscribers.validate import check_rubrics, normalise_email, split_rubrics
+from subscribers.validate import check_delivery_time, check_rubrics, normalise_email, split_rubrics
 
 
 @click.group("subscribers", cls=DigestGroup, context_settings=CONTEXT)
@@ -97,24 +97,30 @@ def _utf8_stdout() -> Iterator[IO[str]]:
 @click.option("--locale", type=click.Choice(config.LOCALES), help="Language of the email (default: newsletter.locale).")
 @click.option("--timezone", metavar="ZONE", help="IANA time zone, e.g. Africa/Casablanca (default: newsletter.timezone).")
 @click.option("--rubric", "rubrics", multiple=True, metavar="KEY", help="A rubric to receive; repeat for several (default: all).")
+@click.option("--hour", metavar="HH:MM|asap",
+              help="When the edition reaches them, in their time zone: an hour, or asap as soon as it is out "
+                   "(default: [delivery] local_time, the newsletter's hour).")
 @_store_options
-def add(email: str, name: str, locale: str | None, timezone: str | None, rubrics: tuple[str, ...],
+def add(email: str, name: str, locale: str | None, timezone: str | None, rubrics: tuple[str, ...], hour: str | None,
         config_path: str | None, database: str | None) -> None:
     """Add one subscriber.
 
     \b
     Example:
       digest subscribers add salma@example.ma --name "Salma Alaoui" --rubric economie --rubric sport
+      digest subscribers add omar@example.com --timezone Asia/Tokyo --hour 06:30
     """
     settings = _settings(config_path)
     chosen = check_rubrics([key for value in rubrics for key in split_rubrics(value)], _known(settings))
     normalise_email(email)  # before the database is created for nothing
+    if hour is not None:
+        check_delivery_time(hour)
     store = _open(settings, database, create=True, keyed=True)
     news = settings.newsletter
     subscriber = store.add(email, name=name, locale=locale or news.locale, timezone=timezone or news.timezone, rubrics=chosen,
-                           by=Origin("cli", "digest subscribers add"))
+                           by=Origin("cli", "digest subscribers add"), delivery_time=hour)
     click.echo(f"added {subscriber.email} (id {subscriber.id}, {subscriber.locale}, {subscriber.timezone}, "
-               f"rubrics: {_rubrics(subscriber)})")
+               f"rubrics: {_rubrics(subscriber)}, hour: {_hour(subscriber, settings)})")
 
 
 @subscribers.command("import", context_settings=CONTEXT)
@@ -125,9 +131,12 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
 
     \b
     Columns (header line required, any order, only email mandatory):
-      email,name,locale,timezone,rubrics,status,created_at
-    Rubrics are separated by ; or | or spaces. Bad rows are listed by line
-    (the first 100, then a count) and the good ones imported (exit code 1).
+      email,name,locale,timezone,rubrics,status,created_at,delivery_time
+    Rubrics are separated by ; or | or spaces. delivery_time is the hour the
+    reader gets the edition in their time zone (07:30) or asap; empty: what
+    they chose already, else the newsletter's hour ([delivery] local_time).
+    Bad rows are listed by line (the first 100, then a count) and the good
+    ones imported (exit code 1).
     Importing twice changes nothing; an unsubscribed, bounced or pending
     subscriber is never made active again, and an address erased at its
     reader's request is a bad row. One leading ' is taken off a cell when = +
@@ -191,14 +200,15 @@ def export(file: str, status: str | None, history: bool, config_path: str | None
 @_store_options
 def list_(status: str | None, fmt: str, config_path: str | None, database: str | None) -> None:
     """List subscribers in the order they were added."""
-    store = _open(_settings(config_path), database)
+    settings = _settings(config_path)
+    store = _open(settings, database)
     with _utf8_stdout() as out:
         if fmt == "csv":
             count = export_csv(store, out, status)
         elif fmt == "json":
             count = _json(store.iter_subscribers(status), out)
         else:
-            count = _table(store.iter_subscribers(status), out)
+            count = _table(store.iter_subscribers(status), out, settings)
     if fmt == "table":
         click.echo(f"{count} subscribers", err=True)
 
@@ -207,11 +217,17 @@ def _rubrics(subscriber: Subscriber) -> str:
     return ";".join(sorted(subscriber.rubrics)) or "(all)"
 
 
-def _table(rows: Iterator[Subscriber], out: IO[str]) -> int:
-    out.write(f"{'id':>6}  {'email':<34} {'status':<12} {'locale':<6} {'timezone':<20} {'rubrics':<30} name\n")
+def _hour(subscriber: Subscriber, settings: Settings) -> str:
+    """Their hour; the newsletter's in brackets when they chose none (as "(all)" for rubrics)."""
+    return subscriber.delivery_time or f"({settings.delivery.local_time or ASAP})"
+
+
+def _table(rows: Iterator[Subscriber], out: IO[str], settings: Settings) -> int:
+    out.write(f"{'id':>6}  {'email':<34} {'status':<12} {'locale':<6} {'timezone':<20} {'hour':<7} {'rubrics':<30} name\n")
     count = 0
     for s in rows:
-        out.write(f"{s.id:>6}  {s.email:<34} {s.status:<12} {s.locale:<6} {s.timezone:<20} {_rubrics(s):<30} {s.name}\n")
+        out.write(f"{s.id:>6}  {s.email:<34} {s.status:<12} {s.locale:<6} {s.timezone:<20} {_hour(s, settings):<7} "
+                  f"{_rubrics(s):<30} {s.name}\n")
         count += 1
     return count
 
@@ -222,7 +238,8 @@ def _json(rows: Iterator[Subscriber], out: IO[str]) -> int:
     out.write("[")
     for s in rows:
         record = {"id": s.id, "email": s.email, "name": s.name, "locale": s.locale, "timezone": s.timezone,
-                  "rubrics": sorted(s.rubrics), "status": s.status, "created_at": iso_utc(s.created_at),
+                  "rubrics": sorted(s.rubrics), "status": s.status, "delivery_time": s.delivery_time,
+                  "created_at": iso_utc(s.created_at),
                   "updated_at": iso_utc(s.updated_at)}
         out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
         count += 1

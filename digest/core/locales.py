@@ -1,4 +1,5 @@
-"""Languages and time zones digest knows: the checks digest.toml and the subscriber list share.
+"""Languages, time zones and hours of the day digest knows: the checks digest.toml and the subscriber
+list share.
 
 Each function answers with the canonical form or None; the caller raises its own error (a
 ConfigError naming the file and key, an InvalidSubscriber naming the row), so the rule is written once.
@@ -67,3 +68,13 @@ def _zones() -> dict[str, str]:
 def zone(raw: str | None) -> str | None:
     """An IANA time zone name in its canonical spelling (africa/casablanca → Africa/Casablanca)."""
     return _zones().get((raw or "").strip().lower())
+
+
+_HOUR = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+
+
+def hour(raw: str | None) -> str | None:
+    """An hour of the day on a 24-hour clock as "HH:MM" (7:30 → 07:30): `[delivery] local_time`, and
+    the hour a reader chose, both read where the reader lives."""
+    match = _HOUR.fullmatch((raw or "").strip())
+    return f"{int(match[1]):02d}:{match[2]}" if match else None

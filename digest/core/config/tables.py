@@ -31,13 +31,12 @@ from digest.core.config.model import (
 from digest.core.config.secrets import read_secret
 from digest.core.config.table import Table
 from digest.core.errors import ConfigError
-from digest.core.locales import LOCALES, locale, zone
+from digest.core.locales import LOCALES, hour, locale, zone
 
 # The source kinds digest reads itself (digest.pipeline.sources registers a reader for each); others
 # come from the `digest.sources` entry-point group.
 SOURCE_KINDS = ("pagedump", "feed", "markdown")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-_HOUR = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 _RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _URL_UNSAFE = re.compile(r"[\s<>\"'\\^`{|}\x00-\x1f\x7f]")
 _LIST_ID = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)+")
@@ -240,7 +239,7 @@ def delivery(t: Table, folder: Path) -> Delivery:
     )
     if value.retries < 1:
         raise ConfigError(f"{t.file}: delivery.retries must be at least 1")
-    if value.local_time is not None and not _HOUR.fullmatch(value.local_time):
+    if value.local_time is not None and hour(value.local_time) != value.local_time:  # "07:00", as the schedule reads it
         raise ConfigError(f"{t.file}: delivery.local_time must be an hour like \"07:00\", not {value.local_time!r}")
     t.done()
     return value

@@ -9,20 +9,24 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import urlsplit
 
+from babel import Locale
+from babel.core import get_global
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from digest.core.config import LOCALES, Settings
+from digest.core.errors import InvalidSubscriber
 from digest.pipeline import archive, i18n
 from digest.web.serve import rights
 from digest.web.serve.forms import FormGuard
 from digest.web.serve.guard import PRIVATE, SECURITY_HEADERS, prefix_of
 from subscribers.consent import Origin, network
-from subscribers.model import Subscriber
+from subscribers.model import ASAP, NEWSLETTER_HOUR, Subscriber
 from subscribers.store import Store
 from subscribers.tokens import Tokens
+from subscribers.validate import check_delivery_time
 
 log = logging.getLogger("digest.serve")
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
@@ -43,6 +47,8 @@ NOTICES = {  # (title, message)
                      "It has been used already, or it has expired: sign up again to receive a new one."),
     "erased": ("Your data is erased", "You will receive no more emails from us. Thank you for having read us."),
 }
+# The hours the preferences page offers, in the reader's zone; the one they chose is added if not among them.
+HOURS = tuple(f"{h:02d}:00" for h in range(24))
 DONE = {  # after a preferences form is sent, by its action
     "save": "Your preferences are saved.",
     "resubscribe": "You are subscribed again.",
@@ -186,14 +192,16 @@ class Site:
             return await self._rights(request, token, subscriber, str(action))
         locale = form.get("locale", subscriber.locale)
         chosen = form.getlist("rubric")
+        hour = _hour(form.get("hour"))  # None: not on the form (a theme's page without it), or no hour
         if (action not in ("save", "resubscribe", "unsubscribe") or locale not in LOCALES
                 or not all(isinstance(k, str) and k in self.known for k in chosen)
+                or (hour is None and form.get("hour") is not None)
                 or (action == "resubscribe" and subscriber.status == "bounced")):
             return self._preferences_page(token, subscriber, status=400,
                                           error=self._t(subscriber.locale, NOTICES["bad_request"][0]))
         rubrics = frozenset(k for k in chosen if isinstance(k, str))  # every one is (checked above)
         by = self.origin_of(request, "preferences")
-        if await run_in_threadpool(self._apply, subscriber, action, locale, rubrics, by):
+        if await run_in_threadpool(self._apply, subscriber, action, locale, rubrics, hour, by):
             log.info("subscriber %d %s (preferences page)", subscriber_id,
                      "unsubscribed" if action == "unsubscribe" else "subscribed again")
         subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
@@ -201,12 +209,13 @@ class Site:
             return self.invalid_link()
         return self._preferences_page(token, subscriber, notice=self._t(subscriber.locale, DONE[action]))
 
-    def _apply(self, subscriber: Subscriber, action: str, locale: str, rubrics: frozenset[str], by: Origin) -> bool:
-        """One transaction; True when the subscription itself changed."""
+    def _apply(self, subscriber: Subscriber, action: str, locale: str, rubrics: frozenset[str], hour: str | None,
+               by: Origin) -> bool:
+        """One transaction (and one consent row for what changed); True when the subscription itself changed."""
         with self.store.bulk() as tx:
             if action == "unsubscribe":
                 return tx.unsubscribe(subscriber.id, by)
-            tx.upsert(subscriber.email, locale=locale, rubrics=rubrics, by=by)
+            tx.upsert(subscriber.email, locale=locale, rubrics=rubrics, delivery_time=hour, by=by)
             if action == "resubscribe" and subscriber.status == "unsubscribed":
                 return tx.set_status(subscriber.id, "active", by)
         return False
@@ -253,11 +262,17 @@ class Site:
     def _preferences_page(self, token: str, subscriber: Subscriber, status: int = 200, notice: str = "", error: str = "") -> Response:
         locale = subscriber.locale if subscriber.locale in LOCALES else self.settings.newsletter.locale
         rubrics = [{"key": r.key, "label": r.label_for(locale)} for r in self.settings.rubrics]
+        hours = list(HOURS)
+        own = subscriber.delivery_time
+        if own is not None and own not in (ASAP, *HOURS):  # 06:45 from an import: offered, so a save keeps it
+            hours = sorted([*hours, own])
         return self.page(
             "preferences.html.j2", locale, status, private=True,
             address=mask(subscriber.email), subscription=subscriber.status, chosen_locale=locale,
             languages=[(code, archive.language_name(code)) for code in LOCALES],
             rubrics=rubrics, chosen=subscriber.rubrics,
+            hours=hours, chosen_hour=subscriber.delivery_time or NEWSLETTER_HOUR, asap=ASAP,
+            newsletter_hour=self.settings.delivery.local_time, zone=zone_label(subscriber.timezone, locale),
             csrf=self.guard.make(token), action=f"{self.prefix}/preferences/{token}",
             notice=notice, error=error,
         )
@@ -270,6 +285,23 @@ class Site:
     async def server_error(self, request: Request, exc: Exception) -> Response:
         # Sent by Starlette's outermost middleware, around our _Guard: the headers are set here.
         return PlainTextResponse("Internal server error\n", status_code=500, headers={**SECURITY_HEADERS, **PRIVATE})
+
+
+def _hour(value: object) -> str | None:
+    """The form's hour as the store takes it: "HH:MM", ASAP, or NEWSLETTER_HOUR (the option "the
+    newsroom's hour", an empty value); None for no hour."""
+    try:
+        return check_delivery_time(value) if isinstance(value, str) else None
+    except InvalidSubscriber:
+        return None
+
+
+def zone_label(zone: str, locale: str) -> str:
+    """The reader's time zone as the page names it: Africa/Casablanca (Maroc); a zone of no country
+    (UTC, Etc/GMT+5) by its name alone."""
+    territory = get_global("zone_territories").get(get_global("zone_aliases").get(zone, zone))
+    country = Locale.parse(i18n.babel_locale(locale)).territories.get(territory) if territory not in (None, "ZZ") else None
+    return f"{zone} ({country})" if country else zone
 
 
 async def _is_one_click(request: Request) -> bool:
