@@ -469,7 +469,7 @@ def test_deferred_messages_not_yet_due_are_reported_not_hidden(tmp_path, smtp_se
     assert first.returncode == 1 and "left" in first.stdout
     second = room.cli("send")
     assert second.returncode == 1
-    assert "Nothing due yet: 1 messages" in second.stdout and "deferred until" in second.stdout
+    assert "Nothing due yet: 1 messages" in second.stdout and "(1 deferred)" in second.stdout
 
 
 def test_a_mailto_message_without_a_valid_token_changes_nothing(tmp_path):
@@ -547,7 +547,7 @@ def test_a_second_run_looks_at_the_ledger_before_reading_any_source(tmp_path):
 def test_a_dry_run_of_an_edition_already_sent_says_so(tmp_path):
     room = Newsroom(tmp_path, subscribers=5)
     before = room.cli("send", "--dry-run")
-    assert "a real run now would send 5: 0 sent already, 0 deferred until later, 5 new readers" in before.stdout
+    assert "a real run now would send 5: 0 sent already, 0 due later, 5 new readers" in before.stdout
     assert room.cli("send").returncode == 0
     after = room.cli("send", "--dry-run")
     assert after.returncode == 0

@@ -86,7 +86,7 @@ def send(config_path: str | None, day: str | None, timezone: str | None, sources
         backlog = Queue(store, clock).backlog(frozen.key)
         if backlog.idle:  # the queue says it all: no source is read, no variant rendered
             _print_idle(frozen.key, backlog)
-            sys.exit(0 if not backlog.owed else 1)
+            sys.exit(1 if backlog.deferred else 0)  # readers waiting for their hour are the plan, not a failure
     prepared = None
     if frozen is None:
         prepared = pipeline.prepare(settings, day_, source_specs(sources, settings))
@@ -124,7 +124,7 @@ def _rehearse(sender: Sender, failed_sources: bool) -> None:
         echo(f"    {variant.locale}  {chosen:<50} {count:>8,}")
     backlog = result.backlog
     echo(f"  ledger    a real run now would send {backlog.would_send:,}: {backlog.sent:,} sent already, "
-         f"{backlog.owed - backlog.due:,} deferred until later, {backlog.new:,} new readers")
+         f"{backlog.owed - backlog.due:,} due later, {backlog.new:,} new readers")
     echo(f"  elapsed   {result.elapsed:.2f} s")
     report_skipped(sender.skipped)
     sys.exit(1 if failed_sources or sender.skipped else 0)
@@ -190,7 +190,9 @@ def worker(config_path: str | None, database: str | None, now: str | None, outbo
 def _print_idle(edition: str, backlog: Backlog) -> None:
     if backlog.owed:
         when = backlog.next_due.astimezone().strftime("%Y-%m-%d %H:%M %Z") if backlog.next_due else "later"
-        click.echo(f"Nothing due yet: {backlog.owed:,} messages of edition {edition} are deferred until {when}; "
+        why = ", ".join(part for part in (f"{backlog.waiting:,} waiting for their reader's hour" if backlog.waiting else "",
+                                          f"{backlog.deferred:,} deferred" if backlog.deferred else "") if part)
+        click.echo(f"Nothing due yet: {backlog.owed:,} messages of edition {edition} are due from {when} ({why}); "
                    f"{backlog.sent:,} sent already. Run again then.")
     else:
         click.echo(f"Nothing new to send: edition {edition} has gone to {backlog.sent:,} subscribers already.")
@@ -200,7 +202,8 @@ def _print_send_report(report: Report) -> None:
     echo = click.echo
     counted = report.outcomes
     if counted[Kind.SENT] + counted[Kind.DEFERRED] + counted[Kind.FAILED] == 0 and not (report.interrupted or report.errors):
-        _print_idle(report.edition, Backlog(0, 0, 0, report.already_sent, report.left, report.next_due))
+        _print_idle(report.edition, Backlog(0, 0, 0, report.already_sent, report.left + report.waiting, report.next_due,
+                                            deferred=report.left))
         return
     echo(f"Edition {report.edition} → {report.destination}")
     echo(f"  sent          {counted[Kind.SENT]:>8,}")
@@ -215,9 +218,11 @@ def _print_send_report(report: Report) -> None:
         echo(f"  resent        {report.recovered:>8,}   (in flight when a previous run was killed)")
     echo(f"  variants      {report.variants:>8,}   rendered")
     echo(f"  elapsed       {report.elapsed:>8.2f} s ({report.rate:,.0f} messages/s)")
+    due_from = report.next_due.astimezone().strftime("%H:%M %Z") if report.next_due else "the next run"
     if report.left:
-        due_again = report.next_due.astimezone().strftime("%H:%M %Z") if report.next_due else "the next run"
-        echo(f"  left          {report.left:>8,}   (due from {due_again})")
+        echo(f"  left          {report.left:>8,}   (deferred: due again from {due_from})")
+    if report.waiting:
+        echo(f"  waiting       {report.waiting:>8,}   (for their reader's hour, from {due_from}: a worker or the next run sends them)")
     if report.in_flight:
         echo(f"  in flight     {report.in_flight:>8,}   (held by another worker; due again if its lease runs out)")
     for error in report.errors:

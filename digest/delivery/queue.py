@@ -60,6 +60,12 @@ class Backlog:
     sent: int
     owed: int  # pending + deferred: what the edition still owes (due now or later), besides what is in flight
     next_due: datetime | None
+    deferred: int = 0  # of what is owed, the rows a 4xx or a dropped connection put off: a delivery problem
+
+    @property
+    def waiting(self) -> int:
+        """Of what is owed, the rows waiting for their reader's hour: the plan, not a problem."""
+        return self.owed - self.deferred
 
     @property
     def would_send(self) -> int:
@@ -311,7 +317,8 @@ class Queue:
                                  .where(d.edition == edition, active, d.status.in_(UNSENT), d.not_before > now)
                                  ).scalar_one_or_none()
         owed = counts["pending"] + counts["deferred"]
-        return Backlog(new=new, due=due, in_flight=counts["leased"], sent=counts["sent"], owed=owed, next_due=_utc(later))
+        return Backlog(new=new, due=due, in_flight=counts["leased"], sent=counts["sent"], owed=owed, next_due=_utc(later),
+                       deferred=counts["deferred"])
 
     def next_retry(self, only: Iterable[str], retries: int) -> datetime | None:
         """When the earliest row of these editions deferred for a retry within a run comes due."""
