@@ -48,6 +48,8 @@ subscribers = Table(
     Column("bounce_score", Float, nullable=False, default=0.0, server_default="0"),
     Column("bounce_score_at", DateTime(timezone=True)),
     Index("ix_subscribers_status_variant", "status", "locale", "rubrics"),
+    # Keyset pages of one status in id order (Store.iter_subscribers): a range of this index, no sort.
+    Index("ix_subscribers_status_id", "status", "id"),
 )
 
 signups = Table(

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, func, select
 from sqlalchemy import exc as sa_exc
 
 from digest.core.database import database_url, migrate, open_engine, sqlite_file, where
@@ -37,6 +37,13 @@ from subscribers.validate import (
 UTC = UTC
 __all__ = ["UTC", "Store", "Upserted", "as_utc", "join_rubrics", "now", "split_stored"]
 
+
+
+def page_query(status: str | None, after: int, batch: int) -> Select[Any]:
+    """One keyset page of the list: the subscribers (of one status) with an id above `after`, in id
+    order. With a status, a range of the index on (status, id): no sort, whatever the list's size."""
+    query = select(subscribers).where(subscribers.c.id > after).order_by(subscribers.c.id).limit(batch)
+    return query if status is None else query.where(subscribers.c.status == status)
 
 class Store:
     """Subscribers over a SQLAlchemy engine (SQLite by default, PostgreSQL in principle).
@@ -133,9 +140,7 @@ class Store:
             status = check_status(status)
         last = 0
         while True:
-            query = select(subscribers).where(subscribers.c.id > last).order_by(subscribers.c.id).limit(batch)
-            if status is not None:
-                query = query.where(subscribers.c.status == status)
+            query = page_query(status, last, batch)
             with self._begin() as conn:
                 rows = conn.execute(query).all()
             for row in rows:
