@@ -129,8 +129,10 @@ class Queue:
                               literal(not_before, deliveries.c.not_before.type),
                               literal(enqueued, deliveries.c.updated_at.type)
                               ).where(active, missing, subscribers.c.timezone == zone, same_hour)
+                # (psycopg's cursor forgets an INSERT's row count once SQLAlchemy closes it, unless asked.)
                 result = conn.execute(insert(deliveries).from_select(
-                    ["edition", "subscriber_id", "status", "attempts", "not_before", "updated_at"], rows))
+                    ["edition", "subscriber_id", "status", "attempts", "not_before", "updated_at"], rows
+                ).execution_options(preserve_rowcount=True))
                 added += max(result.rowcount or 0, 0)
         return added
 
