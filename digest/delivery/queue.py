@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, literal, or_, select, tuple_, update
+from sqlalchemy import Connection, Exists, and_, bindparam, func, insert, literal, or_, select, tuple_, update
 
 from digest.core.clock import Clock
 from digest.delivery.schedule import due_at
@@ -119,8 +119,7 @@ class Queue:
         """A pending row for every active subscriber who has none for this edition yet, due at their
         hour (their own choice, else `hour`; "asap" or none: at `enqueued`). Set-based: one INSERT per
         distinct (zone, chosen hour), so a million readers never pass through Python."""
-        missing = ~select(deliveries.c.subscriber_id).where(
-            deliveries.c.edition == edition, deliveries.c.subscriber_id == subscribers.c.id).exists()
+        missing = ~_has_it(edition)
         active = subscribers.c.status == "active"
         added = 0
         with self.engine.begin() as conn:
@@ -135,8 +134,10 @@ class Queue:
                               literal(not_before, deliveries.c.not_before.type),
                               literal(enqueued, deliveries.c.updated_at.type)
                               ).where(active, missing, subscribers.c.timezone == zone, same_hour)
+                # (psycopg's cursor forgets an INSERT's row count once SQLAlchemy closes it, unless asked.)
                 result = conn.execute(insert(deliveries).from_select(
-                    ["edition", "subscriber_id", "status", "attempts", "not_before", "updated_at"], rows))
+                    ["edition", "subscriber_id", "status", "attempts", "not_before", "updated_at"], rows
+                ).execution_options(preserve_rowcount=True))
                 added += max(result.rowcount or 0, 0)
         return added
 
@@ -308,8 +309,7 @@ class Queue:
         d = deliveries.c
         active = subscribers.c.status == "active"
         with self.engine.connect() as conn:
-            new = conn.execute(select(func.count()).select_from(subscribers).where(active, ~select(d.subscriber_id).where(
-                d.edition == edition, d.subscriber_id == subscribers.c.id).exists())).scalar_one()
+            new = conn.execute(select(func.count()).select_from(subscribers).where(active, ~_has_it(edition))).scalar_one()
             due = conn.execute(select(func.count()).select_from(deliveries)
                                .join(subscribers, subscribers.c.id == d.subscriber_id)
                                .where(d.edition == edition, active, d.status.in_(UNSENT), d.not_before <= now)).scalar_one()
@@ -336,6 +336,17 @@ class Queue:
             query = query.where(d.edition.in_(list(only)))
         with self.engine.connect() as conn:
             return _utc(conn.execute(query).scalar_one_or_none())
+
+
+def _has_it(edition: str) -> Exists:
+    """The reader has the edition already: a row for it, or one of an earlier revision of its day that
+    reached them or is on its way. A correction goes only where the edition it replaces had not."""
+    this, earlier = editions.alias("this"), editions.alias("earlier")
+    replaced = select(earlier.c.key).join(this, and_(earlier.c.list_id == this.c.list_id, earlier.c.day == this.c.day,
+                                                     earlier.c.revision < this.c.revision)).where(this.c.key == edition)
+    d = deliveries.c
+    return select(d.subscriber_id).where(d.subscriber_id == subscribers.c.id, or_(
+        d.edition == edition, and_(d.edition.in_(replaced), d.status.in_(("sent", "leased"))))).exists()
 
 
 def _dead_here(owner: str) -> bool:

@@ -110,7 +110,10 @@ class Relay:
         if self.rate <= 0:
             return
         if not self._window:
-            self._window = await asyncio.to_thread(self._reserve)
+            # Several connections may find the window empty at once, and each reserves one: every slot
+            # reserved is kept and used, none thrown away (that would send below the rate).
+            reserved = await asyncio.to_thread(self._reserve)
+            self._window = sorted(self._window + reserved)
         due = self._window.pop(0)
         await asyncio.sleep(max(0.0, due - self._epoch()))
 

@@ -8,8 +8,10 @@ runs write the same message.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 from support.paths import ROOT
@@ -54,3 +56,59 @@ def popen(*args: str, cwd: Path | str = ROOT, env: dict[str, str] | None = None)
     which also closes them."""
     return subprocess.Popen([sys.executable, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=cwd, env=environment(env))
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):
+    """`digest ARGS` run in this process by Click's test runner: the same command, options and
+    environment variables as a subprocess gets (see environment()), without the second of imports
+    each new process pays; for tests that run a command many times (the clock moved on each time).
+    The result has exit_code, stdout and stderr; an exception the command lets through fails the test.
+
+    A process that ends lets go of its database connections; here the runner does it for the command,
+    which would otherwise leave its engines' pooled connections to the garbage collector."""
+    from click.testing import CliRunner
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from digest.cli import cli
+
+    engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def seen(connection) -> None:
+        engines.add(connection.engine)
+
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("DIGEST_")}
+    event.listen(Engine, "engine_connect", seen)
+    try:
+        return CliRunner().invoke(cli, list(args), env={**unset, "SOURCE_DATE_EPOCH": EPOCH, **(env or {})},
+                                  catch_exceptions=False)
+    finally:
+        event.remove(Engine, "engine_connect", seen)
+        for engine in list(engines):
+            engine.dispose()
+
+
+def stop_all(processes: list[subprocess.Popen]) -> list[tuple[str, str]]:
+    """stop() for several processes, told all at once: they end side by side, not one after the other."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    return [_ended(process) for process in processes]
+
+
+def stop(process: subprocess.Popen, sig: signal.Signals = signal.SIGTERM) -> tuple[str, str]:
+    """Send `sig` to a process popen() started and wait for its end: its output. One that does not end
+    within TIMEOUT is killed (the test fails on its return code, and leaves no process behind)."""
+    if process.poll() is None:
+        process.send_signal(sig)
+    return _ended(process)
+
+
+def _ended(process: subprocess.Popen) -> tuple[str, str]:
+    # Told once only: a second SIGTERM may come after the process has put back the default handler on
+    # its way out, and end it as killed.
+    try:
+        return process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.communicate()

@@ -2,13 +2,17 @@
 at a real SMTP server or an outbox, and `digest …` run against it."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from sqlalchemy import update
+
 from digest.core.config import Smtp, load
 from digest.pipeline.edition import prepare
+from subscribers.schema import subscribers
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
 
@@ -24,11 +28,12 @@ RUBRIC_CHOICES = [frozenset(), frozenset({"economie", "sport"}), frozenset({"pol
 LOCALES = ["fr", "en", "ar"]
 
 
-def config_text(tmp: Path, smtp: str = "", delivery: str = "") -> str:
-    """examples/digest.toml with absolute source paths and the store, key and outbox in `tmp`."""
+def config_text(tmp: Path, smtp: str = "", delivery: str = "", database: str | None = None) -> str:
+    """examples/digest.toml with absolute source paths and the key and outbox in `tmp`; the store in
+    `tmp` too, unless `database` names another (a PostgreSQL URL)."""
     text = (EXAMPLES / "digest.toml").read_text(encoding="utf-8")
     text = text.replace('path = "', f'path = "{EXAMPLES}/')
-    text = text.replace('database = "digest.db"', f'database = "{tmp / "digest.db"}"')
+    text = text.replace('database = "digest.db"', f'database = "{database or tmp / "digest.db"}"')
     text = text.replace('secret_file = "digest.key"', f'secret_file = "{tmp / "digest.key"}"')
     text = text.replace('outbox = "outbox"', f'outbox = "{tmp / "outbox"}"')
     text = text.replace("retry_base_seconds = 2\n", "retry_base_seconds = 0.05\n" + delivery + "\n")
@@ -39,13 +44,15 @@ def config_text(tmp: Path, smtp: str = "", delivery: str = "") -> str:
 
 class Newsroom:
     """The example newsroom in `tmp`, with `subscribers` readers (reader0000@example.com, …) in its store:
-    locales and rubric choices in turn from LOCALES and RUBRIC_CHOICES."""
+    locales and rubric choices in turn from LOCALES and RUBRIC_CHOICES. The store is a SQLite file in
+    `tmp`, or the `database` given (a path or a PostgreSQL URL: the `database` fixture's)."""
 
-    def __init__(self, tmp: Path, subscribers: int = 12, smtp: str = "", delivery: str = "") -> None:
+    def __init__(self, tmp: Path, subscribers: int = 12, smtp: str = "", delivery: str = "",
+                 database: str | None = None) -> None:
         self.tmp = tmp
         tmp.mkdir(parents=True, exist_ok=True)
         self.config = tmp / "digest.toml"
-        self.config.write_text(config_text(tmp, smtp, delivery), encoding="utf-8")
+        self.config.write_text(config_text(tmp, smtp, delivery, database), encoding="utf-8")
         self.settings = load(self.config)
         self.store = Store.open(self.settings.database)
         self.emails: list[str] = []
@@ -58,6 +65,17 @@ class Newsroom:
         keys, current = load_keys(self.settings.secret_file)
         self.tokens = Tokens(keys, current, self.settings.newsletter.list_id)
         self._day_edition = None
+
+    def add_reader(self, name: str, zone: str, hour: str | None = None) -> str:
+        """A reader of French in `zone` (NAME@example.com), who chose `hour` ("HH:MM", "asap") to get
+        the edition, as the preferences page keeps it; their address."""
+        address = f"{name}@example.com"
+        self.store.add(address, name=name.title(), locale="fr", timezone=zone)
+        if hour:
+            with self.store.engine.begin() as conn:
+                conn.execute(update(subscribers).where(subscribers.c.email == address).values(delivery_time=hour))
+        self.emails.append(address)
+        return address
 
     def with_smtp(self, port: int, **fields) -> None:
         fields.setdefault("tls", "none")
@@ -73,6 +91,15 @@ class Newsroom:
         """Rewrite digest.toml with `edit` and read it again: the command and the settings agree."""
         self.config.write_text(edit(self.config.read_text(encoding="utf-8")), encoding="utf-8")
         self.settings = load(self.config)
+
+    def own_sources(self) -> Path:
+        """The example's sources copied into the newsroom's folder, and digest.toml reading them there:
+        a test may change or delete them. The folder that holds them."""
+        folder = self.tmp / "news"
+        for part in ("sources", "features"):
+            shutil.copytree(EXAMPLES / part, folder / part)
+        self.edit_config(lambda text: text.replace(f'path = "{EXAMPLES}/', f'path = "{folder}/'))
+        return folder
 
     def with_theme(self, theme: Path) -> None:
         """Render with the theme folder `theme` (the example's commented-out `theme` line, set)."""

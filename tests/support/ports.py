@@ -3,7 +3,8 @@ between the moment a test picks it and the moment a server binds it."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 # Seconds a test waits for something that does happen (a server starting, a held reply let go, a
@@ -26,3 +27,13 @@ def refusing_port() -> Iterator[int]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = PATIENCE, every: float = 0.02) -> None:
+    """Ask `predicate` every `every` seconds until it is true; fail naming `what` if it is not within
+    `timeout` seconds (a safety net: on a loaded machine the condition comes late, never not at all)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(every)

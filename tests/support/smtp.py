@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -142,6 +143,16 @@ class SmtpServer:
         self.controller.stop()
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """A message as smtp-sink took it: its envelope's recipients, its Message-ID, and when its last
+    byte was written (epoch seconds)."""
+
+    recipients: tuple[str, ...]
+    message_id: str
+    at: float
+
+
 class SmtpSink:
     """Postfix's smtp-sink on a free port; `options` make it fail (-r RCPT: 4xx, -f RCPT: 5xx, -q DATA:
     hang up). With `dump`, every message is written to a file in that folder."""
@@ -197,6 +208,24 @@ class SmtpSink:
         if self.dump is None:
             return []
         return [p.read_bytes() for p in sorted(self.dump.rglob("*")) if p.is_file()]
+
+    def arrivals(self) -> list[Arrival]:
+        """Each message dumped (see `dump`), read no further than its headers: thousands of them cost
+        little. smtp-sink deletes the file of a transaction cut off before its end, and closes it
+        before it answers the final dot: every file left is a message the relay took whole (its
+        sender may not have heard the reply, if it died meanwhile). Call it once the senders are
+        done: a file may be half written until then."""
+        assert self.dump is not None, "arrivals() needs SmtpSink(dump=True)"
+        found = []
+        for path in self.dump.rglob("*"):
+            if not path.is_file():
+                continue
+            with open(path, "rb") as handle:
+                head = handle.read(16384).split(b"\n\n", 1)[0]
+            recipients = tuple(r.decode() for r in re.findall(rb"(?m)^X-Rcpt-Args: <([^>]*)>", head))
+            message_id = re.search(rb"(?mi)^Message-ID: *(<[^>]*>)", head)
+            found.append(Arrival(recipients, message_id.group(1).decode() if message_id else "", path.stat().st_mtime))
+        return sorted(found, key=lambda arrival: arrival.at)
 
     def stop(self) -> None:
         self.process.terminate()
