@@ -34,6 +34,7 @@ from subscribers.tokens import Tokens
 from support import bounces as shapes
 from support import imap
 from support.bounces import Sent
+from support.cli import digest
 from support.newsroom import Newsroom
 from support.paths import DAY
 from support.smtp import SmtpServer
@@ -232,6 +233,33 @@ def test_the_same_message_twice_from_a_pipe_and_from_a_file_changes_nothing(case
     again = case.cli("bounces", "read", str(tmp_path / "bounce.eml"))
     assert again.returncode == 0 and "read before, nothing changed" in again.stdout
     assert case.events() == [("soft", "5.2.2")] and case.score(2) == 1.0
+
+
+def test_piped_mail_that_is_not_ours_is_kept_for_a_person_when_a_maildir_is_named(case, tmp_path):
+    """A forged tag and a person's note to the bounce address: neither changes anyone, and with
+    keep_unattributed both wait in that Maildir, whole, rather than vanish; our bounces do not."""
+    import mailbox
+
+    kept = tmp_path / "unattributed"
+    text = re.sub(r"(?m)^\[bounces\]\n", f'[bounces]\nkeep_unattributed = "{kept}"\n',
+                  case.config.read_text(encoding="utf-8"), count=1)
+    assert str(kept) in text
+    config = case.config.parent / f"keep-{tmp_path.name}.toml"
+    config.write_text(text, encoding="utf-8")
+    try:
+        sent = case.message(1)
+        tag = VERP.fullmatch(sent.return_path).group(1)
+        forged = shapes.postfix(sent).replace(tag.encode(), (tag[:-3] + ("aaa" if not tag.endswith("aaa") else "bbb")).encode())
+        note = b"From: someone@example.org\r\nTo: bounces@x\r\nSubject: hello\r\n\r\nIs anyone there?\r\n"
+        for raw in (forged, note, shapes.sendmail(case.message(2))):
+            result = digest("bounces", "read", "-", "-c", str(config), "--database", case.settings.database, input=raw)
+            assert result.returncode == 0, result.stderr
+        box = mailbox.Maildir(kept, create=False)
+        assert sorted(m.as_bytes() for m in box) == sorted(mailbox.MaildirMessage(r).as_bytes() for r in (forged, note))
+        box.close()
+        assert case.events() == [("soft", "5.2.2")] and case.status(1) == "active"
+    finally:
+        config.unlink()
 
 
 def test_soft_bounces_add_a_decaying_score_once_per_edition_and_bounce_at_the_threshold(case):

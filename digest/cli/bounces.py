@@ -3,6 +3,7 @@ send, from a pipe, files and mailboxes, or an IMAP folder. Parses, calls digest.
 prints one line per message."""
 from __future__ import annotations
 
+import mailbox
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from digest.core.clock import clock_from
 from digest.core.config import Bounces, Settings
 from digest.core.errors import ConfigError
 from digest.delivery.bounces import imap
-from digest.delivery.bounces.ledger import RECORDED, BounceLedger, Taken
+from digest.delivery.bounces.ledger import RECORDED, UNATTRIBUTED, UNRECOGNISED, BounceLedger, Taken
 from digest.delivery.bounces.reading import from_paths, from_stream
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
@@ -99,10 +100,15 @@ def read(paths: tuple[str, ...], config_path: str | None, database: str | None, 
     piped = paths == ("-",)
     if "-" in paths and not piped:
         raise UserError("read either - (one message on standard input) or PATHs, not both")
-    _, ledger = _ledger(config_path, database, now, "digest bounces read")
+    settings, ledger = _ledger(config_path, database, now, "digest bounces read")
     try:
         if piped:
-            _say(ledger.take(from_stream(sys.stdin.buffer)))
+            incoming = from_stream(sys.stdin.buffer)
+            taken = ledger.take(incoming)
+            _say(taken)
+            keep = settings.bounces.keep_unattributed if settings.bounces else None
+            if keep is not None and taken.outcome in (UNATTRIBUTED, UNRECOGNISED):
+                _keep(keep, incoming.raw)
             return
         missing = [p for p in paths if not Path(p).exists()]
         if missing:
@@ -117,6 +123,17 @@ def read(paths: tuple[str, ...], config_path: str | None, database: str | None, 
         sys.exit(EX_TEMPFAIL if piped else 1)
     finally:
         ledger.store.close()
+
+
+def _keep(folder: Path, data: bytes) -> None:
+    """A message that was not ours, kept for a person in a Maildir (made if missing): delivered
+    atomically, as Maildir's tmp/ then new/ promises, so a reader of the folder never sees half of one."""
+    try:
+        mailbox.Maildir(folder, create=True).add(data)
+    except OSError as exc:
+        echo_error("error", f"{folder}: cannot keep the message there: {exc.strerror}")
+        sys.exit(EX_TEMPFAIL)  # the MTA keeps it and tries again
+    click.echo(f"  kept in {folder} for a person")
 
 
 @bounces.command(context_settings=CONTEXT)

@@ -143,6 +143,7 @@ class Bounces:
     imap_password_file: Path | None = None
     imap_mailbox: str = "INBOX"
     imap_processed: str = "digest-processed"  # where fetched mail that was taken in is moved
+    keep_unattributed: Path | None = None  # a Maildir where `read -` keeps piped mail that was not ours
 
     def resolve_password(self) -> str:
         return read_secret(self.imap_password_env, self.imap_password_file, "bounces.imap_password") or ""

@@ -350,6 +350,7 @@ def bounces(t: Table, folder: Path) -> Bounces:
     if tls not in ("implicit", "starttls", "none"):
         raise ConfigError(f"{t.file}: bounces.imap_tls must be implicit, starttls or none, not {tls!r}")
     password_file = t.get("imap_password_file", str, None)
+    keep = t.get("keep_unattributed", str, None)
     value = Bounces(
         domain=t.get("domain", str, required=True).strip().lower(),
         local_part=t.get("local_part", str, Bounces.local_part),
@@ -364,6 +365,7 @@ def bounces(t: Table, folder: Path) -> Bounces:
         imap_password_file=local_path(folder, password_file) if password_file else None,
         imap_mailbox=t.get("imap_mailbox", str, Bounces.imap_mailbox),
         imap_processed=t.get("imap_processed", str, Bounces.imap_processed),
+        keep_unattributed=local_path(folder, keep) if keep else None,
     )
     # Both end up in every message's return path and headers: a space or a line break there forges one.
     if not _DOMAIN.fullmatch(value.domain):
