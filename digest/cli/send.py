@@ -86,7 +86,7 @@ def send(config_path: str | None, day: str | None, timezone: str | None, sources
         backlog = Queue(store, clock).backlog(frozen.key)
         if backlog.idle:  # the queue says it all: no source is read, no variant rendered
             _print_idle(frozen.key, backlog)
-            sys.exit(1 if backlog.deferred else 0)  # readers waiting for their hour are the plan, not a failure
+            sys.exit(1 if backlog.unsent else 0)  # readers waiting for their hour are the plan, not a failure
     prepared = None
     if frozen is None:
         prepared = pipeline.prepare(settings, day_, source_specs(sources, settings))
@@ -191,7 +191,7 @@ def _print_idle(edition: str, backlog: Backlog) -> None:
     if backlog.owed:
         when = backlog.next_due.astimezone().strftime("%Y-%m-%d %H:%M %Z") if backlog.next_due else "later"
         why = ", ".join(part for part in (f"{backlog.waiting:,} waiting for their reader's hour" if backlog.waiting else "",
-                                          f"{backlog.deferred:,} deferred" if backlog.deferred else "") if part)
+                                          f"{backlog.unsent:,} deferred" if backlog.unsent else "") if part)
         click.echo(f"Nothing due yet: {backlog.owed:,} messages of edition {edition} are due from {when} ({why}); "
                    f"{backlog.sent:,} sent already. Run again then.")
     else:
@@ -203,7 +203,7 @@ def _print_send_report(report: Report) -> None:
     counted = report.outcomes
     if counted[Kind.SENT] + counted[Kind.DEFERRED] + counted[Kind.FAILED] == 0 and not (report.interrupted or report.errors):
         _print_idle(report.edition, Backlog(0, 0, 0, report.already_sent, report.left + report.waiting, report.next_due,
-                                            deferred=report.left))
+                                            waiting=report.waiting))
         return
     echo(f"Edition {report.edition} → {report.destination}")
     echo(f"  sent          {counted[Kind.SENT]:>8,}")
@@ -220,7 +220,7 @@ def _print_send_report(report: Report) -> None:
     echo(f"  elapsed       {report.elapsed:>8.2f} s ({report.rate:,.0f} messages/s)")
     due_from = report.next_due.astimezone().strftime("%H:%M %Z") if report.next_due else "the next run"
     if report.left:
-        echo(f"  left          {report.left:>8,}   (deferred: due again from {due_from})")
+        echo(f"  left          {report.left:>8,}   (deferred or not reached: due again from {due_from})")
     if report.waiting:
         echo(f"  waiting       {report.waiting:>8,}   (for their reader's hour, from {due_from}: a worker or the next run sends them)")
     if report.in_flight:

@@ -36,7 +36,7 @@ class Report:
     outcomes: Counter[Kind] = field(default_factory=Counter)  # each row's last outcome in this run
     bounced: int = 0
     retried: int = 0
-    left: int = 0  # after the run: messages deferred by a 4xx or a drop, due again later
+    left: int = 0  # after the run: messages owed that are not merely waiting for their hour (deferred, or due)
     waiting: int = 0  # after the run: messages waiting for their reader's hour ([delivery] local_time)
     in_flight: int = 0  # after the run: held by another worker (sent by it, or again when its lease runs out)
     next_due: datetime | None = None

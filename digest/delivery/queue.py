@@ -60,12 +60,12 @@ class Backlog:
     sent: int
     owed: int  # pending + deferred: what the edition still owes (due now or later), besides what is in flight
     next_due: datetime | None
-    deferred: int = 0  # of what is owed, the rows a 4xx or a dropped connection put off: a delivery problem
+    waiting: int = 0  # of what is owed, the rows never tried that wait for their reader's hour: the plan
 
     @property
-    def waiting(self) -> int:
-        """Of what is owed, the rows waiting for their reader's hour: the plan, not a problem."""
-        return self.owed - self.deferred
+    def unsent(self) -> int:
+        """Of what is owed, what is not merely waiting for its hour: deferred, or due and not sent."""
+        return self.owed - self.waiting
 
     @property
     def would_send(self) -> int:
@@ -313,12 +313,16 @@ class Queue:
             due = conn.execute(select(func.count()).select_from(deliveries)
                                .join(subscribers, subscribers.c.id == d.subscriber_id)
                                .where(d.edition == edition, active, d.status.in_(UNSENT), d.not_before <= now)).scalar_one()
+            waiting = conn.execute(select(func.count()).select_from(deliveries)
+                                   .join(subscribers, subscribers.c.id == d.subscriber_id)
+                                   .where(d.edition == edition, active, d.status == "pending", d.attempts == 0,
+                                          d.not_before > now)).scalar_one()
             later = conn.execute(select(func.min(d.not_before)).join(subscribers, subscribers.c.id == d.subscriber_id)
                                  .where(d.edition == edition, active, d.status.in_(UNSENT), d.not_before > now)
                                  ).scalar_one_or_none()
         owed = counts["pending"] + counts["deferred"]
         return Backlog(new=new, due=due, in_flight=counts["leased"], sent=counts["sent"], owed=owed, next_due=_utc(later),
-                       deferred=counts["deferred"])
+                       waiting=waiting)
 
     def next_retry(self, only: Iterable[str], retries: int) -> datetime | None:
         """When the earliest row of these editions deferred for a retry within a run comes due."""

@@ -128,7 +128,7 @@ class Sender:
                 report.settle()
         finally:
             after = queue.backlog(key)
-            report.left, report.waiting = after.deferred, after.waiting
+            report.left, report.waiting = after.unsent, after.waiting
             report.next_due, report.in_flight = after.next_due, after.in_flight
             report.variants = enqueued.rendered + self.worker.compiles
             report.elapsed = time.perf_counter() - started
