@@ -5,73 +5,41 @@
     python tests/benchmarks/bench_delivery.py memory        (c) peak memory of a dry run, 10,000 vs 200,000 subscribers
     python tests/benchmarks/bench_delivery.py all
 
-(b) needs Debian's postfix package (smtp-sink, smtp-source); .ci/run installs it, the benchmark is
-not part of the test suite.
+(b) holds digest against smtp-source sending messages of the mean size of those digest sent (20
+variants, measured in the same run) over as many connections into the same sink. It needs Debian's
+postfix package (smtp-sink, smtp-source); .ci/run installs it. The benchmark is not part of the test
+suite. The queue's own figures (workers on PostgreSQL, enqueue, claims) are bench_queue.py's.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import resource
-import shutil
-import subprocess
+import statistics
 import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 
 # The tests' shared helpers (tests/support), and the checkout's packages, wherever this is run from.
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
-from sqlalchemy import insert  # noqa: E402
+from reference import VARIANTS, Checkout, fill, need_postfix, sent, smtp_source, smtp_table, uptime  # noqa: E402
 
 from digest.core.config import load  # noqa: E402
-from digest.delivery.ledger import Due  # noqa: E402
+from digest.delivery.queue import Claimed  # noqa: E402
 from digest.delivery.send import Sender  # noqa: E402
 from digest.pipeline.edition import prepare  # noqa: E402
 from digest.pipeline.message import POLICY  # noqa: E402
-from subscribers.schema import subscribers as subscribers_table  # noqa: E402
 from subscribers.store import Store  # noqa: E402
 from subscribers.tokens import Tokens  # noqa: E402
 
-from support import cli  # noqa: E402
-from support.newsroom import config_text  # noqa: E402
 from support.paths import DAY  # noqa: E402
 from support.smtp import SmtpSink  # noqa: E402
 
-LOCALES = ["fr", "en", "ar"]
-# 20 variants: 3 locales × 7 rubric choices, less one.
-CHOICES = ["", "economie", "politique,international", "sport", "culture,societe", "economie,sport,tech", "international"]
-VARIANTS = [(loc, choice) for loc in LOCALES for choice in CHOICES][:20]
-
-
-def config(folder: Path, smtp: str = "") -> Path:
-    """The example newsroom's digest.toml with its store, key and outbox in `folder` (as the tests')."""
-    path = folder / "digest.toml"
-    path.write_text(config_text(folder, smtp), encoding="utf-8")
-    return path
-
-
-def fill_store(database: str, count: int) -> None:
-    """`count` active subscribers spread over the 20 variants, inserted in one transaction."""
-    store = Store.open(database)
-    now = datetime(2026, 11, 1, tzinfo=UTC)
-    rows = []
-    with store.engine.begin() as conn:
-        for i in range(count):
-            locale, rubrics = VARIANTS[i % len(VARIANTS)]
-            rows.append({"email": f"reader{i:07d}@example.com", "name": f"Lecteur {i}", "locale": locale,
-                         "timezone": "Africa/Casablanca", "rubrics": rubrics, "status": "active",
-                         "created_at": now, "updated_at": now})
-            if len(rows) == 10_000:
-                conn.execute(insert(subscribers_table), rows)
-                rows = []
-        if rows:
-            conn.execute(insert(subscribers_table), rows)
-    store.engine.dispose()
+HERE = Checkout.this()
 
 
 def forty_item_settings(settings):
@@ -84,7 +52,7 @@ def forty_item_settings(settings):
 def bench_personalize(count: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        settings = forty_item_settings(load(config(folder)))
+        settings = forty_item_settings(load(HERE.config(folder)))
         made = prepare(settings, DAY)
         items = len(made.edition.leads) + sum(len(s.items) for s in made.edition.sections)
         store = Store.open(settings.database)
@@ -93,7 +61,8 @@ def bench_personalize(count: int = 100_000) -> None:
         for locale, rubrics in VARIANTS:
             sender.template(locale, rubrics)
         render_s = time.perf_counter() - t0
-        dues = [Due(i + 1, f"reader{i:07d}@example.com", f"Lecteur {i}", *VARIANTS[i % 20], 0) for i in range(count)]
+        dues = [Claimed(sender.edition, i + 1, f"reader{i:07d}@example.com", f"Lecteur {i}", *VARIANTS[i % 20], 1)
+                for i in range(count)]
         t0 = time.perf_counter()
         size = 0
         for due in dues:
@@ -118,66 +87,59 @@ def bench_personalize(count: int = 100_000) -> None:
     print(f"    reference, EmailMessage per recipient: {count / plain:,.0f} messages/s; ours is {plain / ours:.0f}× faster")
 
 
-def bench_smtp(count: int = 20_000, connections: int = 10) -> None:
-    if not shutil.which("smtp-sink"):
-        sys.exit("smtp-sink not found: apt-get install postfix (it is never started as a mail system)")
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        sink = SmtpSink("-m", "1000", backlog=1024)  # the tests' smtp-sink, on a port it has bound
-        try:
-            port = sink.port
-            smtp = (f'host = "127.0.0.1"\nport = {port}\ntls = "none"\nconnections = {connections}\n'
-                    f"messages_per_connection = {count}\n")
-            path = config(folder, smtp)
-            fill_store(str(folder / "digest.db"), count)
-            t0 = time.perf_counter()
-            result = cli.digest("send", "-c", str(path), "--date", DAY.isoformat(), timeout=None)
-            ours = time.perf_counter() - t0
-            if result.returncode != 0:
-                sys.exit(f"digest send failed: {result.stdout}{result.stderr}")
-            summary = [line for line in result.stdout.splitlines() if "elapsed" in line or "sent" in line]
+def bench_smtp(count: int = 20_000, connections: int = 10, runs: int = 3) -> None:
+    """`digest send` of `count` readers (SQLite, the 20 variants) into smtp-sink, then smtp-source
+    sending as many messages of their mean size into the same sink; `runs` times, medians."""
+    need_postfix()
+    ours, theirs, sizes, lines = [], [], [], []
+    load = uptime()
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as folder:
+            folder = Path(folder)
+            sink = SmtpSink("-m", "1000", backlog=1024)  # the tests' smtp-sink, on a port it has bound
+            try:
+                path = HERE.config(folder, smtp_table(sink.port, connections, count))
+                database = str(folder / "digest.db")
+                HERE.make_store(database)
+                fill(database, count)
+                t0 = time.perf_counter()
+                result = HERE.digest("send", "-c", str(path), "--date", DAY.isoformat())
+                ours.append(time.perf_counter() - t0)
+                if result.returncode != 0:
+                    sys.exit(f"digest send failed: {result.stdout}{result.stderr}")
+                lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("sent ", "elapsed"))]
+                got = sent(path)
+                if got.count != count:
+                    sys.exit(f"digest send sent {got.count:,} of {count:,}")
+                sizes.append(got.mean)
+                theirs.append(smtp_source(sink.port, count, got.largest, round(got.mean), connections, folder))
+            finally:
+                sink.stop()
+    median_ours, median_theirs = statistics.median(ours), statistics.median(theirs)
+    print(f"(b) SMTP: {count:,} messages (20 variants, mean {statistics.mean(sizes) / 1024:.1f} KiB), "
+          f"{connections} connections, into one smtp-sink; {runs} runs, medians; load: {load}")
+    for line in lines:
+        print(f"    digest send (last run): {line}")
+    print(f"    digest send, whole command (gather, render, enqueue, send): {median_ours:.1f} s = "
+          f"{count / median_ours:,.0f} messages/s  (runs: {', '.join(f'{t:.1f}' for t in ours)} s)")
+    print(f"    smtp-source -d -s {connections}, messages of the same mean size: {median_theirs:.1f} s = "
+          f"{count / median_theirs:,.0f} messages/s  (runs: {', '.join(f'{t:.1f}' for t in theirs)} s)")
+    print(f"    ratio digest / smtp-source: {median_theirs / median_ours:.2f}  "
+          f"(per run: {', '.join(f'{b / a:.2f}' for a, b in zip(ours, theirs, strict=True))})")
 
-            # Reference: smtp-source sends a message of the same size over the same number of connections.
-            sample = folder / "sample.eml"
-            dry = cli.digest("send", "-c", str(path), "--date", DAY.isoformat(), "--test-to", "sample@example.com",
-                             "--outbox", str(folder / "sample"), timeout=None)
-            eml = next((folder / "sample").rglob("*.eml"))
-            sample.write_bytes(eml.read_bytes().replace(b"\r\n", b"\n"))
-            size = eml.stat().st_size
-            t0 = time.perf_counter()
-            subprocess.run(["smtp-source", "-d", "-s", str(connections), "-m", str(count), "-F", str(sample),
-                            "-f", "digest@lequotidien.example.ma", "-t", "reader@example.com", f"127.0.0.1:{port}"],
-                           check=True, capture_output=True)
-            reference = time.perf_counter() - t0
-            del dry
-        finally:
-            sink.stop()
-    print(f"(b) SMTP: {count:,} messages of about {size / 1024:.0f} KiB, {connections} connections, into one smtp-sink")
-    for line in summary:
-        print(f"    digest send: {line.strip()}")
-    print(f"    digest send, whole command (gather, render, ledger, send): {ours:.1f} s = {count / ours:,.0f} messages/s")
-    print(f"    smtp-source -d -s {connections}: {reference:.1f} s = {count / reference:,.0f} messages/s")
-    print(f"    ratio ours / smtp-source: {reference / ours:.2f}")
 
-
-def bench_memory(sizes=(10_000, 200_000)) -> None:
+def bench_memory(sizes: tuple[int, ...] = (10_000, 200_000)) -> None:
     print("(c) peak memory (max RSS) of `digest send --dry-run`:")
     for count in sizes:
         with tempfile.TemporaryDirectory() as folder:
             folder = Path(folder)
-            path = config(folder)
-            fill_store(str(folder / "digest.db"), count)
-            db_size = (folder / "digest.db").stat().st_size
-            probe = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-                     "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, r.returncode)")
-            t0 = time.perf_counter()
-            out = cli.python("-c", probe, sys.executable, "-m", "digest", "send", "-c", str(path),
-                             "--date", DAY.isoformat(), "--dry-run", timeout=None)
-            if out.returncode != 0:
-                sys.exit(f"the memory probe failed: {out.stderr}")
-            elapsed = time.perf_counter() - t0
-            rss_kib, code = map(int, out.stdout.split())
-            print(f"    {count:>8,} subscribers (database {db_size / 2**20:5.1f} MiB): peak {rss_kib / 1024:6.1f} MiB, "
+            path = HERE.config(folder)
+            database = str(folder / "digest.db")
+            HERE.make_store(database)
+            fill(database, count)
+            db_size = Path(database).stat().st_size
+            elapsed, rss, code, _ = HERE.peak("send", "-c", str(path), "--date", DAY.isoformat(), "--dry-run")
+            print(f"    {count:>8,} subscribers (database {db_size / 2**20:5.1f} MiB): peak {rss:6.1f} MiB, "
                   f"{elapsed:5.1f} s, exit {code}")
 
 
@@ -185,11 +147,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Delivery benchmarks")
     parser.add_argument("which", choices=["personalize", "smtp", "memory", "all"])
     parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--runs", type=int, default=3, help="runs of (b), medians reported (default 3)")
     args = parser.parse_args()
     if args.which in ("personalize", "all"):
         bench_personalize(args.count or 100_000)
     if args.which in ("smtp", "all"):
-        bench_smtp(args.count or 20_000)
+        bench_smtp(args.count or 20_000, runs=args.runs)
     if args.which in ("memory", "all"):
         bench_memory()
     print(f"(machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; peak RSS of this script "
