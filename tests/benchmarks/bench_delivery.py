@@ -138,9 +138,9 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 200_000)) -> None:
             HERE.make_store(database)
             fill(database, count)
             db_size = Path(database).stat().st_size
-            elapsed, rss, code, _ = HERE.peak("send", "-c", str(path), "--date", DAY.isoformat(), "--dry-run")
-            print(f"    {count:>8,} subscribers (database {db_size / 2**20:5.1f} MiB): peak {rss:6.1f} MiB, "
-                  f"{elapsed:5.1f} s, exit {code}")
+            ran = HERE.measure("send", "-c", str(path), "--date", DAY.isoformat(), "--dry-run")
+            print(f"    {count:>8,} subscribers (database {db_size / 2**20:5.1f} MiB): peak {ran.rss:6.1f} MiB, "
+                  f"{ran.seconds:5.1f} s, exit {ran.code}")
 
 
 def main() -> None:

@@ -103,9 +103,8 @@ class Checkout:
         """The database's schema, as this checkout's migrations make it."""
         self.run("-c", "import sys; from subscribers.store import Store; Store.open(sys.argv[1]).close()", database)
 
-    def peak(self, *args: str) -> tuple[float, float, int, str]:
-        """`digest ARGS` run to its end: its wall time (s), its peak memory (max RSS, MiB), its exit
-        code and its output. The memory is that process's alone (wait4), not its parent's."""
+    def measure(self, *args: str) -> Ran:
+        """`digest ARGS` run to its end, measured: that process's own figures (wait4), not its parent's."""
         with tempfile.TemporaryFile("w+") as out:
             started = time.perf_counter()
             process = subprocess.Popen([self.python, "-m", "digest", *args], stdout=out, stderr=subprocess.STDOUT,
@@ -117,7 +116,20 @@ class Checkout:
             output = out.read()
         if "Traceback" in output:
             sys.exit(f"digest {' '.join(args[:2])} … failed:\n{output}")
-        return elapsed, usage.ru_maxrss / 1024, process.returncode, output
+        return Ran(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode, output)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """A command's wall time and CPU time (user + system) in seconds, peak memory (max RSS) in MiB,
+    exit code and output (stdout and stderr). On a shared machine the CPU time moves less than the
+    wall time: others' work takes turns on the cores, not cycles from this process."""
+
+    seconds: float
+    cpu: float
+    rss: float
+    code: int
+    output: str
 
 
 def fill(database: str, count: int, zones: Sequence[str] = ("Africa/Casablanca",)) -> None:
