@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from digest.core.errors import CsvError, InvalidSubscriber
+from digest.core.text import printable
 from subscribers.consent import Origin
-from subscribers.store import UTC, Store, as_utc
+from subscribers.store import Store, as_utc
 from subscribers.validate import (
     Fields,
     check_delivery_time,
     check_locale,
+    check_moment,
     check_rubrics,
     check_status,
     check_timezone,
@@ -300,15 +302,10 @@ def _header(name: str, line: int, cells: list[str], report: ImportReport) -> _He
                            f"add a first line naming the columns, e.g. {','.join(COLUMNS)}")
         raise CsvError(f"{name}: no email column in the header (line {line})", f"name the columns: {','.join(COLUMNS)}")
     if ignored:
-        shown = ", ".join(_shown(cell) for cell in ignored[:IGNORED_SHOWN])
+        shown = ", ".join(printable(cell) for cell in ignored[:IGNORED_SHOWN])
         more = f" and {len(ignored) - IGNORED_SHOWN:,} more" if len(ignored) > IGNORED_SHOWN else ""
         report.remark(line, f"column(s) ignored: {shown}{more}")
     return _Header(line, len(cells), index)
-
-
-def _shown(text: str) -> str:
-    """Text from the file as it may be printed: escaped unless every character is printable."""
-    return text if text.isprintable() else repr(text)
 
 
 def _checked_rows(name: str, lines: _Lines, known: set[str] | None, report: ImportReport) -> Iterator[tuple[int, Fields]]:
@@ -367,7 +364,7 @@ def _row(cells: list[str], header: _Header, known: set[str] | None) -> Fields:
     check("timezone", lambda v: check_timezone(v) if v else None)
     check("rubrics", lambda v: check_rubrics(split_rubrics(v), known))
     check("status", lambda v: _importable(check_status(v)) if v else None)
-    check("created_at", lambda v: _moment(v) if v else None)
+    check("created_at", lambda v: check_moment(v) if v else None)
     check("delivery_time", lambda v: check_delivery_time(v) if v else None)
     if problems:
         raise InvalidSubscriber("; ".join(problems))
@@ -394,12 +391,3 @@ def export_history(store: Store, file: IO[str]) -> int:
         writer.writerow([neutralise(cell) for cell in row])
         count += 1
     return count
-
-
-def _moment(value: str) -> datetime:
-    """ISO 8601; without an offset, UTC."""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise InvalidSubscriber(f"invalid created_at {value!r}", "write it as ISO 8601, e.g. 2025-03-14T08:30:00Z") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -6,7 +6,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -147,3 +147,12 @@ def check_fields(
         created_at=created_at,
         delivery_time=None if delivery_time is None else check_delivery_time(delivery_time),
     )
+
+
+def check_moment(value: str) -> datetime:
+    """A moment written as ISO 8601 (created_at in a CSV); without an offset, UTC."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidSubscriber(f"invalid created_at {value!r}", "write it as ISO 8601, e.g. 2025-03-14T08:30:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

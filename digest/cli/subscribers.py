@@ -23,6 +23,7 @@ from digest.cli.options import (
 )
 from digest.core import config
 from digest.core.config import Settings
+from digest.core.text import printable
 from subscribers.consent import Event, Origin
 from subscribers.csvio import export_csv, export_history, import_csv, iso_utc
 from subscribers.mailin import read_headers, read_piped
@@ -371,16 +372,11 @@ def history(email: str, fmt: str, config_path: str | None, database: str | None)
 
 def _history_table(events: list[Event], out: IO[str]) -> None:
     for e in events:
-        where = " ".join(part for part in (e.network or "", _shown(e.user_agent or "")) if part)
+        where = " ".join(part for part in (e.network or "", printable(e.user_agent or "")) if part)
         detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True) if e.detail else ""
-        wording = f"wording {_shown(e.wording)}" if e.wording else ""
-        out.write("  ".join(filter(None, (iso_utc(e.at), f"{e.event:<13}", f"{e.channel:<11}", _shown(e.source),
+        wording = f"wording {printable(e.wording)}" if e.wording else ""
+        out.write("  ".join(filter(None, (iso_utc(e.at), f"{e.event:<13}", f"{e.channel:<11}", printable(e.source),
                                           wording, where, detail))) + "\n")
-
-
-def _shown(text: str) -> str:
-    """What a stranger may have sent (a user agent, a form's label), escaped unless every character is printable."""
-    return text if text.isprintable() else repr(text)
 
 
 @subscribers.command(context_settings=CONTEXT)

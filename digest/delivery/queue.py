@@ -20,15 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
-    Executable,
-    Exists,
-    Select,
     and_,
     bindparam,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -36,9 +31,9 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.core.clock import Clock
+from digest.delivery.rows import among, has_it, insert_new, reached_before
 from digest.delivery.schedule import due_at
 from digest.delivery.schema import deliveries, editions
 from subscribers.schema import subscribers
@@ -136,8 +131,8 @@ class Queue:
         """A pending row for every active subscriber who has none for this edition yet, due at their
         hour (their own choice, else `hour`; "asap" or none: at `enqueued`). Set-based: one INSERT per
         distinct (zone, chosen hour), so a million readers never pass through Python."""
-        reached = _reached_before(edition)
-        missing = ~_has_it(edition)
+        reached = reached_before(edition)
+        missing = ~has_it(edition)
         active = subscribers.c.status == "active"
         added = 0
         with self.engine.begin() as conn:
@@ -153,7 +148,7 @@ class Queue:
                               literal(enqueued, deliveries.c.updated_at.type)
                               ).where(active, ~reached, subscribers.c.timezone == zone, same_hour)
                 # (SQLAlchemy keeps an INSERT's row count only when asked: psycopg's is gone with its cursor.)
-                result = conn.execute(_insert_new(conn, rows, missing).execution_options(preserve_rowcount=True))
+                result = conn.execute(insert_new(conn, rows, missing).execution_options(preserve_rowcount=True))
                 added += max(result.rowcount or 0, 0)
         if added:
             # The claims' plans depend on how many rows the edition has. Until autovacuum samples the
@@ -191,7 +186,7 @@ class Queue:
                 select(deliveries.c.edition, deliveries.c.subscriber_id, subscribers.c.email, subscribers.c.name,
                        subscribers.c.locale, subscribers.c.rubrics, deliveries.c.attempts, subscribers.c.status)
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                .where(_among(pairs))
+                .where(among(pairs))
             ).all()
             gone = [(r.edition, r.subscriber_id) for r in rows if r.status != "active"]
             stale = self._stale(conn, [(r.edition, r.subscriber_id) for r in rows if r.status == "active"], now)
@@ -238,7 +233,7 @@ class Queue:
             .join(mine, mine.c.key == deliveries.c.edition)
             .join(other, other.c.subscriber_id == deliveries.c.subscriber_id)
             .join(newer, newer.c.key == other.c.edition)
-            .where(_among(pairs),
+            .where(among(pairs),
                    newer.c.list_id == mine.c.list_id,
                    or_(newer.c.day > mine.c.day, and_(newer.c.day == mine.c.day, newer.c.revision > mine.c.revision)),
                    other.c.not_before <= now,
@@ -263,7 +258,7 @@ class Queue:
 
     def _settle(self, conn: Connection, pairs: list[tuple[str, int]], status: str, now: datetime) -> None:
         if pairs:
-            conn.execute(update(deliveries).where(_among(pairs))
+            conn.execute(update(deliveries).where(among(pairs))
                          .values(status=status, lease_owner=None, lease_expires=None, updated_at=now))
 
     def _expire_dead_owners(self, now: datetime) -> None:
@@ -294,7 +289,7 @@ class Queue:
         d = deliveries.c
         with self.engine.begin() as conn:
             conn.execute(update(deliveries)
-                         .where(_among(pairs), d.status == "leased",
+                         .where(among(pairs), d.status == "leased",
                                 d.lease_owner == self.worker)
                          .values(status="pending", attempts=d.attempts - 1, lease_owner=None, lease_expires=None))
 
@@ -337,7 +332,7 @@ class Queue:
         d = deliveries.c
         active = subscribers.c.status == "active"
         with self.engine.connect() as conn:
-            new = conn.execute(select(func.count()).select_from(subscribers).where(active, ~_has_it(edition))).scalar_one()
+            new = conn.execute(select(func.count()).select_from(subscribers).where(active, ~has_it(edition))).scalar_one()
             due = conn.execute(select(func.count()).select_from(deliveries)
                                .join(subscribers, subscribers.c.id == d.subscriber_id)
                                .where(d.edition == edition, active, d.status.in_(UNSENT), d.not_before <= now)).scalar_one()
@@ -368,57 +363,6 @@ class Queue:
             query = query.where(d.edition.in_(list(only)))
         with self.engine.connect() as conn:
             return _utc(conn.execute(query).scalar_one_or_none())
-
-
-def _has_it(edition: str) -> Exists:
-    """The reader has the edition already: a row for it, or one of an earlier revision of its day that
-    reached them or is on its way. A correction goes only where the edition it replaces had not."""
-    d = deliveries.c
-    return select(d.subscriber_id).where(d.subscriber_id == subscribers.c.id, or_(
-        d.edition == edition, and_(d.edition.in_(_replaced(edition)), d.status.in_(("sent", "leased"))))).exists()
-
-
-def _reached_before(edition: str) -> Exists:
-    """The reader got (or is getting) an earlier revision of the edition's day: a correction skips them.
-    A NOT EXISTS on other editions' rows, not on the rows this INSERT adds (see _insert_new)."""
-    d = deliveries.c
-    return select(d.subscriber_id).where(d.subscriber_id == subscribers.c.id, d.edition.in_(_replaced(edition)),
-                                         d.status.in_(("sent", "leased"))).exists()
-
-
-def _replaced(edition: str) -> Select[Any]:
-    """The keys of the earlier revisions of the edition's day."""
-    this, earlier = editions.alias("this"), editions.alias("earlier")
-    return select(earlier.c.key).join(this, and_(earlier.c.list_id == this.c.list_id, earlier.c.day == this.c.day,
-                                                 earlier.c.revision < this.c.revision)).where(this.c.key == edition)
-
-
-def _among(pairs: list[tuple[str, int]]) -> ColumnElement[bool]:
-    """The rows of these (edition, subscriber) pairs, as one list of subscribers per edition: for a
-    list of pairs, (edition, subscriber_id) IN ((…), …), SQLite walks its whole primary key (23 ms
-    at 200,000 rows), and PostgreSQL may walk every row of the edition."""
-    by_edition: dict[str, list[int]] = {}
-    for edition, subscriber_id in pairs:
-        by_edition.setdefault(edition, []).append(subscriber_id)
-    return or_(*(and_(deliveries.c.edition == edition, deliveries.c.subscriber_id.in_(ids))
-                 for edition, ids in by_edition.items()))
-
-
-_ROW = ["edition", "subscriber_id", "status", "attempts", "not_before", "updated_at"]
-
-
-def _insert_new(conn: Connection, rows: Select[Any], missing: ColumnElement[bool]) -> Executable:
-    """INSERT … SELECT `rows` less the readers who have a row of the edition already, skipped by the
-    primary key as the rows go in (ON CONFLICT DO NOTHING), not by `missing`, a NOT EXISTS on the table
-    being filled: PostgreSQL plans that one while the table is still empty, as a nested loop whose every
-    probe walks past all the rows this same INSERT has added so far. Quadratic: 20,000 readers took
-    15 s, a million would take days. Two enqueues at once also skip each other's rows this way."""
-    dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        upsert = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(deliveries)
-        return upsert.from_select(_ROW, rows).on_conflict_do_nothing(
-            index_elements=[deliveries.c.edition, deliveries.c.subscriber_id])
-    return insert(deliveries).from_select(_ROW, rows.where(missing))
 
 
 def _dead_here(owner: str) -> bool:
