@@ -62,6 +62,13 @@ def now_option(func: F) -> F:
     )(func)
 
 
+def outbox_option(func: F) -> F:
+    return click.option(
+        "--outbox", "outbox", type=click.Path(file_okay=False), envvar="DIGEST_OUTBOX",
+        help="Write one .eml per message into this folder instead of using [smtp]. [env: DIGEST_OUTBOX]",
+    )(func)
+
+
 def edition_options(func: F) -> F:
     """-c, --date, --timezone and --source: the options of every command that makes an edition."""
     return config_option(date_option(timezone_option(source_option(func))))

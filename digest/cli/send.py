@@ -18,6 +18,7 @@ from digest.cli.options import (
     load_settings,
     need_config,
     now_option,
+    outbox_option,
     source_specs,
 )
 from digest.cli.pipeline import report_skipped, report_sources
@@ -45,8 +46,7 @@ def _tokens(settings: Settings) -> Tokens:
 @edition_options
 @database_option
 @now_option
-@click.option("--outbox", "outbox", type=click.Path(file_okay=False), envvar="DIGEST_OUTBOX",
-              help="Write one .eml per message into this folder instead of using [smtp]. [env: DIGEST_OUTBOX]")
+@outbox_option
 @click.option("--dry-run", "rehearse", is_flag=True, help="Render and personalise every message; send nothing, record nothing.")
 @click.option("--test-to", metavar="EMAIL", help="Send one copy to this address only; the queue is left alone.")
 @click.option("--enqueue-only", is_flag=True,
@@ -164,8 +164,7 @@ def _deliver(sender: Sender, failed_sources: bool) -> None:
 @config_option
 @database_option
 @now_option
-@click.option("--outbox", "outbox", type=click.Path(file_okay=False), envvar="DIGEST_OUTBOX",
-              help="Write one .eml per message into this folder instead of using [smtp]. [env: DIGEST_OUTBOX]")
+@outbox_option
 def worker(config_path: str | None, database: str | None, now: str | None, outbox: str | None) -> None:
     """Claim the due rows of every enqueued edition and deliver them, then sleep until the next one is
     due; on SIGTERM (or SIGINT), finish what is in flight and stop. Run as many as the relay allows, on

@@ -12,17 +12,17 @@ from digest.delivery.schema import deliveries, editions
 from subscribers.schema import subscribers
 
 
-def has_it(edition: str) -> Exists:
+def has_it(edition: str) -> ColumnElement[bool]:
     """The reader has the edition already: a row for it, or one of an earlier revision of its day that
     reached them or is on its way. A correction goes only where the edition it replaces had not."""
     d = deliveries.c
-    return select(d.subscriber_id).where(d.subscriber_id == subscribers.c.id, or_(
-        d.edition == edition, and_(d.edition.in_(replaced(edition)), d.status.in_(("sent", "leased"))))).exists()
+    this = select(d.subscriber_id).where(d.subscriber_id == subscribers.c.id, d.edition == edition).exists()
+    return or_(this, reached_before(edition))
 
 
 def reached_before(edition: str) -> Exists:
     """The reader got (or is getting) an earlier revision of the edition's day: a correction skips them.
-    A NOT EXISTS on other editions' rows, not on the rows this INSERT adds (see _insert_new)."""
+    A NOT EXISTS on other editions' rows, not on the rows this INSERT adds (see insert_new)."""
     d = deliveries.c
     return select(d.subscriber_id).where(d.subscriber_id == subscribers.c.id, d.edition.in_(replaced(edition)),
                                          d.status.in_(("sent", "leased"))).exists()

@@ -32,10 +32,9 @@ def _crlf(text: str) -> bytes:
     return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
 
 
-def _report(sent: Sent, *, sender: str, subject: str, human: str, status: str, original: str,
-            extra_headers: str = "", message_id: str = "<dsn.1@mx.example.net>", original_type: str = "message/rfc822",
-            human_type: str = "text/plain; charset=us-ascii") -> bytes:
-    return _crlf(f"""Return-Path: <>
+def _envelope(sent: Sent, sender: str, subject: str, message_id: str) -> str:
+    """The header block every bounce here opens with, as the bounce domain's mailbox receives it."""
+    return f"""Return-Path: <>
 Delivered-To: {sent.return_path}
 From: {sender}
 To: {sent.return_path}
@@ -43,7 +42,13 @@ Subject: {subject}
 Date: Mon, 30 Nov 2026 06:12:44 +0000
 Message-ID: {message_id}
 MIME-Version: 1.0
-{extra_headers}Content-Type: multipart/report; report-type=delivery-status; boundary="{BOUNDARY}"
+"""
+
+
+def _report(sent: Sent, *, sender: str, subject: str, human: str, status: str, original: str,
+            extra_headers: str = "", message_id: str = "<dsn.1@mx.example.net>", original_type: str = "message/rfc822",
+            human_type: str = "text/plain; charset=us-ascii") -> bytes:
+    return _crlf(f"""{_envelope(sent, sender, subject, message_id)}{extra_headers}Content-Type: multipart/report; report-type=delivery-status; boundary="{BOUNDARY}"
 
 This is a MIME-encapsulated message.
 
@@ -182,15 +187,7 @@ Diagnostic-Code: smtp;550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not f
 
 
 def _text_bounce(sent: Sent, sender: str, subject: str, body: str, message_id: str) -> bytes:
-    return _crlf(f"""Return-Path: <>
-Delivered-To: {sent.return_path}
-From: {sender}
-To: {sent.return_path}
-Subject: {subject}
-Date: Mon, 30 Nov 2026 06:12:44 +0000
-Message-ID: {message_id}
-MIME-Version: 1.0
-Content-Type: text/plain; charset=us-ascii
+    return _crlf(f"""{_envelope(sent, sender, subject, message_id)}Content-Type: text/plain; charset=us-ascii
 
 {body}
 """) + sent.data
