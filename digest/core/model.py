@@ -87,6 +87,11 @@ class Edition:
     leads: tuple[Ranked, ...]
     sections: tuple[Section, ...]
     more: tuple[Ranked, ...] = ()  # over a rubric's cap or the size budget: "more on the web"
+    first: date | None = None  # a weekly edition's first day (`date` is its last); None: one day
+
+    @property
+    def weekly(self) -> bool:
+        return self.first is not None
 
     @property
     def items(self) -> tuple[Ranked, ...]:

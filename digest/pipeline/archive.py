@@ -152,7 +152,7 @@ def edition_page(settings: Settings, edition: Edition) -> str:
         "edition.html.j2",
         locale,
         date=edition.date,
-        date_long=i18n.long_date(edition.date, locale),
+        date_long=i18n.edition_date(edition, locale, settings.theme),
         leads=[_entry(r, settings, locale, tz) for r in edition.leads],
         sections=sections,
         more=[_entry(r, settings, locale, tz) for r in edition.more],
