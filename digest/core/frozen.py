@@ -62,6 +62,7 @@ def dumps(edition: Edition) -> str:
                       "items": [_ranked_json(r) for r in s.items]} for s in edition.sections],
         "more": [_ranked_json(r) for r in edition.more],
         **({"first": edition.first.isoformat()} if edition.first else {}),
+        **({"stories": [list(pair) for pair in edition.stories]} if edition.stories else {}),
     }, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -75,4 +76,5 @@ def loads(text: str) -> Edition:
                        for s in data["sections"]),
         more=tuple(_ranked(r) for r in data["more"]),
         first=date.fromisoformat(data["first"]) if data.get("first") else None,
+        stories=tuple((item_id, key) for item_id, key in data.get("stories", ())),
     )

@@ -95,7 +95,7 @@ class Views:
         self.settings, self.locale, self.slots, self.archive, self.tz = settings, locale, slots, archive, tz
         self.lang = language(locale)
         self._items: dict[int, ItemView] = {}
-        self._constants: dict[tuple[Any, str], dict[str, Any]] = {}
+        self._constants: dict[tuple[Any, Any, str], dict[str, Any]] = {}
         self._order: dict[int, tuple[Any, ...]] = {}
 
     def order(self, ranked: Ranked) -> tuple[Any, ...]:

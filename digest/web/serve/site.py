@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace as _replace
+from datetime import timedelta
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import urlsplit
@@ -105,9 +106,13 @@ class Site:
     # -- archive ------------------------------------------------------------------------------------
     async def index(self, request: Request) -> Response:
         locale = self.settings.newsletter.locale
-        days = archive.editions(self.settings.archive)
-        editions = [{"date": d, "label": i18n.long_date(d, locale), "href": f"{self.prefix}/archive/{d.isoformat()}.html"}
-                    for d in days]
+        folder, theme = self.settings.archive, self.settings.theme
+        editions = [{"date": d, "label": i18n.long_date(d, locale), "href": f"{self.prefix}/archive/{archive.page_name(d)}"}
+                    for d in archive.editions(folder)]
+        editions += [{"date": d, "label": i18n.week_title(d - timedelta(days=6), d, locale, theme),
+                      "href": f"{self.prefix}/archive/{archive.page_name(d, weekly=True)}"}
+                     for d in archive.editions(folder, weekly=True)]
+        editions.sort(key=lambda e: (e["date"], e["href"]), reverse=True)
         subscribe = f"{self.prefix}/subscribe" if self.settings.signup.enabled else ""
         response = self.page("index.html.j2", locale, editions=editions, feed_href=f"{self.prefix}/archive/feed.xml",
                              subscribe_href=subscribe)
