@@ -91,11 +91,13 @@ class ItemStore:
                     select(items.c.key, items.c.content, items.c.revision).where(items.c.key.in_(wanted[start:start + 500]))))
             for r in ranked:
                 key = identity(self.list_id, r.item)
-                if key not in stored:
-                    key = self._near(conn, recent, r.item, stored) or key
-                keys[r.item.id] = key
+                near = None if key in stored else self._near(conn, recent, r.item, stored)
+                keys[r.item.id] = key = near or key
                 content = _content(r.item)
                 row = stored.get(key)
+                if near and row is not None and frozen.item_loads(row.content).source != r.item.source:
+                    counts["unchanged"] += 1  # the same story from another source: a repeat, the first copy stands
+                    continue
                 if row is None:
                     what, revision = "new", 1
                     recent[word_set(title_key(r.item.title))].append((key, title_key(r.item.title)))
