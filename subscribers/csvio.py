@@ -1,12 +1,13 @@
 """Subscribers in and out of CSV: import with a per-line report, export that imports back identically.
 
-Columns: email,name,locale,timezone,rubrics,status,created_at,delivery_time. A header line is required,
-its order is free, only ``email`` is mandatory. An empty cell in locale, timezone, status, created_at or
-delivery_time means "not given" (an existing subscriber keeps theirs, a new one gets the default: for
-delivery_time, the newsletter's hour); an empty name or rubrics cell is a value (no name; every rubric).
-delivery_time is the hour the reader wants the edition where they live ("07:30") or "asap". Line numbers
-are physical lines of the file, the header being line 1; a row whose quoted cell holds a line break is
-reported at the line where it starts.
+Columns: email,name,locale,timezone,rubrics,status,created_at,delivery_time,cadence,weekday. A header line
+is required, its order is free, only ``email`` is mandatory. An empty cell in locale, timezone, status,
+created_at, delivery_time, cadence or weekday means "not given" (an existing subscriber keeps theirs, a new
+one gets the default: for delivery_time, the newsletter's hour); an empty name or rubrics cell is a value.
+delivery_time is the hour the reader wants the edition where they live ("07:30") or "asap"; cadence daily or
+weekly; weekday a day's full name in English or French (given without a cadence: weekly). Line numbers are
+physical lines of the file, the header being line 1; a row whose quoted cell holds a line break is reported at
+the line where it starts.
 
 A file may come from anyone and be of any size: the import streams it (one line, one record, one page
 of rows at a time), keeps the first ERRORS_KEPT bad rows and counts the rest, and a cell or a line too
@@ -32,22 +33,25 @@ from subscribers.consent import Origin
 from subscribers.store import Store, as_utc
 from subscribers.validate import (
     Fields,
+    check_cadence,
     check_delivery_time,
     check_locale,
     check_moment,
     check_rubrics,
     check_status,
     check_timezone,
+    check_weekday,
     clean_name,
     normalise_email,
     split_rubrics,
+    weekday_name,
 )
 
-COLUMNS = ("email", "name", "locale", "timezone", "rubrics", "status", "created_at", "delivery_time")
+COLUMNS = ("email", "name", "locale", "timezone", "rubrics", "status", "created_at", "delivery_time", "cadence", "weekday")
 HISTORY_COLUMNS = ("email", "at", "event", "channel", "source", "wording", "network", "user_agent", "detail")
 # Headers written by French-speaking staff or other tools, read as ours.
 ALIASES = {"e-mail": "email", "mail": "email", "courriel": "email", "nom": "name", "langue": "locale", "rubriques": "rubrics",
-           "statut": "status", "heure": "delivery_time"}
+           "statut": "status", "heure": "delivery_time", "rythme": "cadence", "jour": "weekday"}
 EXCEL_HINT = "save it from your spreadsheet as “CSV UTF-8”"
 ERRORS_KEPT = 100  # bad rows (and warnings) kept with their line for the report; the rest are counted
 LINE_MAX = 1024 * 1024  # characters in a physical line: seven cells at csv's field limit fit, and 80,000 header names
@@ -129,7 +133,7 @@ def export_csv(store: Store, file: IO[str], status: str | None = None) -> int:
         if status is None and s.status == "pending":
             continue
         row = (s.email, s.name, s.locale, s.timezone, ";".join(sorted(s.rubrics)), s.status, iso_utc(s.created_at),
-               s.delivery_time or "")
+               s.delivery_time or "", s.cadence, weekday_name(s.weekday))
         writer.writerow([neutralise(cell) for cell in row])
         count += 1
     return count
@@ -366,6 +370,8 @@ def _row(cells: list[str], header: _Header, known: set[str] | None) -> Fields:
     check("status", lambda v: _importable(check_status(v)) if v else None)
     check("created_at", lambda v: check_moment(v) if v else None)
     check("delivery_time", lambda v: check_delivery_time(v) if v else None)
+    check("cadence", lambda v: check_cadence(v) if v else None)
+    check("weekday", lambda v: check_weekday(v) if v else None)
     if problems:
         raise InvalidSubscriber("; ".join(problems))
     return Fields(email=email, **fields)

@@ -66,6 +66,8 @@ signups = Table(
     Column("locale", String(8), nullable=False),
     Column("rubrics", String(1000), nullable=False),
     Column("wording", String(64), nullable=False),  # the consent text's version the form showed
+    Column("cadence", String(8), nullable=False, default="daily", server_default="daily"),  # as subscribers'
+    Column("weekday", Integer),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_signups_subscriber", "subscriber_id"),
