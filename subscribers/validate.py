@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.core.config.tables import WEEKDAYS
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import InvalidSubscriber
 from digest.core.locales import LOCALES, hour, language, zone
 from subscribers.model import ASAP, CADENCES, NEWSLETTER_HOUR, NEWSROOM_DAY, STATUSES

@@ -58,12 +58,15 @@ def week_run(tmp_path: Path, database: str) -> tuple[Week, Path, Store]:
                       encoding="utf-8")
     store = Store.open(load(config).database)
     for email, (locale, rubrics, cadence) in READERS.items():
-        store.add(email, locale=locale, timezone="Africa/Casablanca", rubrics=rubrics)
-        set_cadence(store, email, cadence)
+        store.add(email, locale=locale, timezone="Africa/Casablanca", rubrics=rubrics, cadence=cadence)
     for day in DAYS:
         if day == date(2026, 11, 25):  # Wednesday, before the day's edition: the switcher goes weekly
             set_cadence(store, "switcher@example.com", "weekly")
-        done = commands.digest("send", "-c", str(config), "--date", day.isoformat(), "--now", f"{day}T21:00:00+01:00")
+        now = f"{day}T21:00:00+01:00"
+        if day == DAYS[-1]:  # Sunday: a dry run counts the day's readers and the week's
+            rehearsal = commands.digest("send", "-c", str(config), "--date", day.isoformat(), "--now", now, "--dry-run")
+            assert "messages  5 " in rehearsal.stdout, rehearsal.stdout + rehearsal.stderr
+        done = commands.digest("send", "-c", str(config), "--date", day.isoformat(), "--now", now)
         assert done.returncode == 0, done.stdout + done.stderr
     yield week, config, store
     store.close()

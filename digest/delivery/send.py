@@ -17,12 +17,12 @@ from digest.core.clock import Clock
 from digest.core.config import Settings
 from digest.core.model import Variant
 from digest.delivery.compose import Composer
-from digest.delivery.editions import Editions, FrozenEdition, edition_key
-from digest.delivery.enqueue import Enqueued, draft, enqueue, enqueue_week
+from digest.delivery.editions import WEEKLY, Editions, FrozenEdition, edition_key
+from digest.delivery.enqueue import Enqueued, date_header, draft, enqueue, enqueue_week
 from digest.delivery.loop import Report
 from digest.delivery.personalize import Recipient, Template, new_slot
 from digest.delivery.queue import Backlog, Claimed, Queue
-from digest.delivery.rhythms import backlog, keep_day
+from digest.delivery.rhythms import backlog, has_weekly_readers, keep_day, make_week
 from digest.delivery.transports import Envelope, Outcome, Transport, open_transport
 from digest.delivery.worker import Worker
 from digest.pipeline import message
@@ -119,6 +119,20 @@ class Sender:
         self.weekly = enqueue_week(self.settings, self.store, self.tokens, self.clock, self.day)
         return self.weekly
 
+    def week_composer(self) -> Composer | None:
+        """The week's edition (as enqueued, else as the store would make it now), on a weekly day."""
+        if not has_weekly_readers(self.settings, self.store, self.day):
+            return None
+        list_id = self.settings.newsletter.list_id
+        found = Editions(self.store).open_edition(list_id, self.day, WEEKLY)
+        if found is None:
+            week = make_week(self.settings, self.store, self.day)
+            if week is None:
+                return None
+            found = FrozenEdition(edition_key(list_id, self.day, rhythm=WEEKLY), list_id, self.day, 1, "draft",
+                                  self.clock.now(), date_header(self.clock), self.slot, week.edition, WEEKLY)
+        return Composer(self.settings, found, self.tokens)
+
     def backlog(self, daily: str | None) -> Backlog:
         """The day's edition and the week's (when this is a weekly day) together."""
         return backlog(Queue(self.store, self.clock), self.settings, self.day, daily,
@@ -163,21 +177,30 @@ class DryRun:
 
 
 def dry_run(sender: Sender) -> DryRun:
-    """Render every variant and personalise every message, send nothing and record nothing."""
+    """Render every variant and personalise every message, send nothing and record nothing: the day's
+    edition for daily readers, and on a weekly day the week (as the store holds it) for its readers."""
     started = time.perf_counter()
     count, size = 0, 0
     per_key: Counter[tuple[str, str]] = Counter()  # by the stored choice: no Variant built per subscriber
+    week = sender.week_composer()
+    weekly_day, today = sender.settings.delivery.weekly_day, sender.day.weekday()
     for subscriber in sender.store.iter_subscribers(status="active"):
+        composer = sender.composer
+        if subscriber.cadence == "weekly":
+            if week is None or (weekly_day if subscriber.weekday is None else subscriber.weekday) != today:
+                continue
+            composer = week
         rubrics = join_rubrics(subscriber.rubrics)
-        data = sender.composer.compose(subscriber.id, subscriber.email, subscriber.name, subscriber.locale, rubrics).data
+        data = composer.compose(subscriber.id, subscriber.email, subscriber.name, subscriber.locale, rubrics).data
         count += 1
         size += len(data)
         per_key[(subscriber.locale, rubrics)] += 1
     per_variant: Counter[Variant] = Counter()
     for (locale, rubrics), n in per_key.items():
         per_variant[sender.variant(locale, rubrics)] += n
-    backlog = Queue(sender.store, sender.clock).backlog(sender.composer.edition_key)
-    return DryRun(count, size, per_variant, sender.compiles, time.perf_counter() - started, backlog)
+    backlog = sender.backlog(sender.composer.edition_key)
+    compiles = sender.compiles + (week.compiles if week else 0)
+    return DryRun(count, size, per_variant, compiles, time.perf_counter() - started, backlog)
 
 
 def send_test_copy(sender: Sender, to: str, name: str = "") -> Outcome:

@@ -101,6 +101,9 @@ class Smtp:
         return read_secret(self.password_env, self.password_file, "smtp.password") or ""
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # 0 … 6
+
+
 @dataclass(frozen=True)
 class Delivery:
     transport: str | None = None  # a name in digest.delivery.transports; None: "smtp" with [smtp], else "outbox"

@@ -228,17 +228,6 @@ def subscribers(t: Table, folder: Path) -> tuple[str, Path]:
     return database, secret_file
 
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-
-def weekday(file: object, name: str) -> int:
-    """A weekday's English name (any case) as 0 (Monday) … 6 (Sunday)."""
-    try:
-        return WEEKDAYS.index(name.strip().lower())
-    except ValueError:
-        raise ConfigError(f"{file}: delivery.weekly_day must be a day of the week such as \"sunday\", not {name!r}") from None
-
-
 def delivery(t: Table, folder: Path) -> Delivery:
     value = Delivery(
         transport=t.get("transport", str, Delivery.transport),  # checked against the registry when sending
@@ -249,7 +238,7 @@ def delivery(t: Table, folder: Path) -> Delivery:
         local_time=t.get("local_time", str, Delivery.local_time),
         lease_seconds=t.positive("lease_seconds", float, Delivery.lease_seconds),
         poll_seconds=t.positive("poll_seconds", float, Delivery.poll_seconds),
-        weekly_day=weekday(t.file, t.get("weekly_day", str, WEEKDAYS[Delivery.weekly_day])),
+        weekly_day=t.weekday("weekly_day", Delivery.weekly_day),
         keep_items_days=t.get("keep_items_days", int, Delivery.keep_items_days),
     )
     if value.keep_items_days < 8:

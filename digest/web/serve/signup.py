@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from digest.core.config import LOCALES
-from digest.core.config.tables import WEEKDAYS
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import InvalidSubscriber
 from digest.pipeline import archive
 from digest.web.serve.mailer import Letter, Mailer

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from digest.core.config import LOCALES, Settings
-from digest.core.config.tables import WEEKDAYS
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import InvalidSubscriber
 from digest.pipeline import archive, i18n
 from digest.web.serve import rights

@@ -1,7 +1,7 @@
 """A sign-up asks how often too: the cadence (daily, weekly) and weekday (0 Monday … 6 Sunday; NULL:
 the newsroom's) the form chose, applied to the reader when they confirm.
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-11-30
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None
