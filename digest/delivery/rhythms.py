@@ -22,7 +22,8 @@ from digest.delivery.editions import WEEKLY, variant_key
 from digest.delivery.items import ItemStore, Kept
 from digest.delivery.queue import Backlog, Queue
 from digest.delivery.schema import deliveries, edition_items, editions, items
-from digest.pipeline.edition import DayEdition
+from digest.pipeline.edition import DayEdition, Timings
+from digest.pipeline.gather import Gathered
 from digest.pipeline.rank import rank
 from subscribers.schema import subscribers
 from subscribers.store import Store
@@ -64,6 +65,16 @@ def keep_day(settings: Settings, store: Store, prepared: DayEdition, now: dateti
     return replace(prepared, edition=edition), kept
 
 
+def from_store(settings: Settings, store: Store, day: date, weekly: bool = False) -> DayEdition:
+    """A past day's edition (or the week's ending on `day`) made again from the store, without the
+    sources: the stories as last corrected, ranked as they would be now."""
+    first = week_of(day) if weekly else None
+    stored = ItemStore(store, settings.newsletter.list_id).between(first or day, day)
+    found = [s.item for s in stored]
+    edition = _ranked_week(settings, found, {s.item.id: s.key for s in stored}, first, day)
+    return DayEdition(settings, Gathered(tuple(found)), edition, Timings(0, 0))
+
+
 # -- the week ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Week:
@@ -102,7 +113,8 @@ def make_week(settings: Settings, store: Store, day: date, this_week: list[str] 
     return Week(edition, tuple(parts), len(stored))
 
 
-def _ranked_week(settings: Settings, week_items: list[Item], by_item: dict[str, str], first: date, day: date) -> Edition:
+def _ranked_week(settings: Settings, week_items: list[Item], by_item: dict[str, str], first: date | None,
+                 day: date) -> Edition:
     edition = rank(week_items, settings, day, settings.newsletter.timezone, first=first)
     return replace(edition, stories=tuple((r.item.id, by_item[r.item.id]) for r in edition.items))
 
