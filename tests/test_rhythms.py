@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from digest.core.config import load
 from digest.delivery.editions import WEEKLY, Editions
+from digest.delivery.items import ItemStore
 from digest.delivery.schema import items
 from digest.web import checks
 from subscribers.schema import subscribers
@@ -166,3 +167,28 @@ def test_items_gathers_lists_and_searches_the_store(tmp_path: Path) -> None:
     one_day = commands.digest("items", "list", "-c", config, "--date", "2026-11-24", "--limit", "1000")
     assert one_day.returncode == 0 and len(one_day.stdout.splitlines()) == len(week.stories(DAYS[1]))
     assert "36 stories in the store, 2026-11-23 to 2026-11-25" in one_day.stderr
+
+
+def test_a_past_day_and_a_week_are_made_again_from_the_store_and_old_stories_pruned(tmp_path: Path) -> None:
+    week = Week.write(tmp_path)
+    config = str(tmp_path / "digest.toml")
+    for day in DAYS[:3]:
+        assert commands.digest("items", "gather", "-c", config, "--date", day.isoformat()).returncode == 0
+    (tmp_path / "site.xml").unlink()  # the sources are gone: the store is enough
+    monday = commands.digest("build", "-c", config, "--date", "2026-11-23", "--from-store", "--out", str(tmp_path / "mon"))
+    assert monday.returncode == 0, monday.stderr
+    html = plain((tmp_path / "mon" / "digest.html").read_text(encoding="utf-8"))
+    corrected = next(title for url, title in week.corrected.items() if "/2026-11-23/" in url)
+    assert corrected in html  # the story as last corrected (on Tuesday)
+    assert len(set(STORY.findall(html))) == len(week.stories(DAYS[0]))
+    made = commands.digest("build", "-c", config, "--date", "2026-11-25", "--week", "--out", str(tmp_path / "week"))
+    assert made.returncode == 0, made.stderr
+    assert "Edition of La semaine du 19 au 25 novembre" in made.stdout
+    assert (tmp_path / "archive" / "week-2026-11-25.html").is_file()
+
+    settings = load(tmp_path / "digest.toml")
+    store = Store.open(settings.database)
+    kept = ItemStore(store, settings.newsletter.list_id)
+    assert kept.prune(date(2026, 12, 3), keep_days=8) == len(week.stories(DAYS[0])) * 2  # Monday's and Tuesday's
+    assert kept.count() == (len(week.stories(DAYS[2])), DAYS[2], DAYS[2])
+    store.close()
