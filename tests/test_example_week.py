@@ -4,15 +4,17 @@ received is read from the outbox's messages. The folder is copied first: the che
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
 
 from support import cli as commands
-from support.mail import parse
+from support.mail import message_parts, parse
 from support.paths import EXAMPLES
 
 DAYS = range(23, 30)
+STORY = re.compile(r"https://lequotidien\.example\.ma/2026-11-\d\d/dossier-\d+")
 
 
 def test_the_example_week(tmp_path: Path) -> None:
@@ -30,9 +32,15 @@ def test_the_example_week(tmp_path: Path) -> None:
         assert done.exit_code == 0, done.stdout + done.stderr
 
     got: dict[str, list[str]] = {email: [] for email in readers}
+    stories: dict[str, Counter[str]] = {email: Counter() for email in readers}
     for edition in sorted((folder / "outbox").iterdir()):
         for path in edition.glob("*.eml"):
-            got[parse(path.read_bytes())["To"].addresses[0].addr_spec].append(edition.name)
+            data = path.read_bytes()
+            email = parse(data)["To"].addresses[0].addr_spec
+            got[email].append(edition.name)
+            stories[email].update(set(STORY.findall(message_parts(data)[1])))
+    for email, seen in stories.items():  # no story twice, whichever the rhythm (the agency's copies included)
+        assert seen and max(seen.values()) == 1, email
     weekly = {email for email, row in readers.items() if row["cadence"] == "weekly"}
     assert weekly and len(weekly) < len(readers)
     for email, editions in got.items():
