@@ -55,4 +55,4 @@ def test_the_example_week(tmp_path: Path) -> None:
     assert status.exit_code == 0 and "-week-2026-11-29 (open" in status.stdout
     listed = commands.invoke("items", "list", "-c", config, "--limit", "100")
     assert listed.exit_code == 0 and "84 stories in the store" in listed.stdout + listed.stderr
-    assert "(corrected ×1)" in listed.stdout
+    assert "(corrected ×1, 2026-11-" in listed.stdout

@@ -64,8 +64,9 @@ def list_items(config_path: str | None, database: str | None, text: str, first: 
         return
     zone = ZoneInfo(settings.newsletter.timezone)
     for s in rows:
-        when = s.item.published.astimezone(zone).strftime("%H:%M") if s.item.timed else "     "
-        mark = f" (corrected ×{s.revision - 1})" if s.revision > 1 else ""
+        published = s.item.published.astimezone(zone)
+        when = published.strftime("%H:%M") if s.item.timed and published.date() == s.day else "     "
+        mark = f" (corrected ×{s.revision - 1}, {published:%Y-%m-%d %H:%M})" if s.revision > 1 else ""
         click.echo(f"{s.day} {when}  {s.rubric:<14} {s.item.kind:<7} {printable(s.item.title)}{mark}")
     span = f", {oldest} to {newest}" if oldest else ""
     click.echo(f"{len(rows):,} shown of {total:,} stories in the store{span}", err=True)
