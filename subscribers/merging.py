@@ -145,7 +145,7 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
            f"VALUES ({', '.join([mark] * len(names))})")
     processed: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = []
     for position, name in enumerate(names):
-        bind = table.c[name].type.bind_processor(conn.dialect)
+        bind = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if bind is not None:
             processed.append((position, bind, {}))
     values = [list(row.values()) for row in rows]

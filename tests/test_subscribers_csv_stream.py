@@ -4,6 +4,8 @@ file, and each address checked in full while its domain is checked once per doma
 subscribers.validate gives exactly what email-validator gives on the whole address)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import subscribers.validate as validate
@@ -61,6 +63,20 @@ def test_the_report_keeps_the_first_bad_lines_whatever_order_they_are_found_in(s
     report = import_csv(store, _write(tmp_path, lines))
     assert report.bad == 3 * ERRORS_KEPT and len(report.errors) == ERRORS_KEPT
     assert [line for line, _ in report.errors] == list(range(12, 12 + ERRORS_KEPT))
+
+
+def test_imported_rows_are_stored_as_core_stores_them(store, tmp_path):
+    # The import hands rows to the driver itself: a moment must still be SQLAlchemy's text on SQLite.
+    store.add("added@example.ma", name="Added")
+    import_csv(store, _write(tmp_path, ["imported@example.ma,Imported,fr"]))
+    with store.engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT email, created_at, updated_at FROM subscribers ORDER BY id").all()
+        events = conn.exec_driver_sql("SELECT email, at FROM consent_events ORDER BY id").all()
+    shape = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}")
+    assert [r.email for r in rows] == ["added@example.ma", "imported@example.ma"]
+    assert all(shape.fullmatch(value) for r in rows for value in (r.created_at, r.updated_at)), rows
+    assert len(events) == 2 and all(shape.fullmatch(e.at) for e in events), events
+    assert store.get("imported@example.ma").created_at.tzinfo is not None
 
 
 def test_an_import_after_a_failed_one_on_the_same_store(store, tmp_path):
