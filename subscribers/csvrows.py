@@ -140,8 +140,11 @@ class RowChecker:
         except InvalidSubscriber as exc:
             problems.append(str(exc))
         fields: dict[str, Any] = {}  # each Fields attribute with its own type
+        width = len(cells)
         for column, position in header.columns:
-            raw = self._cell(cells, position)
+            raw = cells[position].strip(" \t") if position < width else ""  # _cell, inline: 6 cells a row
+            if raw[:1] == "'":
+                raw = restore(raw)
             if not raw and not column.blank_is_value:
                 continue  # not given
             value, problem = self._checked(column, raw)

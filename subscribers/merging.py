@@ -2,7 +2,9 @@
 row gives, what it may change (consent first), and the consent row of each change."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, bindparam, select, text
@@ -53,7 +55,7 @@ def pages(rows: Iterable[Fields], size: int) -> Iterator[list[Fields]]:
 
 def fields_given(fields: Fields) -> dict[str, Any]:
     """The columns a row gives, as stored (None on a Fields is "not given")."""
-    given = {name: getattr(fields, name) for name in FIELDS if getattr(fields, name) is not None}
+    given = {name: value for name in FIELDS if (value := getattr(fields, name)) is not None}
     if fields.rubrics is not None:
         given["rubrics"] = join_rubrics(fields.rubrics)
     if fields.delivery_time == NEWSLETTER_HOUR:
@@ -74,6 +76,7 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
     events: list[dict[str, Any]] = []
     results = []
     stamp = now()
+    event_row = _EventRows(by, stamp)
     for fields in page:
         given = fields_given(fields)
         not_pending(given.get("status", ""))
@@ -86,8 +89,8 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
             current[fields.email] = row
             inserts[fields.email] = {**row, "email": fields.email, "updated_at": stamp,
                                      "created_at": as_utc(fields.created_at) if fields.created_at else stamp}
-            events.append(consent.row(fields.email, "imported" if by.channel == "import" else "added", by, stamp,
-                                      detail({name: value for name, value in row.items() if value is not None})))
+            events.append(event_row(fields.email, "imported" if by.channel == "import" else "added",
+                                    detail({name: value for name, value in row.items() if value is not None})))
             results.append(Upserted("created"))
             continue
         kept = None
@@ -105,7 +108,7 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
             updates[fields.email] = {f"_{name}": value for name, value in before.items()}
             updates[fields.email].update(_email=fields.email, _updated_at=stamp)
         event = STATUS_EVENTS.get(changes.get("status", ""), "changed")
-        events.append(consent.row(fields.email, event, by, stamp, detail(changes)))
+        events.append(event_row(fields.email, event, detail(changes)))
         results.append(Upserted("updated", kept))
     try:
         insert_many(conn, subscribers, list(inserts.values()))
@@ -115,6 +118,39 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
         raise InvalidSubscriber("an address was added by someone else during this import", "run it again") from None
     insert_many(conn, consent_events, events)
     return results
+
+
+class _EventRows:
+    """consent.row for one page's changes: what the origin and the moment give is made once per event."""
+
+    def __init__(self, by: Origin, at: datetime) -> None:
+        self.by, self.at = by, at
+        self._made: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, email: str, event: str, changed: Mapping[str, Any]) -> dict[str, Any]:
+        if (made := self._made.get(event)) is None:
+            made = self._made[event] = consent.row("", event, self.by, self.at)
+        return {**made, "email": email, "detail": _as_json(changed) if changed else None}
+
+
+# What consent.row writes (json.dumps with these options builds this encoder on every call), kept per
+# distinct detail: an import's new rows differ mostly in their address, not in what they chose.
+_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+DETAILS_KEPT = 10_000
+_details: dict[tuple[tuple[str, type, Any], ...], str] = {}
+
+
+def _as_json(detail: Mapping[str, Any]) -> str:
+    key = tuple((name, type(value), value) for name, value in detail.items())  # True and 1 are equal keys
+    try:
+        found = _details.get(key)
+    except TypeError:  # a value that cannot be a key (a list): not kept
+        return _encode(dict(detail))
+    if found is None:
+        found = _encode(dict(detail))
+        if len(_details) < DETAILS_KEPT:
+            _details[key] = found
+    return found
 
 
 def _erased(conn: Connection, hasher: Hasher | None, emails: list[str]) -> Mapping[str, Any]:
@@ -137,7 +173,11 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         return
     names = list(rows[0])
     mark = _MARKS.get(conn.dialect.paramstyle)
-    if mark is None or any(list(row) != names for row in rows):
+    try:
+        if mark is None or any(len(row) != len(names) for row in rows):
+            raise KeyError(mark)
+        values = [[row[name] for name in names] for row in rows]
+    except KeyError:  # a driver of another kind, or rows of different columns: Core sorts them out
         conn.execute(table.insert(), rows)
         return
     quote = conn.dialect.identifier_preparer
@@ -148,7 +188,6 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         bind = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if bind is not None:
             processed.append((position, bind, {}))
-    values = [list(row.values()) for row in rows]
     for position, processor, done in processed:
         for value in values:
             raw = value[position]
@@ -172,7 +211,7 @@ def not_pending(status: str) -> str:
 # The line each address of an import was first on: a temporary table on the import's connection, in
 # the database's temporary storage (SQLite: a file), not a dict in memory (a million addresses: 150 MB).
 _first_lines = Table("digest_import_first_lines", MetaData(), Column("email", String(320), primary_key=True),
-                     Column("line", Integer, nullable=False), prefixes=["TEMPORARY"])
+                     Column("line", Integer, nullable=False), prefixes=["TEMPORARY"], sqlite_with_rowid=False)
 _DROP = text(f"DROP TABLE IF EXISTS {_first_lines.name}")
 
 
