@@ -42,7 +42,7 @@ EXCEL_HINT = "save it from your spreadsheet as “CSV UTF-8”"
 ERRORS_KEPT = 100  # bad rows (and warnings) kept with their line for the report; the rest are counted
 LINE_MAX = 1024 * 1024  # characters in a physical line: seven cells at csv's field limit fit, and 80,000 header names
 REASON_MAX = 400  # characters of a reason kept in the report
-PAGE = 500  # rows per merge: the store looks a page of addresses up at once
+PAGE = 2000  # rows per page: one lookup of their addresses, one executemany per table
 
 
 @dataclass

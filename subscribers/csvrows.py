@@ -121,53 +121,57 @@ def header(name: str, line: int, cells: list[str]) -> tuple[Header, str | None]:
 
 
 class RowChecker:
-    """Checks rows against one header and one set of rubrics, keeping each repeating column's
-    outcomes per value (for one import: the rubrics known differ from one newsletter to the next)."""
+    """Checks rows against one header and one set of rubrics. The repeating columns' cells of a row,
+    together, are checked once per import and their outcome kept (up to VALUES_KEPT combinations; a
+    list has a few hundred): the rubrics known differ from one newsletter to the next, so per import."""
 
     def __init__(self, header: Header, known: Known) -> None:
         self.header, self.known = header, known
-        self._kept: dict[str, dict[str, tuple[Any, str | None]]] = {c.name: {} for c, _ in header.columns if c.repeats}
+        self._repeating = tuple((order, column, position) for order, (column, position) in enumerate(header.columns)
+                                if column.repeats)
+        self._each = tuple((order, column, position) for order, (column, position) in enumerate(header.columns)
+                           if not column.repeats)
+        self._kept: dict[tuple[str, ...], tuple[dict[str, Any], list[tuple[int, str]]]] = {}
 
     def check(self, cells: list[str]) -> Fields:
         """One record checked field by field; every problem in it named at once (InvalidSubscriber)."""
         header = self.header
-        if len(cells) > header.width and any(c.strip() for c in cells[header.width:]):
-            raise InvalidSubscriber(f"{len(cells)} cells but the header names {header.width} columns")
-        problems: list[str] = []
+        width = len(cells)
+        if width > header.width and any(c.strip() for c in cells[header.width:]):
+            raise InvalidSubscriber(f"{width} cells but the header names {header.width} columns")
+        problems: list[tuple[int, str]] = []
         email = ""
         try:
-            email = normalise_email(self._cell(cells, header.email))
+            email = normalise_email(restore(cells[header.email].strip(" \t")) if header.email < width else "")
         except InvalidSubscriber as exc:
-            problems.append(str(exc))
-        fields: dict[str, Any] = {}  # each Fields attribute with its own type
-        width = len(cells)
-        for column, position in header.columns:
-            raw = cells[position].strip(" \t") if position < width else ""  # _cell, inline: 6 cells a row
-            if raw[:1] == "'":
-                raw = restore(raw)
-            if not raw and not column.blank_is_value:
-                continue  # not given
-            value, problem = self._checked(column, raw)
-            if problem is None:
-                fields[column.name] = value
-            else:
-                problems.append(problem)
-        if problems:
-            raise InvalidSubscriber("; ".join(problems))
+            problems.append((-1, str(exc)))
+        key = tuple([cells[position].strip(" \t") if position < width else "" for _, _, position in self._repeating])
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._check_repeating(key)
+        fields, found = kept
+        if self._each:
+            fields = dict(fields)
+            for order, column, position in self._each:
+                self._check_one(order, column, cells[position].strip(" \t") if position < width else "", fields, problems)
+        if problems or found:
+            raise InvalidSubscriber("; ".join(problem for _, problem in sorted(problems + found)))
         return Fields(email=email, **fields)
 
-    @staticmethod
-    def _cell(cells: list[str], position: int) -> str:
-        return restore(cells[position].strip(" \t")) if position < len(cells) else ""
+    def _check_repeating(self, key: tuple[str, ...]) -> tuple[dict[str, Any], list[tuple[int, str]]]:
+        fields: dict[str, Any] = {}
+        problems: list[tuple[int, str]] = []
+        for (order, column, _), raw in zip(self._repeating, key):
+            self._check_one(order, column, raw, fields, problems)
+        if len(self._kept) < VALUES_KEPT:
+            self._kept[key] = (fields, problems)
+        return fields, problems
 
-    def _checked(self, column: Column, raw: str) -> tuple[Any, str | None]:
-        kept = self._kept.get(column.name)
-        if kept is not None and (outcome := kept.get(raw)) is not None:
-            return outcome
+    def _check_one(self, order: int, column: Column, raw: str, fields: dict[str, Any], problems: list[tuple[int, str]]) -> None:
+        raw = restore(raw)
+        if not raw and not column.blank_is_value:
+            return  # not given
         try:
-            outcome = (column.check(raw, self.known), None)
+            fields[column.name] = column.check(raw, self.known)
         except InvalidSubscriber as exc:
-            outcome = (None, str(exc))
-        if kept is not None and len(kept) < VALUES_KEPT:
-            kept[raw] = outcome
-        return outcome
+            problems.append((order, str(exc)))

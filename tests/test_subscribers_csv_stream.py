@@ -23,15 +23,15 @@ def _write(tmp_path, lines, name="readers.csv"):
 
 def test_bad_rows_are_named_by_line_and_the_good_ones_imported(database, tmp_path):
     lines, bad = [], {}
-    for i in range(3 * PAGE):
+    for i in range(2 * PAGE + 100):
         line = i + 2  # the header is line 1
-        if i % 97 == 13:
+        if i % 197 == 13:
             lines.append(f"broken{i}-at-example.ma,X,fr")
             bad[line] = "must have an @-sign"
-        elif i % 97 == 50:
+        elif i % 197 == 50:
             lines.append(f"reader{i}@example.ma,X,klingon")
             bad[line] = "unknown locale 'klingon'"
-        elif i % 97 == 70:
+        elif i % 197 == 70:
             lines.append(f"Reader{i - 60}@Example.MA,Again,en")  # the row 60 lines up, case aside
             bad[line] = f"duplicate address reader{i - 60}@example.ma (first on line {line - 60})"
         else:
@@ -41,7 +41,7 @@ def test_bad_rows_are_named_by_line_and_the_good_ones_imported(database, tmp_pat
     store = Store.open(database)
     try:
         report = import_csv(store, _write(tmp_path, lines))
-        assert [line for line, _ in report.errors] == sorted(bad)
+        assert [line for line, _ in report.errors] == sorted(bad)[:ERRORS_KEPT]
         for line, reason in report.errors:
             assert bad[line] in reason, (line, reason)
         assert (report.created, report.bad) == (len(lines) - len(bad), len(bad))

@@ -126,8 +126,9 @@ def write_csv(path: Path, rows: int, seed: int = 14) -> int:
     return bad
 
 
-def measured(args: list[str], cwd: Path) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Seconds and peak MiB of one subprocess (ru_maxrss of that child alone, from wait4)."""
+def measured(args: list[str], cwd: Path) -> tuple[float, float, float, subprocess.CompletedProcess]:
+    """Wall seconds, CPU seconds (user + system) and peak MiB of one subprocess (its own rusage, from
+    wait4): on a shared machine the CPU time is the steadier of the two."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
         proc = subprocess.Popen([sys.executable, *args], cwd=cwd, env=environment(), stdout=out, stderr=err)
@@ -135,7 +136,8 @@ def measured(args: list[str], cwd: Path) -> tuple[float, float, subprocess.Compl
         seconds = time.perf_counter() - start
         proc.returncode = code = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
-        return seconds, usage.ru_maxrss / 1024, subprocess.CompletedProcess(args, code, out.read(), err.read())
+        cpu = usage.ru_utime + usage.ru_stime
+        return seconds, cpu, usage.ru_maxrss / 1024, subprocess.CompletedProcess(args, code, out.read(), err.read())
 
 
 def one_size(rows: int, engine: str, folder: Path) -> None:
@@ -149,20 +151,21 @@ def one_size(rows: int, engine: str, folder: Path) -> None:
         with database(engine, folder / f"{who}-{rows}.db") as (url, raw):
             Store.open(url).close()  # the schema, made by digest's migrations
             if who == "digest":
-                seconds, mib, done = measured(["-m", "digest", "subscribers", "import", str(path), "--database", url], folder)
+                seconds, cpu, mib, done = measured(["-m", "digest", "subscribers", "import", str(path), "--database", url], folder)
                 if done.returncode not in (0, 1) or "Traceback" in done.stderr:
                     sys.exit(f"digest failed ({done.returncode}):\n{done.stderr[-3000:]}")
                 summary = done.stdout.splitlines()[0]
             else:
-                seconds, mib, done = measured(["-c", REFERENCE, str(path), engine, raw], folder)
+                seconds, cpu, mib, done = measured(["-c", REFERENCE, str(path), engine, raw], folder)
                 if done.returncode != 0:
                     sys.exit(f"reference failed:\n{done.stderr[-3000:]}")
                 summary = "plain csv + executemany"
-        results[who] = (seconds, mib)
-        print(f"  {who:9} {seconds:7.1f} s  {rows / seconds:9,.0f} rows/s  peak {mib:6.0f} MiB   {summary}", flush=True)
-    (ds, dm), (rs, rm) = results["digest"], results["reference"]
-    print(f"  {rows:,} rows ({size:.0f} MiB, {bad:,} bad): digest/reference time ×{ds / rs:.2f}, memory ×{dm / rm:.2f}",
-          flush=True)
+        results[who] = (seconds, cpu, mib)
+        print(f"  {who:9} {seconds:7.1f} s  cpu {cpu:7.1f} s  {rows / seconds:9,.0f} rows/s  peak {mib:6.0f} MiB   "
+              f"{summary}", flush=True)
+    (ds, dc, dm), (rs, rc, rm) = results["digest"], results["reference"]
+    print(f"  {rows:,} rows ({size:.0f} MiB, {bad:,} bad): digest/reference time ×{ds / rs:.2f}, cpu ×{dc / rc:.2f}, "
+          f"memory ×{dm / rm:.2f}; load {os.getloadavg()[0]:.2f}", flush=True)
 
 
 class database:
