@@ -1,12 +1,13 @@
 """Subscribers in and out of CSV: import with a per-line report, export that imports back identically.
 
-Columns: email,name,locale,timezone,rubrics,status,created_at,delivery_time. A header line is required,
-its order is free, only ``email`` is mandatory. An empty cell in locale, timezone, status, created_at or
-delivery_time means "not given" (an existing subscriber keeps theirs, a new one gets the default: for
-delivery_time, the newsletter's hour); an empty name or rubrics cell is a value (no name; every rubric).
-delivery_time is the hour the reader wants the edition where they live ("07:30") or "asap". Line numbers
-are physical lines of the file, the header being line 1; a row whose quoted cell holds a line break is
-reported at the line where it starts.
+Columns: email,name,locale,timezone,rubrics,status,created_at,delivery_time,cadence,weekday. A header line
+is required, its order is free, only ``email`` is mandatory. An empty cell in locale, timezone, status,
+created_at, delivery_time, cadence or weekday means "not given" (an existing subscriber keeps theirs, a new
+one gets the default: for delivery_time, the newsletter's hour); an empty name or rubrics cell is a value.
+delivery_time is the hour the reader wants the edition where they live ("07:30") or "asap"; cadence daily or
+weekly; weekday a day's full name in English or French (given without a cadence: weekly). Line numbers are
+physical lines of the file, the header being line 1; a row whose quoted cell holds a line break is reported at
+the line where it starts.
 
 A file may come from anyone and be of any size: the import streams it (one line, one record, one page
 of rows at a time), keeps the first ERRORS_KEPT bad rows and counts the rest, and a cell or a line too
@@ -32,7 +33,7 @@ from subscribers.consent import Origin
 from subscribers.csvrows import COLUMNS, FORMULA_STARTS, Header, RowChecker, header, neutralise, restore
 from subscribers.merging import FirstLines
 from subscribers.store import Store, as_utc
-from subscribers.validate import Fields
+from subscribers.validate import Fields, weekday_name
 
 __all__ = ["COLUMNS", "FORMULA_STARTS", "ImportReport", "export_csv", "export_history", "import_csv", "iso_utc",
            "neutralise", "restore"]
@@ -131,7 +132,7 @@ def export_csv(store: Store, file: IO[str], status: str | None = None) -> int:
         if status is None and s.status == "pending":
             continue
         row = (s.email, s.name, s.locale, s.timezone, ";".join(sorted(s.rubrics)), s.status, iso_utc(s.created_at),
-               s.delivery_time or "")
+               s.delivery_time or "", s.cadence, weekday_name(s.weekday))
         writer.writerow([neutralise(cell) for cell in row])
         count += 1
     return count

@@ -16,12 +16,14 @@ from digest.core.errors import CsvError, InvalidSubscriber
 from digest.core.text import printable
 from subscribers.validate import (
     Fields,
+    check_cadence,
     check_delivery_time,
     check_locale,
     check_moment,
     check_rubrics,
     check_status,
     check_timezone,
+    check_weekday,
     clean_name,
     normalise_email,
     split_rubrics,
@@ -57,11 +59,13 @@ COLUMNS_CHECKED = (
     Column("status", _importable),
     Column("created_at", lambda raw, _: check_moment(raw), repeats=False),
     Column("delivery_time", lambda raw, _: check_delivery_time(raw)),
+    Column("cadence", lambda raw, _: check_cadence(raw)),
+    Column("weekday", lambda raw, _: check_weekday(raw)),
 )
 COLUMNS = ("email", *(column.name for column in COLUMNS_CHECKED))
 # Headers written by French-speaking staff or other tools, read as ours.
 ALIASES = {"e-mail": "email", "mail": "email", "courriel": "email", "nom": "name", "langue": "locale", "rubriques": "rubrics",
-           "statut": "status", "heure": "delivery_time"}
+           "statut": "status", "heure": "delivery_time", "rythme": "cadence", "jour": "weekday"}
 IGNORED_SHOWN = 10  # ignored header names listed in the warning
 VALUES_KEPT = 10_000  # checked values kept per column: a column of all-different values stops being kept
 # A cell starting with one of these is a formula to a spreadsheet (=, +, - and @ run; tab and CR are

@@ -14,7 +14,7 @@ from digest.core.errors import InvalidSubscriber
 from subscribers import consent
 from subscribers.consent import Origin
 from subscribers.keyed import Hasher
-from subscribers.model import NEWSLETTER_HOUR
+from subscribers.model import NEWSLETTER_HOUR, NEWSROOM_DAY
 from subscribers.rows import as_utc, join_rubrics, now
 from subscribers.schema import consent_events, erasures, subscribers
 from subscribers.validate import Fields
@@ -32,7 +32,8 @@ class Upserted(NamedTuple):
     kept_status: str | None = None
 
 
-DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active", "delivery_time": None}
+DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active", "delivery_time": None,
+            "cadence": "daily", "weekday": None}
 FIELDS = tuple(DEFAULTS)
 PAGE = 2000  # addresses per IN (…) lookup: under SQLite's limit on bound parameters (32,766 since 3.32) and PostgreSQL's (65,535)
 _UPDATE = (
@@ -60,6 +61,8 @@ def fields_given(fields: Fields) -> dict[str, Any]:
         given["rubrics"] = join_rubrics(fields.rubrics)
     if fields.delivery_time == NEWSLETTER_HOUR:
         given["delivery_time"] = None  # given: back to the newsletter's hour
+    if fields.weekday == NEWSROOM_DAY:
+        given["weekday"] = None  # given: back to the newsroom's weekly day
     return given
 
 

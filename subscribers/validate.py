@@ -1,5 +1,5 @@
-"""What a valid subscriber field is: address, name, locale, time zone, rubrics, status, delivery time; and the
-error when not."""
+"""What a valid subscriber field is: address, name, locale, time zone, rubrics, status, delivery time,
+cadence and weekday; and the error when not."""
 from __future__ import annotations
 
 import re
@@ -12,12 +12,14 @@ from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import InvalidSubscriber
 from digest.core.locales import LOCALES, hour, language, zone
-from subscribers.model import ASAP, NEWSLETTER_HOUR, STATUSES
+from subscribers.model import ASAP, CADENCES, NEWSLETTER_HOUR, NEWSROOM_DAY, STATUSES
 
 NAME_MAX = 200
 RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
+JOURS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
 
 def normalise_email(raw: str) -> str:
@@ -136,6 +138,30 @@ def check_delivery_time(raw: str) -> str:
     return canonical
 
 
+def check_cadence(raw: str) -> str:
+    """daily or weekly, any case."""
+    cadence = (raw or "").strip().lower()
+    if cadence not in CADENCES:
+        raise InvalidSubscriber(f"unknown cadence {raw!r}", f"use one of {', '.join(CADENCES)}")
+    return cadence
+
+
+def check_weekday(raw: str) -> int:
+    """A day of the week by its full name in English or French, any case (Sunday, DIMANCHE), as 0
+    (Monday) … 6 (Sunday)."""
+    name = (raw or "").strip().lower()
+    for names in (WEEKDAYS, JOURS):
+        if name in names:
+            return names.index(name)
+    raise InvalidSubscriber(f"unknown weekday {raw!r}", "use a day's full name in English or French, such as "
+                            "sunday or dimanche")
+
+
+def weekday_name(day: int | None) -> str:
+    """A stored weekday as export writes it (sunday), "" for none: check_weekday reads it back."""
+    return "" if day is None else WEEKDAYS[day]
+
+
 def split_rubrics(raw: str) -> list[str]:
     """Rubric keys as a person types them in one cell: separated by ; | , or spaces."""
     return [key for key in re.split(r"[;|,\s]+", raw or "") if key]
@@ -167,6 +193,13 @@ class Fields:
     status: str | None = None
     created_at: datetime | None = None
     delivery_time: str | None = None  # NEWSLETTER_HOUR: back to the newsletter's hour
+    cadence: str | None = None
+    weekday: int | None = None  # NEWSROOM_DAY: back to the newsroom's weekly day
+
+    def __post_init__(self) -> None:
+        # A day given without a cadence says "weekly, on that day"; with "daily" it is kept for later.
+        if self.cadence is None and self.weekday is not None and self.weekday != NEWSROOM_DAY:
+            object.__setattr__(self, "cadence", "weekly")
 
 
 def check_fields(
@@ -179,8 +212,11 @@ def check_fields(
     created_at: datetime | None = None,
     known: set[str] | None = None,
     delivery_time: str | None = None,
+    cadence: str | None = None,
+    weekday: str | None = None,
 ) -> Fields:
-    """Every given field checked and normalised; the first problem raises InvalidSubscriber."""
+    """Every given field checked and normalised; the first problem raises InvalidSubscriber. ``weekday``
+    is a day's name, or "" for the newsroom's day."""
     return Fields(
         email=normalise_email(email),
         name=None if name is None else clean_name(name),
@@ -190,6 +226,8 @@ def check_fields(
         status=None if status is None else check_status(status),
         created_at=created_at,
         delivery_time=None if delivery_time is None else check_delivery_time(delivery_time),
+        cadence=None if cadence is None else check_cadence(cadence),
+        weekday=None if weekday is None else (check_weekday(weekday) if weekday else NEWSROOM_DAY),
     )
 
 
