@@ -262,7 +262,7 @@ def _records(lines: _Lines) -> Iterator[tuple[int, list[str] | None, str]]:
             reason = f"a cell is longer than {limit:,} characters" if "field limit" in str(exc) else f"not CSV: {exc}"
             yield start, None, reason
             continue
-        if any(cell.strip() for cell in cells):
+        if cells and (cells[0].strip() or any(cell.strip() for cell in cells)):  # blank lines skipped
             yield start, cells, ""
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, bindparam, select, text
@@ -136,24 +137,8 @@ class _EventRows:
         return {**made, "email": email, "detail": _as_json(changed) if changed else None}
 
 
-# What consent.row writes (json.dumps with these options builds this encoder on every call), kept per
-# distinct detail: an import's new rows differ mostly in their address, not in what they chose.
-_encode = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
-DETAILS_KEPT = 10_000
-_details: dict[tuple[tuple[str, type, Any], ...], str] = {}
-
-
-def _as_json(detail: Mapping[str, Any]) -> str:
-    key = tuple((name, type(value), value) for name, value in detail.items())  # True and 1 are equal keys
-    try:
-        found = _details.get(key)
-    except TypeError:  # a value that cannot be a key (a list): not kept
-        return _encode(dict(detail))
-    if found is None:
-        found = _encode(dict(detail))
-        if len(_details) < DETAILS_KEPT:
-            _details[key] = found
-    return found
+# What consent.row writes: json.dumps with these options would build this encoder on every call.
+_as_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def _erased(conn: Connection, hasher: Hasher | None, emails: list[str]) -> Mapping[str, Any]:
@@ -177,9 +162,9 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
     names = list(rows[0])
     mark = _MARKS.get(conn.dialect.paramstyle)
     try:
-        if mark is None or any(len(row) != len(names) for row in rows):
+        if mark is None or set(map(len, rows)) != {len(names)}:
             raise KeyError(mark)
-        values = [[row[name] for name in names] for row in rows]
+        values = list(map(itemgetter(*names), rows)) if len(names) > 1 else [(row[names[0]],) for row in rows]
     except KeyError:  # a driver of another kind, or rows of different columns: Core sorts them out
         conn.execute(table.insert(), rows)
         return
@@ -191,12 +176,15 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> N
         bind = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if bind is not None:
             processed.append((position, bind, {}))
-    for position, processor, done in processed:
-        for value in values:
-            raw = value[position]
-            if raw is not None:
-                value[position] = done[raw] if raw in done else done.setdefault(raw, processor(raw))
-    conn.exec_driver_sql(sql, [tuple(value) for value in values])
+    if processed:
+        lists = [list(value) for value in values]
+        for position, processor, done in processed:
+            for value in lists:
+                raw = value[position]
+                if raw is not None:
+                    value[position] = done[raw] if raw in done else done.setdefault(raw, processor(raw))
+        values = [tuple(value) for value in lists]
+    conn.exec_driver_sql(sql, values)
 
 
 def detail(values: Mapping[str, Any]) -> dict[str, Any]:
