@@ -59,7 +59,7 @@ def _validated(address: str) -> str:
     return checked.ascii_email.lower()
 
 
-# The shortcut for the common address, equivalent to _validated (tests/test_subscribers_csv_speed.py):
+# The shortcut for the common address, equivalent to _validated (tests/test_subscribers_csv_stream.py):
 # email-validator checks the local part and the domain apart (a dot-atom local part of ASCII is
 # valid as it is; the domain's check, 4/5 of the cost, depends on the domain alone), then the
 # address's length in three forms (as given, normalised, with the A-label), each at most 254 bytes.
