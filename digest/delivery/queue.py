@@ -2,7 +2,8 @@
 go (not_before), its attempts, its last reply and its lease. Any number of processes, on one machine
 or many, share it: each claims a small batch of due rows (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite
 serialises its writers), holds them under a lease it renews while it lives, and records each outcome
-as it comes, in its own committed transaction.
+as it comes: committed with those that came while the previous commit ran (loop.Ledger), before the
+connection that sent it takes another row.
 
 A worker that dies leaves leases that expire (at once for a dead process of this machine): its rows
 are claimed again, and the only messages that can go twice are those it had in flight, resent with
@@ -11,6 +12,7 @@ next edition is due is superseded.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -33,7 +35,7 @@ from sqlalchemy import (
 )
 
 from digest.core.clock import Clock
-from digest.delivery.rows import among, has_it, insert_new, reached_before
+from digest.delivery.rows import among, has_it, insert_new, lineage, reached_before
 from digest.delivery.schedule import due_at
 from digest.delivery.schema import deliveries, editions
 from subscribers.schema import subscribers
@@ -60,6 +62,20 @@ class Claimed:
     locale: str
     rubrics: str  # as stored: sorted keys joined with ","
     attempts: int  # this one included
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One outcome to record: the row's new state ("sent", "deferred", "failed", "bounced"), the reply,
+    when it is due again (for a deferred row), its Message-ID, and when this was."""
+
+    row: Claimed
+    status: str
+    code: int | None
+    error: str | None
+    at: datetime
+    message_id: str
+    now: datetime
 
 
 @dataclass(frozen=True)
@@ -188,13 +204,16 @@ class Queue:
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(among(pairs))
             ).all()
+            newer, older = lineage(conn, {r.edition for r in rows})
             gone = [(r.edition, r.subscriber_id) for r in rows if r.status != "active"]
-            stale = self._stale(conn, [(r.edition, r.subscriber_id) for r in rows if r.status == "active"], now)
+            stale = self._stale(conn, [(r.edition, r.subscriber_id) for r in rows
+                                       if r.status == "active" and r.edition in newer], now)
             self._settle(conn, gone, "cancelled", now)
             self._settle(conn, stale, "superseded", now)
+            settled = set(stale)
             claimed = [Claimed(r.edition, r.subscriber_id, r.email, r.name, r.locale, r.rubrics, r.attempts)
-                       for r in rows if r.status == "active" and (r.edition, r.subscriber_id) not in set(stale)]
-            self._supersede_older(conn, claimed, now)
+                       for r in rows if r.status == "active" and (r.edition, r.subscriber_id) not in settled]
+            self._supersede_older(conn, [row for row in claimed if row.edition in older], now)
         return sorted(claimed, key=lambda c: (c.edition, c.subscriber_id))
 
     def _lease(self, conn: Connection, limit: int, now: datetime, only: list[str] | None,
@@ -294,27 +313,23 @@ class Queue:
                          .values(status="pending", attempts=d.attempts - 1, lease_owner=None, lease_expires=None))
 
     # -- outcomes ----------------------------------------------------------------------------------
-    def _record(self, row: Claimed, status: str, code: int | None, error: str | None, at: datetime | None,
-                message_id: str | None) -> None:
-        now = self.clock.now()
-        self.conn.execute(self._outcome, {"e": row.edition, "sid": row.subscriber_id, "me": self.worker, "st": status,
-                                          "code": code, "err": error[:500] if error else None, "at": at or now,
-                                          "now": now, "mid": message_id})
-
-    def sent(self, row: Claimed, code: int | None, message_id: str) -> None:
-        self._record(row, "sent", code, None, None, message_id)
-        self.conn.commit()
-
-    def deferred(self, row: Claimed, code: int | None, error: str, not_before: datetime, message_id: str) -> None:
-        self._record(row, "deferred", code, error, not_before, message_id)
-        self.conn.commit()
-
-    def failed(self, row: Claimed, code: int | None, error: str, bounce: bool, message_id: str) -> None:
-        """For good: this edition will not be sent to them again; a refused address is also bounced."""
-        self._record(row, "bounced" if bounce else "failed", code, error, None, message_id)
-        if bounce:
-            self.store.using(self.conn).set_status(row.subscriber_id, "bounced")
-        self.conn.commit()
+    def record(self, entries: list[Entry]) -> None:
+        """Outcomes, in one committed transaction: one UPDATE run for them all (executemany); a refused
+        address is also bounced. Rows no longer leased to this worker are left alone."""
+        conn = self.conn
+        try:
+            conn.execute(self._outcome, [
+                {"e": e.row.edition, "sid": e.row.subscriber_id, "me": self.worker, "st": e.status, "code": e.code,
+                 "err": e.error[:500] if e.error else None, "at": e.at, "now": e.now, "mid": e.message_id}
+                for e in entries])
+            for entry in entries:
+                if entry.status == "bounced":
+                    self.store.using(conn).set_status(entry.row.subscriber_id, "bounced")
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
 
     # -- looks -------------------------------------------------------------------------------------
     def counts(self, edition: str, active_only: bool = False) -> dict[str, int]:
