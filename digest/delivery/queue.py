@@ -16,6 +16,7 @@ import contextlib
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,8 +67,7 @@ class Claimed:
 
 @dataclass(frozen=True)
 class Entry:
-    """One outcome to record: the row's new state ("sent", "deferred", "failed", "bounced"), the reply,
-    when it is due again (for a deferred row), its Message-ID, and when this was."""
+    """An outcome to record: the row's new state, the reply, when it is due again, its Message-ID, now."""
 
     row: Claimed
     status: str
@@ -122,6 +122,9 @@ class Queue:
         self.worker = worker or worker_id()
         self.lease = timedelta(seconds=lease_seconds)
         self._conn: Connection | None = None
+        # Outcomes are written from a thread (loop.Ledger) while the heartbeat renews the same rows from
+        # the event loop: two transactions locking rows in different orders deadlock. One at a time.
+        self._writing = threading.Lock()
         row = and_(deliveries.c.edition == bindparam("e"), deliveries.c.subscriber_id == bindparam("sid"),
                    deliveries.c.lease_owner == bindparam("me"))
         # One statement per outcome, built once: each message costs one small committed update.
@@ -296,7 +299,7 @@ class Queue:
     def renew(self) -> None:
         """This worker lives: its leases run on."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             conn.execute(update(deliveries).where(deliveries.c.status == "leased", deliveries.c.lease_owner == self.worker)
                          .values(lease_expires=now + self.lease))
 
@@ -317,19 +320,20 @@ class Queue:
         """Outcomes, in one committed transaction: one UPDATE run for them all (executemany); a refused
         address is also bounced. Rows no longer leased to this worker are left alone."""
         conn = self.conn
-        try:
-            conn.execute(self._outcome, [
-                {"e": e.row.edition, "sid": e.row.subscriber_id, "me": self.worker, "st": e.status, "code": e.code,
-                 "err": e.error[:500] if e.error else None, "at": e.at, "now": e.now, "mid": e.message_id}
-                for e in entries])
-            for entry in entries:
-                if entry.status == "bounced":
-                    self.store.using(conn).set_status(entry.row.subscriber_id, "bounced")
-            conn.commit()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                conn.rollback()
-            raise
+        with self._writing:
+            try:
+                conn.execute(self._outcome, [
+                    {"e": e.row.edition, "sid": e.row.subscriber_id, "me": self.worker, "st": e.status, "code": e.code,
+                     "err": e.error[:500] if e.error else None, "at": e.at, "now": e.now, "mid": e.message_id}
+                    for e in entries])
+                for entry in entries:
+                    if entry.status == "bounced":
+                        self.store.using(conn).set_status(entry.row.subscriber_id, "bounced")
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                raise
 
     # -- looks -------------------------------------------------------------------------------------
     def counts(self, edition: str, active_only: bool = False) -> dict[str, int]:
