@@ -396,5 +396,3 @@ def _dead_here(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
