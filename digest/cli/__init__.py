@@ -4,7 +4,8 @@ Each command lives in a module of this package, imported only when it runs (`dig
 `digest gather` never load the sender, the web server or the database layer):
 
     pipeline.py     gather, build
-    send.py         send, worker
+    send.py         send
+    worker.py       worker
     status.py       status
     bounces.py      the `digest bounces` group: read, fetch
     report.py       report
@@ -37,7 +38,7 @@ COMMANDS = {
     "serve": ("digest.cli.web:serve", "Serve one-click unsubscribe, preferences and the web archive."),
     "status": ("digest.cli.status:status", "Where each edition stands: who got it, who did not, and why."),
     "subscribers": ("digest.cli.subscribers:subscribers", "Who receives the digest: add, import, export, list, count,..."),
-    "worker": ("digest.cli.send:worker", "Deliver every enqueued edition until stopped."),
+    "worker": ("digest.cli.worker:worker", "Deliver every enqueued edition until stopped."),
 }
 
 

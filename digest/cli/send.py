@@ -1,5 +1,5 @@
-"""`digest send` (enqueue the day's edition, then deliver until nothing is due) and `digest worker`
-(deliver every enqueued edition until SIGTERM)."""
+"""`digest send`: enqueue the day's edition, then deliver until nothing is due (`digest worker` is
+cli/worker.py's)."""
 from __future__ import annotations
 
 import contextlib
@@ -11,7 +11,6 @@ import click
 from digest.cli.options import (
     CONTEXT,
     address,
-    config_option,
     database_option,
     echo_error,
     edition_options,
@@ -32,13 +31,12 @@ from digest.delivery.loop import Report
 from digest.delivery.queue import Backlog, Queue
 from digest.delivery.send import Sender, dry_run, send_test_copy
 from digest.delivery.transports import Kind
-from digest.delivery.worker import Worker
 from digest.pipeline import edition as pipeline
 from subscribers.store import Store
 from subscribers.tokens import Tokens, load_keys
 
 
-def _tokens(settings: Settings) -> Tokens:
+def tokens_of(settings: Settings) -> Tokens:
     keys, current = load_keys(settings.secret_file)
     return Tokens(keys, current, settings.newsletter.list_id)
 
@@ -95,7 +93,7 @@ def send(config_path: str | None, day: str | None, timezone: str | None, sources
         prepared = pipeline.prepare(settings, day_, source_specs(sources, settings))
         report_sources(prepared.gathered)
         pipeline.refuse_empty(prepared, "nothing is sent")
-    sender = Sender(settings, prepared, store, _tokens(settings), day=day_, outbox=Path(outbox) if outbox else None,
+    sender = Sender(settings, prepared, store, tokens_of(settings), day=day_, outbox=Path(outbox) if outbox else None,
                     clock=clock, replace=replace)
     failed_sources = bool(prepared and prepared.gathered.errors)
     if test_to:
@@ -170,32 +168,6 @@ def _deliver(sender: Sender, failed_sources: bool) -> None:
                    + (f" (the week without the stories {len(week.readers):,} of them had already)" if week.frozen.part else ""))
     report_skipped(sender.skipped)
     sys.exit(0 if report.ok and not failed_sources and not sender.skipped else 1)
-
-
-@click.command(context_settings=CONTEXT, short_help="Deliver every enqueued edition until stopped.")
-@config_option
-@database_option
-@now_option
-@outbox_option
-def worker(config_path: str | None, database: str | None, now: str | None, outbox: str | None) -> None:
-    """Claim the due rows of every enqueued edition and deliver them, then sleep until the next one is
-    due; on SIGTERM (or SIGINT), finish what is in flight and stop. Run as many as the relay allows, on
-    as many machines as you like (with the database on PostgreSQL): they share the editions, and the
-    relay's rate and connections hold for all of them together.
-    """
-    settings = load_settings(config_path, database=database)
-    need_config(settings, "worker", "the sender, the relay and the list id come from it")
-    store = Store.open(settings.database, create=False)
-    runner = Worker(settings, store, _tokens(settings), clock_from(now), outbox=Path(outbox) if outbox else None)
-    click.echo(f"Worker {runner.queue.worker} → {runner.transport.where}; Ctrl-C or SIGTERM to stop", err=True)
-    report = runner.run()
-    counted = report.outcomes
-    click.echo(f"Worker stopped: {counted[Kind.SENT]:,} sent, {counted[Kind.DEFERRED]:,} deferred, "
-               f"{counted[Kind.FAILED]:,} failed in {report.elapsed:.0f} s", err=True)
-    for error in report.errors:
-        echo_error("error", error)
-    report_skipped(runner.skipped)
-    sys.exit(1 if report.errors else 0)
 
 
 def _print_idle(edition: str, backlog: Backlog) -> None:

@@ -8,7 +8,8 @@ other workers.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import importlib
+from typing import TYPE_CHECKING, NamedTuple
 
 from digest.core.config import Settings
 from digest.core.locales import for_reader
@@ -19,9 +20,11 @@ from digest.delivery.items import carried
 from digest.delivery.personalize import Feedback, Recipient, Template
 from digest.delivery.signing import Signer
 from digest.pipeline import message
-from digest.pipeline.render import Renderer
 from subscribers.store import split_stored
 from subscribers.tokens import TOKEN_LENGTH, Tokens
+
+if TYPE_CHECKING:
+    from digest.pipeline.render import Renderer
 
 
 def reader_variant(settings: Settings, locale: str, rubrics: str, known: frozenset[str] | None = None) -> Variant:
@@ -48,7 +51,7 @@ class Composer:
         self.tokens = tokens
         self.editions = editions
         self.slot = frozen.slot
-        self.renderer = Renderer(settings, slot=frozen.slot)
+        self._renderer: Renderer | None = None
         self.signer = Signer(settings.dkim) if settings.dkim else None
         self.compiles = 0  # variants rendered by this process: one per variant, never one per recipient
         self.skipped: list[str] = []  # items a variant could not render, left out (printable)
@@ -58,6 +61,16 @@ class Composer:
         self._known = frozenset(r.key for r in settings.rubrics)
         self.tags = VerpTags(tokens, settings.bounces) if settings.bounces else None
         self.return_path = message.return_path(settings)
+
+    @property
+    def renderer(self) -> Renderer:
+        """Made when a variant is rendered here, its module loaded then (as the command line loads a
+        command): a worker sends the variants rendered at enqueue, and starts without Jinja, MJML and
+        the CSS inliner (a second of start-up)."""
+        if self._renderer is None:
+            render = importlib.import_module("digest.pipeline.render")
+            self._renderer = render.Renderer(self.settings, slot=self.slot)
+        return self._renderer
 
     def variant(self, locale: str, rubrics: str) -> Variant:
         return reader_variant(self.settings, locale, rubrics, self._known)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import SQLAlchemyError
 
 from digest.core.config import Delivery
-from digest.delivery.queue import Claimed, Queue
+from digest.delivery.queue import Claimed, Entry, Queue
 from digest.delivery.transports.base import Envelope, Kind, Outcome, Transport
 
 
@@ -98,6 +98,7 @@ class SendLoop:
         self.progress = progress
         self.stopping = False
         self.fatal: SQLAlchemyError | None = None  # the queue could not be written
+        self.ledger = Ledger(queue)
 
     def stop(self) -> None:
         """Take nothing new; what is in flight finishes and is recorded."""
@@ -127,32 +128,74 @@ class SendLoop:
         envelope = Envelope(return_path, row.email, f"{row.edition}/{row.subscriber_id:010d}")
         outcome = await self.transport.send(envelope, data)
         try:
-            self.record(row, outcome, message_id)
+            await self.record(row, outcome, message_id)
         except SQLAlchemyError as exc:
             # The queue cannot be written (a locked or full database): sending on without recording
             # could double a reader, so the whole run stops here.
             self.fatal = self.fatal or exc
             self.stop()
 
-    def record(self, row: Claimed, outcome: Outcome, message_id: str) -> None:
-        queue, report, now = self.queue, self.report, self.queue.clock.now()
+    async def record(self, row: Claimed, outcome: Outcome, message_id: str) -> None:
+        """The outcome committed (with the others that came meanwhile), then counted. Each task waits for
+        its own before it takes another row: what a crash can leave sent and unrecorded is one message
+        per connection at most, as when every outcome was its own transaction."""
+        report, now = self.report, self.queue.clock.now()
         key = (row.edition, row.subscriber_id)
         if outcome.fatal:
             # Nothing can go this way: keep this message due at once and stop taking new ones.
-            queue.deferred(row, outcome.code, outcome.message, now, message_id)
+            self.stop()
+            await self.ledger.write(Entry(row, "deferred", outcome.code, outcome.message, now, message_id, now))
             if outcome.message not in report.errors:
                 report.errors.append(outcome.message)
             report.last[key] = Kind.DEFERRED
-            self.stop()
             return
         if outcome.kind is Kind.SENT:
-            queue.sent(row, outcome.code, message_id)
+            entry = Entry(row, "sent", outcome.code, None, now, message_id, now)
         elif outcome.kind is Kind.FAILED:
-            queue.failed(row, outcome.code, outcome.message, outcome.bounce, message_id)
-            report.bounced += outcome.bounce
+            entry = Entry(row, "bounced" if outcome.bounce else "failed", outcome.code, outcome.message, now,
+                          message_id, now)
         else:
-            queue.deferred(row, outcome.code, outcome.message, now + self.policy.delay(row.attempts), message_id)
+            entry = Entry(row, "deferred", outcome.code, outcome.message, now + self.policy.delay(row.attempts),
+                          message_id, now)
+        await self.ledger.write(entry)
+        if outcome.kind is Kind.FAILED:
+            report.bounced += outcome.bounce
+        elif outcome.kind is Kind.DEFERRED:
             report.retried += self.policy.soon(row.attempts) and not self.stopping
         if report.last.get(key) is not Kind.DEFERRED:
             self.progress(1)  # a retry is the same message, counted once
         report.last[key] = outcome.kind
+
+
+class Ledger:
+    """Group commit of outcomes: the first outcome is written at once, in a thread (the event loop sends
+    on meanwhile); the outcomes that come while it commits go together in the next transaction, one
+    executemany. A commit's cost is shared by as many messages as were sent while it ran."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self.waiting: list[tuple[Entry, asyncio.Future[None]]] = []
+        self.writing: asyncio.Task[None] | None = None
+
+    async def write(self, entry: Entry) -> None:
+        """Return once `entry` is committed; raise what the database raised if it could not be."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((entry, done))
+        if self.writing is None:
+            self.writing = asyncio.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        try:
+            while self.waiting:
+                group, self.waiting = self.waiting, []
+                try:
+                    await asyncio.to_thread(self.queue.record, [entry for entry, _ in group])
+                except Exception as exc:  # noqa: BLE001 — each writer gets it: none is left waiting
+                    for _, done in group:
+                        done.set_exception(exc)
+                else:
+                    for _, done in group:
+                        done.set_result(None)
+        finally:
+            self.writing = None

@@ -2,7 +2,8 @@
 go (not_before), its attempts, its last reply and its lease. Any number of processes, on one machine
 or many, share it: each claims a small batch of due rows (FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite
 serialises its writers), holds them under a lease it renews while it lives, and records each outcome
-as it comes, in its own committed transaction.
+as it comes: committed with those that came while the previous commit ran (loop.Ledger), before the
+connection that sent it takes another row.
 
 A worker that dies leaves leases that expire (at once for a dead process of this machine): its rows
 are claimed again, and the only messages that can go twice are those it had in flight, resent with
@@ -11,9 +12,11 @@ next edition is due is superseded.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +37,8 @@ from sqlalchemy import (
 )
 
 from digest.core.clock import Clock
-from digest.delivery.rows import among, has_it, insert_new, reached_before
+from digest.delivery.backlog import Backlog
+from digest.delivery.rows import among, has_it, insert_new, lineage, reached_before
 from digest.delivery.schedule import due_at
 from digest.delivery.schema import deliveries, editions
 from subscribers.schema import subscribers
@@ -64,37 +68,16 @@ class Claimed:
 
 
 @dataclass(frozen=True)
-class Backlog:
-    """Where an edition stands for its active subscribers, read without changing anything."""
+class Entry:
+    """An outcome to record: the row's new state, the reply, when it is due again, its Message-ID, now."""
 
-    new: int  # active subscribers with no row for this edition yet
-    due: int  # pending or deferred, and due now
-    in_flight: int  # leased: being sent, or held by a worker that died (until its lease expires)
-    sent: int
-    owed: int  # pending + deferred: what the edition still owes (due now or later), besides what is in flight
-    next_due: datetime | None
-    waiting: int = 0  # of what is owed, the rows never tried that wait for their reader's hour: the plan
-
-    @property
-    def unsent(self) -> int:
-        """Of what is owed, what is not merely waiting for its hour: deferred, or due and not sent."""
-        return self.owed - self.waiting
-
-    @property
-    def would_send(self) -> int:
-        """What a run started now would send."""
-        return self.new + self.due + self.in_flight
-
-    @property
-    def idle(self) -> bool:
-        return self.would_send == 0
-
-    def __add__(self, other: Backlog) -> Backlog:
-        """Two editions' backlogs together (the day's and the week's, sent by one run)."""
-        dues = [t for t in (self.next_due, other.next_due) if t is not None]
-        return Backlog(self.new + other.new, self.due + other.due, self.in_flight + other.in_flight,
-                       self.sent + other.sent, self.owed + other.owed, min(dues) if dues else None,
-                       self.waiting + other.waiting)
+    row: Claimed
+    status: str
+    code: int | None
+    error: str | None
+    at: datetime
+    message_id: str
+    now: datetime
 
 
 def utcnow() -> datetime:
@@ -114,13 +97,16 @@ class Queue:
         self.worker = worker or worker_id()
         self.lease = timedelta(seconds=lease_seconds)
         self._conn: Connection | None = None
+        # Outcomes are written from a thread (loop.Ledger) while the heartbeat renews the same rows from
+        # the event loop: two transactions locking rows in different orders deadlock. One at a time.
+        self._writing = threading.Lock()
         row = and_(deliveries.c.edition == bindparam("e"), deliveries.c.subscriber_id == bindparam("sid"),
                    deliveries.c.lease_owner == bindparam("me"))
         # One statement per outcome, built once: each message costs one small committed update.
         self._outcome = update(deliveries).where(row).values(
             status=bindparam("st"), last_code=bindparam("code"), last_error=bindparam("err"),
             not_before=bindparam("at"), updated_at=bindparam("now"), message_id=bindparam("mid"),
-            lease_owner=None, lease_expires=None)
+            choice=bindparam("choice"), lease_owner=None, lease_expires=None)  # the variant it went in
 
     @property
     def conn(self) -> Connection:
@@ -201,13 +187,16 @@ class Queue:
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(among(pairs))
             ).all()
+            newer, older = lineage(conn, {r.edition for r in rows})
             gone = [(r.edition, r.subscriber_id) for r in rows if r.status != "active"]
-            stale = self._stale(conn, [(r.edition, r.subscriber_id) for r in rows if r.status == "active"], now)
+            stale = self._stale(conn, [(r.edition, r.subscriber_id) for r in rows
+                                       if r.status == "active" and r.edition in newer], now)
             self._settle(conn, gone, "cancelled", now)
             self._settle(conn, stale, "superseded", now)
+            settled = set(stale)
             claimed = [Claimed(r.edition, r.subscriber_id, r.email, r.name, r.locale, r.rubrics, r.attempts)
-                       for r in rows if r.status == "active" and (r.edition, r.subscriber_id) not in set(stale)]
-            self._supersede_older(conn, claimed, now)
+                       for r in rows if r.status == "active" and (r.edition, r.subscriber_id) not in settled]
+            self._supersede_older(conn, [row for row in claimed if row.edition in older], now)
         return sorted(claimed, key=lambda c: (c.edition, c.subscriber_id))
 
     def _lease(self, conn: Connection, limit: int, now: datetime, only: list[str] | None,
@@ -290,7 +279,7 @@ class Queue:
     def renew(self) -> None:
         """This worker lives: its leases run on."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
+        with self._writing, self.engine.begin() as conn:
             conn.execute(update(deliveries).where(deliveries.c.status == "leased", deliveries.c.lease_owner == self.worker)
                          .values(lease_expires=now + self.lease))
 
@@ -307,27 +296,25 @@ class Queue:
                          .values(status="pending", attempts=d.attempts - 1, lease_owner=None, lease_expires=None))
 
     # -- outcomes ----------------------------------------------------------------------------------
-    def _record(self, row: Claimed, status: str, code: int | None, error: str | None, at: datetime | None,
-                message_id: str | None) -> None:
-        now = self.clock.now()
-        self.conn.execute(self._outcome, {"e": row.edition, "sid": row.subscriber_id, "me": self.worker, "st": status,
-                                          "code": code, "err": error[:500] if error else None, "at": at or now,
-                                          "now": now, "mid": message_id})
-
-    def sent(self, row: Claimed, code: int | None, message_id: str) -> None:
-        self._record(row, "sent", code, None, None, message_id)
-        self.conn.commit()
-
-    def deferred(self, row: Claimed, code: int | None, error: str, not_before: datetime, message_id: str) -> None:
-        self._record(row, "deferred", code, error, not_before, message_id)
-        self.conn.commit()
-
-    def failed(self, row: Claimed, code: int | None, error: str, bounce: bool, message_id: str) -> None:
-        """For good: this edition will not be sent to them again; a refused address is also bounced."""
-        self._record(row, "bounced" if bounce else "failed", code, error, None, message_id)
-        if bounce:
-            self.store.using(self.conn).set_status(row.subscriber_id, "bounced")
-        self.conn.commit()
+    def record(self, entries: list[Entry]) -> None:
+        """Outcomes, in one committed transaction: one UPDATE run for them all (executemany); a refused
+        address is also bounced. Rows no longer leased to this worker are left alone."""
+        conn = self.conn
+        with self._writing:
+            try:
+                conn.execute(self._outcome, [
+                    {"e": e.row.edition, "sid": e.row.subscriber_id, "me": self.worker, "st": e.status, "code": e.code,
+                     "err": e.error[:500] if e.error else None, "at": e.at, "now": e.now, "mid": e.message_id,
+                     "choice": f"{e.row.locale}|{e.row.rubrics}"}
+                    for e in entries])
+                for entry in entries:
+                    if entry.status == "bounced":
+                        self.store.using(conn).set_status(entry.row.subscriber_id, "bounced")
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                raise
 
     # -- looks -------------------------------------------------------------------------------------
     def counts(self, edition: str, active_only: bool = False) -> dict[str, int]:
@@ -392,5 +379,3 @@ def _dead_here(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-

@@ -4,6 +4,8 @@
     python tests/benchmarks/bench_delivery.py smtp          (b) `digest send` vs Postfix smtp-source into one smtp-sink
     python tests/benchmarks/bench_delivery.py memory        (c) peak memory of a dry run, 10,000 vs 200,000 subscribers
     python tests/benchmarks/bench_delivery.py all
+    python tests/benchmarks/bench_delivery.py profile --engine sqlite|postgresql [--count N] [--out FILE]
+                                                            cProfile of `digest send` / one `digest worker`
 
 (b) holds digest against smtp-source sending messages of the mean size of those digest sent (20
 variants, measured in the same run) over as many connections into the same sink. It needs Debian's
@@ -13,6 +15,7 @@ suite. The queue's own figures (workers on PostgreSQL, enqueue, claims) are benc
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import resource
 import statistics
@@ -91,7 +94,7 @@ def bench_smtp(count: int = 20_000, connections: int = 10, runs: int = 3) -> Non
     """`digest send` of `count` readers (SQLite, the 20 variants) into smtp-sink, then smtp-source
     sending as many messages of their mean size into the same sink; `runs` times, medians."""
     need_postfix()
-    ours, theirs, sizes, lines = [], [], [], []
+    ours, theirs, sizes, lines, cpus = [], [], [], [], []
     load = uptime()
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as folder:
@@ -102,12 +105,12 @@ def bench_smtp(count: int = 20_000, connections: int = 10, runs: int = 3) -> Non
                 database = str(folder / "digest.db")
                 HERE.make_store(database)
                 fill(database, count)
-                t0 = time.perf_counter()
-                result = HERE.digest("send", "-c", str(path), "--date", DAY.isoformat())
-                ours.append(time.perf_counter() - t0)
-                if result.returncode != 0:
-                    sys.exit(f"digest send failed: {result.stdout}{result.stderr}")
-                lines = [line.strip() for line in result.stdout.splitlines() if line.strip().startswith(("sent ", "elapsed"))]
+                ran = HERE.measure("send", "-c", str(path), "--date", DAY.isoformat())
+                ours.append(ran.seconds)
+                cpus.append(ran.cpu)
+                if ran.code != 0:
+                    sys.exit(f"digest send failed: {ran.output}")
+                lines = [line.strip() for line in ran.output.splitlines() if line.strip().startswith(("sent ", "elapsed"))]
                 got = sent(path)
                 if got.count != count:
                     sys.exit(f"digest send sent {got.count:,} of {count:,}")
@@ -122,6 +125,8 @@ def bench_smtp(count: int = 20_000, connections: int = 10, runs: int = 3) -> Non
         print(f"    digest send (last run): {line}")
     print(f"    digest send, whole command (gather, render, enqueue, send): {median_ours:.1f} s = "
           f"{count / median_ours:,.0f} messages/s  (runs: {', '.join(f'{t:.1f}' for t in ours)} s)")
+    print(f"    digest send's CPU (user + system, the whole command): {statistics.median(cpus):.1f} s = "
+          f"{statistics.median(cpus) / count * 1e6:.0f} µs a message  (runs: {', '.join(f'{t:.1f}' for t in cpus)} s)")
     print(f"    smtp-source -d -s {connections}, messages of the same mean size: {median_theirs:.1f} s = "
           f"{count / median_theirs:,.0f} messages/s  (runs: {', '.join(f'{t:.1f}' for t in theirs)} s)")
     print(f"    ratio digest / smtp-source: {median_theirs / median_ours:.2f}  "
@@ -143,9 +148,78 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 200_000)) -> None:
                   f"{ran.seconds:5.1f} s, exit {ran.code}")
 
 
+def bench_profile(engine: str, count: int, connections: int, out: Path | None, top: int = 25) -> None:
+    """`digest send` (SQLite) or one `digest worker` (PostgreSQL, the edition enqueued before) of `count`
+    readers into smtp-sink under cProfile; the `top` functions by cumulative time, printed and written to `out`."""
+    import pstats
+    import signal
+    import subprocess
+
+    from support.databases import fresh_database
+
+    need_postfix()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        sink = SmtpSink("-m", "1000", backlog=1024)
+        try:
+            with fresh_database(engine, folder) as database:
+                path = HERE.config(folder, smtp_table(sink.port, connections, count))
+                HERE.make_store(database)
+                fill(database, count)
+                stats = folder / "profile.out"
+                profiled = [HERE.python, "-m", "cProfile", "-o", str(stats), "-m", "digest"]
+                common = ["-c", str(path), "--database", database]
+                if engine == "sqlite":
+                    what = "digest send"
+                    ran = subprocess.run([*profiled, "send", *common, "--date", DAY.isoformat()], capture_output=True,
+                                         text=True, cwd=HERE.root, env=HERE.env())
+                    if ran.returncode != 0:
+                        sys.exit(f"digest send failed:\n{ran.stdout}{ran.stderr}")
+                else:
+                    what = "one digest worker"
+                    done = HERE.digest("send", *common, "--date", DAY.isoformat(), "--enqueue-only")
+                    if done.returncode != 0:
+                        sys.exit(f"digest send --enqueue-only failed:\n{done.stdout}{done.stderr}")
+                    worker = subprocess.Popen([*profiled, "worker", *common], stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.PIPE, text=True, cwd=HERE.root, env=HERE.env())
+                    while sent_count(database) < count:
+                        if worker.poll() is not None:
+                            sys.exit(f"the worker stopped:\n{worker.communicate()[1]}")
+                        time.sleep(0.1)  # a poll, not a pace
+                    worker.send_signal(signal.SIGTERM)
+                    worker.communicate(timeout=60)
+                listing = io.StringIO()
+                pstats.Stats(str(stats), stream=listing).sort_stats("cumulative").print_stats(top)
+                if out is not None:  # the whole profile beside the listing, for pstats
+                    out.with_suffix(".prof").write_bytes(stats.read_bytes())
+        finally:
+            sink.stop()
+    text = (f"cProfile of {what} ({engine}), {count:,} readers, {connections} connections, into smtp-sink; "
+            f"top {top} by cumulative time; {uptime()}\n" + listing.getvalue().split("\n", 1)[1].lstrip("\n"))
+    print(text)
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+
+
+def sent_count(database: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    from digest.core.database import database_url
+
+    engine = create_engine(database_url(database))
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT count(*) FROM deliveries WHERE status = 'sent'")).scalar_one()
+    finally:
+        engine.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Delivery benchmarks")
-    parser.add_argument("which", choices=["personalize", "smtp", "memory", "all"])
+    parser.add_argument("which", choices=["personalize", "smtp", "memory", "profile", "all"])
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="profile: `digest send` on SQLite, or one `digest worker` on PostgreSQL")
+    parser.add_argument("--out", type=Path, default=None, help="profile: also write the listing to this file")
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--runs", type=int, default=3, help="runs of (b), medians reported (default 3)")
     args = parser.parse_args()
@@ -155,6 +229,8 @@ def main() -> None:
         bench_smtp(args.count or 20_000, runs=args.runs)
     if args.which in ("memory", "all"):
         bench_memory()
+    if args.which == "profile":
+        bench_profile(args.engine, args.count or 5_000, 10, args.out)
     print(f"(machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; peak RSS of this script "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB)")
 

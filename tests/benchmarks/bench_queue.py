@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -100,9 +101,11 @@ def engine_of(url: str, **options: int) -> Iterator[Engine]:
 
 
 # -- (a) workers ------------------------------------------------------------------------------------
-def work(config: Path, url: str, workers: int, readers: int) -> tuple[float, float]:
-    """Seconds from starting `workers` `digest worker` processes until every row is settled, and
-    seconds from the first message recorded sent to the last (the workers' start-up left out)."""
+def work(config: Path, url: str, workers: int, readers: int) -> tuple[float, float, float]:
+    """Seconds from starting `workers` `digest worker` processes until every row is settled, seconds
+    from the first message recorded sent to the last (the workers' start-up left out), and the CPU
+    seconds (user + system) the workers took, start-up included."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     with engine_of(url) as engine:
         started = time.perf_counter()
         running = [HERE.popen("worker", "-c", str(config), "--database", url) for _ in range(workers)]
@@ -124,18 +127,21 @@ def work(config: Path, url: str, workers: int, readers: int) -> tuple[float, flo
             errors = [w.communicate(timeout=PATIENCE)[1] for w in running]
         if any(w.returncode != 0 for w in running):
             sys.exit("a worker failed:\n" + "\n".join(errors))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers: the only children reaped since
+        cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
         with engine.connect() as conn:
             first, last, count = conn.execute(select(func.min(deliveries.c.updated_at), func.max(deliveries.c.updated_at),
                                                      func.count()).where(deliveries.c.status == "sent")).one()
         if count != readers:
             sys.exit(f"{readers - count:,} rows were not sent (deferred or failed)")
-    return wall, (last - first).total_seconds()
+    return wall, (last - first).total_seconds(), cpu
 
 
 def bench_workers(readers: int, runs: int, connections: int, counts: tuple[int, ...] = (1, 2, 4)) -> list[Row]:
     need_postfix()
     walls: dict[int, list[float]] = {n: [] for n in counts}
     steadies: dict[int, list[float]] = {n: [] for n in counts}
+    cpus: dict[int, list[float]] = {n: [] for n in counts}
     references: list[float] = []
     sizes: list[float] = []
     loads = [uptime()]
@@ -148,9 +154,10 @@ def bench_workers(readers: int, runs: int, connections: int, counts: tuple[int, 
                 for n in counts:
                     with fresh_postgres() as url:
                         enqueue(config, url, readers)
-                        wall, steady = work(config, url, n, readers)
+                        wall, steady, cpu = work(config, url, n, readers)
                         walls[n].append(wall)
                         steadies[n].append(steady)
+                        cpus[n].append(cpu)
                         if n == counts[0]:  # the reference between the worker runs, at the size they sent
                             got = sent(config, url)
                             sizes.append(got.mean)
@@ -171,10 +178,11 @@ def bench_workers(readers: int, runs: int, connections: int, counts: tuple[int, 
         ours, steady = readers / median(walls[n]), readers / median(steadies[n])
         print(f"    {n} worker{'s' if n > 1 else ' '}: {ours:,.0f} msg/s from start to the last message "
               f"(runs: {_each(readers, walls[n])}), {steady:,.0f} msg/s from the first message to the last; "
-              f"ratio to smtp-source {ours / reference:.2f} ({steady / reference:.2f})")
+              f"ratio to smtp-source {ours / reference:.2f} ({steady / reference:.2f}); "
+              f"CPU {median(cpus[n]) / readers * 1e6:.0f} µs a message (runs: {', '.join(f'{c:.1f}' for c in cpus[n])} s)")
         rows.append(Row(f"{n} × `digest worker` on PostgreSQL (start to finish; first to last message)",
                         f"{ours:,.0f} msg/s ({steady:,.0f})", f"{reference:,.0f} msg/s",
-                        f"{ours / reference:.2f} ({steady / reference:.2f})"))
+                        f"{ours / reference:.2f} ({steady / reference:.2f}); CPU {median(cpus[n]) / readers * 1e6:.0f} µs a message"))
     _loads(loads)
     return rows
 
@@ -401,12 +409,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each timing, medians reported (default 3)")
     parser.add_argument("--readers", type=int, default=20_000, help="readers of (a) and (d) (default 20,000)")
     parser.add_argument("--connections", type=int, default=10, help="the relay's connections (default 10)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4],
+                        help="how many `digest worker` processes (a) runs, each in turn (default 1 2 4)")
     parser.add_argument("--claims", type=int, default=50, help="claims timed in (c) (default 50)")
     parser.add_argument("--before", type=Path, default=BEFORE,
                         help=f"the checkout before the queue, with its .venv, for (d) (default {BEFORE})")
     args = parser.parse_args()
     benches: dict[str, Callable[[], list[Row]]] = {
-        "workers": lambda: bench_workers(args.readers, args.runs, args.connections),
+        "workers": lambda: bench_workers(args.readers, args.runs, args.connections, tuple(args.workers)),
         "enqueue": lambda: bench_enqueue(args.runs),
         "claims": lambda: bench_claims(args.claims, args.connections),
         "sqlite": lambda: bench_sqlite(args.readers, args.runs, args.connections, args.before),

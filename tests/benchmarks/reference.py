@@ -190,7 +190,7 @@ def sent(config: Path, database: str | None = None) -> Sent:
     count, total, largest = 0, 0, b""
     with store.engine.connect() as conn:
         for row in conn.execute(query):
-            data, _ = composer.compose(row.id, row.email, row.name, row.locale, row.rubrics)
+            data = composer.compose(row.id, row.email, row.name, row.locale, row.rubrics).data
             count, total = count + 1, total + len(data)
             if len(data) > len(largest):
                 largest = data
