@@ -27,7 +27,8 @@ from digest.delivery.worker import Worker
 from digest.pipeline import message
 from digest.pipeline.edition import DayEdition
 from digest.pipeline.render import Renderer
-from subscribers.store import Store, join_rubrics
+from subscribers.schema import subscribers
+from subscribers.store import Store
 from subscribers.tokens import TOKEN_LENGTH, Tokens
 
 __all__ = ["DryRun", "Report", "Sender", "dry_run", "send_test_copy"]
@@ -151,12 +152,12 @@ def dry_run(sender: Sender) -> DryRun:
     started = time.perf_counter()
     count, size = 0, 0
     per_key: Counter[tuple[str, str]] = Counter()  # by the stored choice: no Variant built per subscriber
-    for subscriber in sender.store.iter_subscribers(status="active"):
-        rubrics = join_rubrics(subscriber.rubrics)
-        data = sender.composer.compose(subscriber.id, subscriber.email, subscriber.name, subscriber.locale, rubrics).data
+    compose = sender.composer.compose
+    c = subscribers.c
+    for id_, email, name, locale, rubrics in sender.store.iter_rows((c.id, c.email, c.name, c.locale, c.rubrics), "active"):
+        size += len(compose(id_, email, name, locale, rubrics).data)
         count += 1
-        size += len(data)
-        per_key[(subscriber.locale, rubrics)] += 1
+        per_key[(locale, rubrics)] += 1
     per_variant: Counter[Variant] = Counter()
     for (locale, rubrics), n in per_key.items():
         per_variant[sender.variant(locale, rubrics)] += n
