@@ -16,12 +16,11 @@ rendering the edition's variants): it is measured on a list of --base readers (1
 so that "µs per reader" is what one more reader costs: (t(N) − t(base)) / (N − base). The raw figure,
 t(N) / N, is printed beside it. Timings are medians of --runs runs (one run at 500,000 readers and
 more, where a run lasts long enough to be steady), the passes interleaved so that a machine getting
-busier weighs on every pass alike. Peak memory is the command's own max RSS (wait4).
+busier weighs on every pass alike. Peak memory is the command's own max RSS (GNU time).
 """
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -113,20 +112,22 @@ class Ran:
 
 
 def run(config: Path, database: str, args: tuple[str, ...]) -> Ran:
-    """`digest ARGS -c CONFIG --database DATABASE`, its standard output to /dev/null: wall time and the
-    process's own peak memory."""
-    command = [HERE.python, "-m", "digest", *args, "-c", str(config), "--database", database]
-    with tempfile.TemporaryFile("w+") as errors:
+    """`digest ARGS -c CONFIG --database DATABASE`, its standard output to /dev/null: wall time, CPU
+    time and peak memory, the command's own: GNU time runs it (a child forked from this script would
+    count this script's memory, copied at the fork, as its own peak)."""
+    with tempfile.TemporaryFile("w+") as errors, tempfile.NamedTemporaryFile("r") as figures:
+        command = ["/usr/bin/time", "-f", "%U %S %M", "-o", figures.name, HERE.python, "-m", "digest", *args,
+                   "-c", str(config), "--database", database]
         started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, cwd=HERE.root, env=HERE.env())
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=errors, cwd=HERE.root, env=HERE.env())
         elapsed = time.perf_counter() - started
-        code = os.waitstatus_to_exitcode(status)
         errors.seek(0)
         said = errors.read()
-    if code not in (0, 1) or "Traceback" in said:
-        sys.exit(f"digest {' '.join(args)} failed ({code}):\n{said}")
-    return Ran(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+        figures.seek(0)
+        user, system, peak = figures.read().split()[-3:]
+    if process.returncode not in (0, 1) or "Traceback" in said:
+        sys.exit(f"digest {' '.join(args)} failed ({process.returncode}):\n{said}")
+    return Ran(elapsed, float(user) + float(system), int(peak) / 1024)
 
 
 @dataclass
