@@ -19,7 +19,7 @@ from digest.core.errors import InvalidSubscriber, StoreError
 from subscribers import consent, signups
 from subscribers.consent import API, DELIVERY, Event, Origin
 from subscribers.keyed import Hasher
-from subscribers.listing import LISTED, PAGE_ROWS, Rubrics, page_query, utc
+from subscribers.listing import LISTED, PAGE_ROWS, made, page_query
 from subscribers.merging import DEFAULTS, PAGE, STATUS_EVENTS, Upserted, fields_given, merge_page, not_pending, pages
 from subscribers.model import CONFIRMED, Subscriber
 from subscribers.rows import as_utc, join_rubrics, now, split_stored
@@ -127,9 +127,7 @@ class Store:
 
     def iter_subscribers(self, status: str | None = None, batch: int = PAGE_ROWS) -> Iterator[Subscriber]:
         """Every subscriber (of one status) in id order, ``batch`` rows per query (see `iter_rows`)."""
-        split = Rubrics()
-        for id_, email, name, locale, timezone, rubrics, status_, created, updated, hour in self.iter_rows(LISTED, status, batch):
-            yield Subscriber(id_, email, name, locale, timezone, split(rubrics), status_, utc(created), utc(updated), hour)
+        yield from made(self.iter_rows(LISTED, status, batch))
 
     def iter_rows(self, columns: Sequence[ColumnElement[Any]], status: str | None = None,
                   batch: int = PAGE_ROWS) -> Iterator[Sequence[Any]]:
