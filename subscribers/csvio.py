@@ -1,12 +1,13 @@
 """Subscribers in and out of CSV: import with a per-line report, export that imports back identically.
 
-Columns: email,name,locale,timezone,rubrics,status,created_at,delivery_time. A header line is required,
-its order is free, only ``email`` is mandatory. An empty cell in locale, timezone, status, created_at or
-delivery_time means "not given" (an existing subscriber keeps theirs, a new one gets the default: for
-delivery_time, the newsletter's hour); an empty name or rubrics cell is a value (no name; every rubric).
-delivery_time is the hour the reader wants the edition where they live ("07:30") or "asap". Line numbers
-are physical lines of the file, the header being line 1; a row whose quoted cell holds a line break is
-reported at the line where it starts.
+Columns: email,name,locale,timezone,rubrics,status,created_at,delivery_time,cadence,weekday. A header line
+is required, its order is free, only ``email`` is mandatory. An empty cell in locale, timezone, status,
+created_at, delivery_time, cadence or weekday means "not given" (an existing subscriber keeps theirs, a new
+one gets the default: for delivery_time, the newsletter's hour); an empty name or rubrics cell is a value.
+delivery_time is the hour the reader wants the edition where they live ("07:30") or "asap"; cadence daily or
+weekly; weekday a day's full name in English or French (given without a cadence: weekly). Line numbers are
+physical lines of the file, the header being line 1; a row whose quoted cell holds a line break is reported at
+the line where it starts.
 
 A file may come from anyone and be of any size: the import streams it (one line, one record, one page
 of rows at a time), keeps the first ERRORS_KEPT bad rows and counts the rest, and a cell or a line too
@@ -16,49 +17,33 @@ with a leading apostrophe, which import takes off again (``neutralise`` and ``re
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, cast
 
 from digest.core.errors import CsvError, InvalidSubscriber
-from digest.core.text import printable
 from subscribers.consent import Origin
+from subscribers.csvrows import COLUMNS, FORMULA_STARTS, Header, RowChecker, header, neutralise, restore
+from subscribers.merging import FirstLines
 from subscribers.store import Store, as_utc
-from subscribers.validate import (
-    Fields,
-    check_delivery_time,
-    check_locale,
-    check_moment,
-    check_rubrics,
-    check_status,
-    check_timezone,
-    clean_name,
-    normalise_email,
-    split_rubrics,
-)
+from subscribers.validate import Fields, weekday_name
 
-COLUMNS = ("email", "name", "locale", "timezone", "rubrics", "status", "created_at", "delivery_time")
+__all__ = ["COLUMNS", "FORMULA_STARTS", "ImportReport", "export_csv", "export_history", "import_csv", "iso_utc",
+           "neutralise", "restore"]
+
 HISTORY_COLUMNS = ("email", "at", "event", "channel", "source", "wording", "network", "user_agent", "detail")
-# Headers written by French-speaking staff or other tools, read as ours.
-ALIASES = {"e-mail": "email", "mail": "email", "courriel": "email", "nom": "name", "langue": "locale", "rubriques": "rubrics",
-           "statut": "status", "heure": "delivery_time"}
 EXCEL_HINT = "save it from your spreadsheet as “CSV UTF-8”"
 ERRORS_KEPT = 100  # bad rows (and warnings) kept with their line for the report; the rest are counted
 LINE_MAX = 1024 * 1024  # characters in a physical line: seven cells at csv's field limit fit, and 80,000 header names
-IGNORED_SHOWN = 10  # ignored header names listed in the warning
 REASON_MAX = 400  # characters of a reason kept in the report
-PAGE = 500  # rows per merge: the store looks a page of addresses up at once
-# A cell starting with one of these is a formula to a spreadsheet (=, +, - and @ run; tab and CR are
-# skipped before looking). On export it gets a leading apostrophe, shown as text; so that import can take
-# it off, a cell already starting with an apostrophe and one of these (or another apostrophe) gets one too.
-FORMULA_STARTS = frozenset("=+-@\t\r")
-_ESCAPED = FORMULA_STARTS | {"'"}
+PAGE = 2000  # rows per page: one lookup of their addresses, one executemany per table
 
 
 @dataclass
@@ -73,13 +58,25 @@ class ImportReport:
 
     def reject(self, line: int, reason: str) -> None:
         self.bad += 1
-        if len(self.errors) < ERRORS_KEPT:
-            self.errors.append((line, _cut(reason)))
+        _keep(self.errors, line, reason)
 
     def remark(self, line: int, reason: str) -> None:
         self.warned += 1
-        if len(self.warnings) < ERRORS_KEPT:
-            self.warnings.append((line, _cut(reason)))
+        _keep(self.warnings, line, reason)
+
+    def finish(self) -> None:
+        """The rows kept, in line order (while importing: a heap of the highest line first)."""
+        self.errors = sorted((-line, reason) for line, reason in self.errors)
+        self.warnings = sorted((-line, reason) for line, reason in self.warnings)
+
+
+def _keep(kept: list[tuple[int, str]], line: int, reason: str) -> None:
+    """Keep the ERRORS_KEPT lowest lines, whatever order they come in (a page's duplicates and erased
+    addresses are found after its other bad rows): a heap on the negated line."""
+    if len(kept) < ERRORS_KEPT:
+        heapq.heappush(kept, (-line, _cut(reason)))
+    elif -kept[0][0] > line:
+        heapq.heapreplace(kept, (-line, _cut(reason)))
 
 
 def _cut(reason: str) -> str:
@@ -98,12 +95,18 @@ def import_csv(
     """Check each row as the file streams in and merge the good ones a page at a time, all in one
     transaction: all good rows or none (a file that cannot be read to its end imports nothing). Each
     row created or changed is on the consent record as imported `by` (default: an import of the file).
-    A row whose reader asked to be erased is a bad row: never added back silently."""
+    A row whose reader asked to be erased is a bad row: never added back silently; so is an address
+    met before in the file (case-blind: Amine@ and amine@ reach the same mailbox, one import must not
+    send twice). Memory stays flat: a page of rows, the first bad rows, and caches of bounded size."""
     report = ImportReport()
-    with _opened(path_or_file) as (name, lines), store.bulk() as tx:
+    with _opened(path_or_file) as (name, lines), store.engine.begin() as conn:
+        tx, first_lines = store.using(conn), FirstLines(conn)
         origin = by or Origin("import", f"import {name}")
         rows = _checked_rows(name, lines, known_rubrics, report)
         while page := list(islice(rows, PAGE)):
+            page, again = first_lines.unique(page)
+            for line, email, first in again:
+                report.reject(line, f"duplicate address {email} (first on line {first})")
             done = tx.merge([fields for _, fields in page], default_locale, default_timezone, origin)
             for (line, fields), upserted in zip(page, done):
                 if upserted.outcome == "erased":
@@ -114,8 +117,8 @@ def import_csv(
                 if upserted.kept_status:
                     report.remark(line, f"{fields.email} stays {upserted.kept_status}: "
                                         "only the subscriber can subscribe again")
-    report.errors.sort()
-    report.warnings.sort()
+        first_lines.drop()
+    report.finish()
     return report
 
 
@@ -129,23 +132,10 @@ def export_csv(store: Store, file: IO[str], status: str | None = None) -> int:
         if status is None and s.status == "pending":
             continue
         row = (s.email, s.name, s.locale, s.timezone, ";".join(sorted(s.rubrics)), s.status, iso_utc(s.created_at),
-               s.delivery_time or "")
+               s.delivery_time or "", s.cadence, weekday_name(s.weekday))
         writer.writerow([neutralise(cell) for cell in row])
         count += 1
     return count
-
-
-def neutralise(cell: str) -> str:
-    """The cell as export writes it: an apostrophe before a formula (see FORMULA_STARTS)."""
-    if cell[:1] in FORMULA_STARTS or (cell[:1] == "'" and cell[1:2] in _ESCAPED):
-        return "'" + cell
-    return cell
-
-
-def restore(cell: str) -> str:
-    """The inverse of ``neutralise``: one apostrophe off before a formula character or an apostrophe.
-    A name such as "'Tis" was never neutralised and stays as it is."""
-    return cell[1:] if cell[:1] == "'" and cell[1:2] in _ESCAPED else cell
 
 
 def iso_utc(moment: datetime) -> str:
@@ -272,110 +262,31 @@ def _records(lines: _Lines) -> Iterator[tuple[int, list[str] | None, str]]:
             reason = f"a cell is longer than {limit:,} characters" if "field limit" in str(exc) else f"not CSV: {exc}"
             yield start, None, reason
             continue
-        if any(cell.strip() for cell in cells):
+        if cells and (cells[0].strip() or any(cell.strip() for cell in cells)):  # blank lines skipped
             yield start, cells, ""
-
-
-@dataclass(frozen=True)
-class _Header:
-    line: int
-    width: int  # how many columns it names
-    index: dict[str, int]  # our column → its position
-
-
-def _header(name: str, line: int, cells: list[str], report: ImportReport) -> _Header:
-    """Which of our columns each header cell is, in one pass (a header may have 80,000 cells)."""
-    index: dict[str, int] = {}
-    ignored: list[str] = []
-    for position, cell in enumerate(cells):
-        key = cell.strip().lower().replace(" ", "_")
-        key = ALIASES.get(key, key)
-        if key in index:
-            raise CsvError(f"{name}: line {line}: the column {cell.strip()!r} appears twice")
-        if key in COLUMNS:
-            index[key] = position
-        elif cell.strip():
-            ignored.append(cell.strip())
-    if "email" not in index:
-        if any("@" in cell for cell in cells):
-            raise CsvError(f"{name}: line {line} is an address, not a header",
-                           f"add a first line naming the columns, e.g. {','.join(COLUMNS)}")
-        raise CsvError(f"{name}: no email column in the header (line {line})", f"name the columns: {','.join(COLUMNS)}")
-    if ignored:
-        shown = ", ".join(printable(cell) for cell in ignored[:IGNORED_SHOWN])
-        more = f" and {len(ignored) - IGNORED_SHOWN:,} more" if len(ignored) > IGNORED_SHOWN else ""
-        report.remark(line, f"column(s) ignored: {shown}{more}")
-    return _Header(line, len(cells), index)
 
 
 def _checked_rows(name: str, lines: _Lines, known: set[str] | None, report: ImportReport) -> Iterator[tuple[int, Fields]]:
     records = _records(lines)
-    header: _Header | None = None
+    found: Header | None = None
     for line, cells, problem in records:
         if cells is None:
             raise CsvError(f"{name}: line {line}: not a CSV header: {problem}")
-        header = _header(name, line, cells, report)
+        found, warning = header(name, line, cells)
+        if warning:
+            report.remark(line, warning)
         break
-    if header is None:
+    if found is None:
         raise CsvError(f"{name}: empty file", f"the first line names the columns: {','.join(COLUMNS)}")
-    # Case-blind here: Amine@ and amine@ reach the same mailbox, and one import must not send twice.
-    # The one thing kept per good row, for the whole file: 200,000 addresses are about 30 MB.
-    first_seen: dict[str, int] = {}
+    checker = RowChecker(found, known)
     for line, cells, problem in records:
         if cells is None:
             report.reject(line, problem)
             continue
         try:
-            row = _row(cells, header, known)
+            yield line, checker.check(cells)
         except InvalidSubscriber as exc:
             report.reject(line, str(exc))
-            continue
-        key = row.email.lower()
-        if key in first_seen:
-            report.reject(line, f"duplicate address {row.email} (first on line {first_seen[key]})")
-            continue
-        first_seen[key] = line
-        yield line, row
-
-
-def _row(cells: list[str], header: _Header, known: set[str] | None) -> Fields:
-    """One record checked field by field; every problem in it named at once."""
-    if len(cells) > header.width and any(c.strip() for c in cells[header.width:]):
-        raise InvalidSubscriber(f"{len(cells)} cells but the header names {header.width} columns")
-    values = {col: restore(cells[i].strip(" \t")) if i < len(cells) else "" for col, i in header.index.items()}
-    problems: list[str] = []
-    fields: dict[str, Any] = {}  # each Fields attribute with its own type
-
-    def check(column: str, parse: Callable[[str], object]) -> None:
-        if column not in values:
-            return
-        try:
-            fields[column] = parse(values[column])
-        except InvalidSubscriber as exc:
-            problems.append(str(exc))
-
-    email = ""
-    try:
-        email = normalise_email(values["email"])
-    except InvalidSubscriber as exc:
-        problems.append(str(exc))
-    check("name", clean_name)
-    check("locale", lambda v: check_locale(v) if v else None)
-    check("timezone", lambda v: check_timezone(v) if v else None)
-    check("rubrics", lambda v: check_rubrics(split_rubrics(v), known))
-    check("status", lambda v: _importable(check_status(v)) if v else None)
-    check("created_at", lambda v: check_moment(v) if v else None)
-    check("delivery_time", lambda v: check_delivery_time(v) if v else None)
-    if problems:
-        raise InvalidSubscriber("; ".join(problems))
-    return Fields(email=email, **fields)
-
-
-def _importable(status: str) -> str:
-    if status == "pending":
-        raise InvalidSubscriber("status pending is the sign-up form's: a reader is pending only until they confirm",
-                                "use active, unsubscribed or bounced")
-    return status
 
 
 def export_history(store: Store, file: IO[str]) -> int:

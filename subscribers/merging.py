@@ -2,19 +2,22 @@
 row gives, what it may change (consent first), and the consent row of each change."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy import exc as sa_exc
 
 from digest.core.errors import InvalidSubscriber
 from subscribers import consent
 from subscribers.consent import Origin
 from subscribers.keyed import Hasher
-from subscribers.model import NEWSLETTER_HOUR
+from subscribers.model import NEWSLETTER_HOUR, NEWSROOM_DAY
 from subscribers.rows import as_utc, join_rubrics, now
-from subscribers.schema import subscribers
+from subscribers.schema import consent_events, erasures, subscribers
 from subscribers.validate import Fields
 
 Outcome = Literal["created", "updated", "unchanged", "erased"]
@@ -30,9 +33,10 @@ class Upserted(NamedTuple):
     kept_status: str | None = None
 
 
-DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active", "delivery_time": None}
+DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active", "delivery_time": None,
+            "cadence": "daily", "weekday": None}
 FIELDS = tuple(DEFAULTS)
-PAGE = 500  # addresses per IN (…) lookup: well under SQLite's limit on bound parameters
+PAGE = 2000  # addresses per IN (…) lookup: under SQLite's limit on bound parameters (32,766 since 3.32) and PostgreSQL's (65,535)
 _UPDATE = (
     subscribers.update()
     .where(subscribers.c.email == bindparam("_email"))
@@ -53,11 +57,13 @@ def pages(rows: Iterable[Fields], size: int) -> Iterator[list[Fields]]:
 
 def fields_given(fields: Fields) -> dict[str, Any]:
     """The columns a row gives, as stored (None on a Fields is "not given")."""
-    given = {name: getattr(fields, name) for name in FIELDS if getattr(fields, name) is not None}
+    given = {name: value for name in FIELDS if (value := getattr(fields, name)) is not None}
     if fields.rubrics is not None:
         given["rubrics"] = join_rubrics(fields.rubrics)
     if fields.delivery_time == NEWSLETTER_HOUR:
         given["delivery_time"] = None  # given: back to the newsletter's hour
+    if fields.weekday == NEWSROOM_DAY:
+        given["weekday"] = None  # given: back to the newsroom's weekly day
     return given
 
 
@@ -68,12 +74,13 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
     emails = sorted({f.email for f in page})
     found = conn.execute(query.where(subscribers.c.email.in_(emails))).all()
     current = {row.email: {name: getattr(row, name) for name in FIELDS} for row in found}
-    gone = consent.erased(conn, hasher, [email for email in emails if email not in current])
+    gone = _erased(conn, hasher, [email for email in emails if email not in current])
     inserts: dict[str, dict[str, Any]] = {}
     updates: dict[str, dict[str, Any]] = {}
     events: list[dict[str, Any]] = []
     results = []
     stamp = now()
+    event_row = _EventRows(by, stamp)
     for fields in page:
         given = fields_given(fields)
         not_pending(given.get("status", ""))
@@ -86,8 +93,8 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
             current[fields.email] = row
             inserts[fields.email] = {**row, "email": fields.email, "updated_at": stamp,
                                      "created_at": as_utc(fields.created_at) if fields.created_at else stamp}
-            events.append(consent.row(fields.email, "imported" if by.channel == "import" else "added", by, stamp,
-                                      detail({name: value for name, value in row.items() if value is not None})))
+            events.append(event_row(fields.email, "imported" if by.channel == "import" else "added",
+                                    detail({name: value for name, value in row.items() if value is not None})))
             results.append(Upserted("created"))
             continue
         kept = None
@@ -105,17 +112,79 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
             updates[fields.email] = {f"_{name}": value for name, value in before.items()}
             updates[fields.email].update(_email=fields.email, _updated_at=stamp)
         event = STATUS_EVENTS.get(changes.get("status", ""), "changed")
-        events.append(consent.row(fields.email, event, by, stamp, detail(changes)))
+        events.append(event_row(fields.email, event, detail(changes)))
         results.append(Upserted("updated", kept))
     try:
-        if inserts:
-            conn.execute(subscribers.insert(), list(inserts.values()))
+        insert_many(conn, subscribers, list(inserts.values()))
         if updates:
             conn.execute(_UPDATE, list(updates.values()))
     except sa_exc.IntegrityError:
         raise InvalidSubscriber("an address was added by someone else during this import", "run it again") from None
-    consent.record(conn, events)
+    insert_many(conn, consent_events, events)
     return results
+
+
+class _EventRows:
+    """consent.row for one page's changes: what the origin and the moment give is made once per event."""
+
+    def __init__(self, by: Origin, at: datetime) -> None:
+        self.by, self.at = by, at
+        self._made: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, email: str, event: str, changed: Mapping[str, Any]) -> dict[str, Any]:
+        if (made := self._made.get(event)) is None:
+            made = self._made[event] = consent.row("", event, self.by, self.at)
+        return {**made, "email": email, "detail": _as_json(changed) if changed else None}
+
+
+# What consent.row writes: json.dumps with these options would build this encoder on every call.
+_as_json = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+
+
+def _erased(conn: Connection, hasher: Hasher | None, emails: list[str]) -> Mapping[str, Any]:
+    """consent.erased, skipped when no address was ever erased (one indexed row to look at, where
+    consent.erased would hash every address under every key first)."""
+    if not emails or conn.execute(select(erasures.c.digest).limit(1)).first() is None:
+        return {}
+    return consent.erased(conn, hasher, emails)
+
+
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """``conn.execute(table.insert(), rows)``, the rows handed to the driver's executemany as tuples:
+    Core binds each row's parameters one by one in Python (about 10 µs a row for these tables), which
+    an import of a million rows feels. Each value still goes through its type's bind processor (SQLite
+    stores a DateTime as SQLAlchemy's text), once per distinct value."""
+    if not rows:
+        return
+    names = list(rows[0])
+    mark = _MARKS.get(conn.dialect.paramstyle)
+    try:
+        if mark is None or set(map(len, rows)) != {len(names)}:
+            raise KeyError(mark)
+        values = list(map(itemgetter(*names), rows)) if len(names) > 1 else [(row[names[0]],) for row in rows]
+    except KeyError:  # a driver of another kind, or rows of different columns: Core sorts them out
+        conn.execute(table.insert(), rows)
+        return
+    quote = conn.dialect.identifier_preparer
+    sql = (f"INSERT INTO {quote.format_table(table)} ({', '.join(quote.format_column(table.c[n]) for n in names)}) "
+           f"VALUES ({', '.join([mark] * len(names))})")
+    processed: list[tuple[int, Callable[[Any], Any], dict[Any, Any]]] = []
+    for position, name in enumerate(names):
+        bind = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if bind is not None:
+            processed.append((position, bind, {}))
+    if processed:
+        lists = [list(value) for value in values]
+        for position, processor, done in processed:
+            for value in lists:
+                raw = value[position]
+                if raw is not None:
+                    value[position] = done[raw] if raw in done else done.setdefault(raw, processor(raw))
+        values = [tuple(value) for value in lists]
+    conn.exec_driver_sql(sql, values)
 
 
 def detail(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -128,3 +197,42 @@ def not_pending(status: str) -> str:
         raise InvalidSubscriber("status pending is the sign-up form's: a reader is pending only until they confirm",
                                 "use active, unsubscribed or bounced")
     return status
+
+
+# The line each address of an import was first on: a temporary table on the import's connection, in
+# the database's temporary storage (SQLite: a file), not a dict in memory (a million addresses: 150 MB).
+_first_lines = Table("digest_import_first_lines", MetaData(), Column("email", String(320), primary_key=True),
+                     Column("line", Integer, nullable=False), prefixes=["TEMPORARY"], sqlite_with_rowid=False)
+_DROP = text(f"DROP TABLE IF EXISTS {_first_lines.name}")
+
+
+class FirstLines:
+    """Addresses already met in this import, with their line. Made empty on the connection (a table left
+    by an import that failed on the same connection goes first); `drop` when done. On PostgreSQL a
+    failed transaction takes it away with it."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        conn.execute(_DROP)
+        _first_lines.create(conn)
+
+    def unique(self, page: list[tuple[int, Fields]]) -> tuple[list[tuple[int, Fields]], list[tuple[int, str, int]]]:
+        """The page's rows whose address was not met before (in the file's order), and the others as
+        (line, address, first line)."""
+        emails = sorted({fields.email for _, fields in page})
+        query = select(_first_lines.c.email, _first_lines.c.line).where(_first_lines.c.email.in_(emails))
+        first = {email: line for email, line in self.conn.execute(query)} if emails else {}
+        fresh: dict[str, int] = {}
+        kept, again = [], []
+        for line, fields in page:
+            met = first.get(fields.email) or fresh.get(fields.email)
+            if met is not None:
+                again.append((line, fields.email, met))
+                continue
+            fresh[fields.email] = line
+            kept.append((line, fields))
+        insert_many(self.conn, _first_lines, [{"email": email, "line": line} for email, line in fresh.items()])
+        return kept, again
+
+    def drop(self) -> None:
+        self.conn.execute(_DROP)

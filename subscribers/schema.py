@@ -47,6 +47,10 @@ subscribers = Table(
     # every [bounces] soft_half_life_days from bounce_score_at; at soft_threshold the reader is bounced.
     Column("bounce_score", Float, nullable=False, default=0.0, server_default="0"),
     Column("bounce_score_at", DateTime(timezone=True)),
+    # The reader's rhythm: "daily", or "weekly" on `weekday` (0 Monday … 6 Sunday; NULL: the
+    # newsroom's [delivery] weekly_day), at their hour as for daily.
+    Column("cadence", String(8), nullable=False, default="daily", server_default="daily"),
+    Column("weekday", Integer),
     Index("ix_subscribers_status_variant", "status", "locale", "rubrics"),
     # Keyset pages of one status in id order (Store.iter_subscribers): a range of this index, no sort.
     Index("ix_subscribers_status_id", "status", "id"),
@@ -64,6 +68,8 @@ signups = Table(
     Column("locale", String(8), nullable=False),
     Column("rubrics", String(1000), nullable=False),
     Column("wording", String(64), nullable=False),  # the consent text's version the form showed
+    Column("cadence", String(8), nullable=False, default="daily", server_default="daily"),  # as subscribers'
+    Column("weekday", Integer),
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Index("ix_signups_subscriber", "subscriber_id"),

@@ -4,7 +4,8 @@ limits that every `digest serve` process shares through the database.
     request   the limits taken (or the sign-up refused, nothing written), then: a new address becomes a
               pending reader; a pending, unsubscribed or bounced one gets a new sign-up to confirm (their
               status stays as it is until then); an active one gets nothing. Each writes "signed_up".
-    confirm   the sign-up used once: the reader becomes active with the choices it asked for ("confirmed")
+    confirm   the sign-up used once: the reader becomes active with the choices it asked for (language,
+              rubrics, cadence and weekday) ("confirmed")
     purge     expired sign-ups go, and so do the pending readers they leave, with their history
 
 The limits count confirmation emails per address per day, per client network per hour and per recipient
@@ -48,6 +49,8 @@ class Request:
     timezone: str  # the newsletter's: the form does not ask
     wording: str  # the version of the consent text the form showed
     network: str | None  # the client's network (consent.network), counted per hour
+    cadence: str = "daily"  # daily, weekly
+    weekday: int | None = None  # 0 Monday … 6 Sunday; None: the newsroom's weekly_day
 
 
 @dataclass(frozen=True)
@@ -82,14 +85,15 @@ def request(conn: Connection, hasher: Hasher, form: Request, by: Origin, limits:
     """See the module's docstring; raises Limited (the caller rolls the transaction back)."""
     _take(conn, hasher, form, limits, at)
     found = conn.execute(select(subscribers.c.id, subscribers.c.status).where(subscribers.c.email == form.email)).first()
-    choices = {"locale": form.locale, "rubrics": ",".join(sorted(form.rubrics))}
+    choices: dict[str, Any] = {"locale": form.locale, "rubrics": ",".join(sorted(form.rubrics))}
+    rhythm = {"cadence": form.cadence, "weekday": form.weekday}
     if found is not None and found.status == "active":
         consent.record(conn, [consent.row(form.email, "signed_up", by, at, {"already": "active"})])
         return Requested("active")
     if found is None:
         key = conn.execute(insert(subscribers).values(
             email=form.email, name=form.name, locale=form.locale, timezone=form.timezone,
-            rubrics=choices["rubrics"], status="pending", created_at=at, updated_at=at)).inserted_primary_key
+            rubrics=choices["rubrics"], status="pending", created_at=at, updated_at=at, **rhythm)).inserted_primary_key
         assert key is not None
         subscriber_id = key[0]
     else:
@@ -98,9 +102,9 @@ def request(conn: Connection, hasher: Hasher, form: Request, by: Origin, limits:
     expires = at + timedelta(hours=CONFIRM_HOURS)
     key = conn.execute(insert(signups).values(
         subscriber_id=subscriber_id, name=form.name, locale=form.locale, rubrics=choices["rubrics"],
-        wording=form.wording, requested_at=at, expires_at=expires)).inserted_primary_key
+        wording=form.wording, requested_at=at, expires_at=expires, **rhythm)).inserted_primary_key
     assert key is not None
-    consent.record(conn, [consent.row(form.email, "signed_up", by, at, choices)])
+    consent.record(conn, [consent.row(form.email, "signed_up", by, at, {**choices, **_given(rhythm)})])
     return Requested("confirm", key[0], expires)
 
 
@@ -125,12 +129,14 @@ def confirm(conn: Connection, hasher: Hasher | None, signup_id: int, by: Origin,
                           .where(subscribers.c.id == row.subscriber_id)).first()
     if reader is None:
         return None
-    values: dict[str, Any] = {"status": "active", "locale": row.locale, "rubrics": row.rubrics, "updated_at": at}
+    rhythm = {"cadence": row.cadence, "weekday": row.weekday}
+    values: dict[str, Any] = {"status": "active", "locale": row.locale, "rubrics": row.rubrics, "updated_at": at, **rhythm}
     if row.name:
         values["name"] = row.name
     conn.execute(update(subscribers).where(subscribers.c.id == row.subscriber_id).values(values))
     consent.unmark_erased(conn, hasher, reader.email)
-    detail = {"locale": row.locale, "rubrics": row.rubrics, "was": reader.status, "signed_up_at": _iso(row.requested_at)}
+    detail = {"locale": row.locale, "rubrics": row.rubrics, **_given(rhythm), "was": reader.status,
+              "signed_up_at": _iso(row.requested_at)}
     consent.record(conn, [consent.row(reader.email, "confirmed", Origin(by.channel, by.source, row.wording, by.network,
                                                                         by.user_agent), at, detail)])
     return int(row.subscriber_id)
@@ -176,6 +182,11 @@ def _increment(conn: Connection, key: str, expires: datetime) -> int:
                       .values(count=signup_counters.c.count + 1)).rowcount == 0:
         conn.execute(insert(signup_counters).values(key=key, count=1, expires_at=expires))
     return int(conn.execute(select(signup_counters.c.count).where(signup_counters.c.key == key)).scalar_one())
+
+
+def _given(rhythm: dict[str, Any]) -> dict[str, Any]:
+    """The rhythm as a consent row says it: the cadence, and the day when one was chosen."""
+    return {name: value for name, value in rhythm.items() if value is not None}
 
 
 def _utc(value: datetime) -> datetime:

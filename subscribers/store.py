@@ -132,12 +132,9 @@ class Store:
     def iter_rows(self, columns: Sequence[ColumnElement[Any]], status: str | None = None,
                   batch: int = PAGE_ROWS) -> Iterator[Sequence[Any]]:
         """These columns (the id first) of every subscriber (of one status) in id order, as rows (tuples):
-        for a pass over the list that needs a few fields, not a Subscriber.
-
-        Keyset pagination (id > last seen), each page its own short read: a pass streams a million rows
-        without holding them, or a read snapshot, for the whole run, and each page costs the same
-        wherever it is in the list (tests/test_query_plans.py reads the plans).
-        """
+        for a pass over the list that needs a few fields, not a Subscriber. Keyset pagination (id > last
+        seen), each page its own short read: a pass streams a million rows without holding them, or a
+        read snapshot, for the whole run, and each page costs the same wherever it is in the list."""
         if status is not None:
             status = check_status(status)
         last = 0
@@ -174,12 +171,16 @@ class Store:
         created_at: datetime | None = None,
         by: Origin | None = None,
         delivery_time: str | None = None,
+        cadence: str | None = None,
+        weekday: str | None = None,
     ) -> Subscriber:
         """A new subscriber; InvalidSubscriber if a field is wrong, the address is on the list already, or
         its reader asked to be erased (only they can come back, through the sign-up form).
-        ``delivery_time``: "HH:MM" where they live, or "asap"; None, the newsletter's hour."""
+        ``delivery_time``: "HH:MM" where they live, or "asap"; None, the newsletter's hour. ``cadence``:
+        daily (None) or weekly; ``weekday``: a day's name in English or French (None: the newsroom's day;
+        given alone, it makes them weekly)."""
         fields = check_fields(email, name, locale, timezone, rubrics, not_pending(status),
-                              delivery_time=delivery_time)
+                              delivery_time=delivery_time, cadence=cadence, weekday=weekday)
         by = by or API
         with self._begin() as conn:
             found = _find(conn, fields.email)
@@ -207,10 +208,14 @@ class Store:
         default_timezone: str = "UTC",
         by: Origin | None = None,
         delivery_time: str | None = None,
+        cadence: str | None = None,
+        weekday: str | None = None,
     ) -> Upserted:
         """Create or update one subscriber by address; see `merge` for the rules. ``delivery_time``:
-        "HH:MM", "asap", or NEWSLETTER_HOUR to go back to the newsletter's (None: not given)."""
-        fields = check_fields(email, name, locale, timezone, rubrics, status, created_at, delivery_time=delivery_time)
+        "HH:MM", "asap", or NEWSLETTER_HOUR to go back to the newsletter's (None: not given); ``cadence``
+        and ``weekday`` as for `add`, weekday "" going back to the newsroom's day."""
+        fields = check_fields(email, name, locale, timezone, rubrics, status, created_at, delivery_time=delivery_time,
+                              cadence=cadence, weekday=weekday)
         return self.merge([fields], default_locale, default_timezone, by)[0]
 
     def merge(self, rows: Iterable[Fields], default_locale: str = "fr", default_timezone: str = "UTC",
@@ -380,9 +385,13 @@ def _insert(conn: Connection, row: dict[str, Any], created_at: datetime | None) 
 
 
 def _choices(subscriber: Subscriber) -> dict[str, Any]:
-    choices = {"status": subscriber.status, "locale": subscriber.locale, "timezone": subscriber.timezone,
+    choices: dict[str, Any] = {"status": subscriber.status, "locale": subscriber.locale, "timezone": subscriber.timezone,
                "rubrics": join_rubrics(subscriber.rubrics)}
     if subscriber.delivery_time is not None:
         choices["delivery_time"] = subscriber.delivery_time
+    if subscriber.cadence != "daily":
+        choices["cadence"] = subscriber.cadence
+    if subscriber.weekday is not None:
+        choices["weekday"] = subscriber.weekday
     return choices
 

@@ -1,5 +1,5 @@
-"""What a valid subscriber field is: address, name, locale, time zone, rubrics, status, delivery time; and the
-error when not."""
+"""What a valid subscriber field is: address, name, locale, time zone, rubrics, status, delivery time,
+cadence and weekday; and the error when not."""
 from __future__ import annotations
 
 import re
@@ -7,15 +7,19 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
+from typing import NamedTuple
 
 from email_validator import EmailNotValidError, validate_email
 
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import InvalidSubscriber
 from digest.core.locales import LOCALES, hour, language, zone
-from subscribers.model import ASAP, NEWSLETTER_HOUR, STATUSES
+from subscribers.model import ASAP, CADENCES, NEWSLETTER_HOUR, NEWSROOM_DAY, STATUSES
 
 NAME_MAX = 200
 RUBRIC_KEY = re.compile(r"[a-z0-9][a-z0-9_-]*")
+JOURS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
 
 
 def normalise_email(raw: str) -> str:
@@ -34,6 +38,17 @@ def normalise_email(raw: str) -> str:
         raise InvalidSubscriber("missing address")
     if "," in address:
         raise InvalidSubscriber(f"invalid address {address!r}: it contains a comma (one address per row)")
+    local, _, domain = address.rpartition("@")
+    if PLAIN_LOCAL.fullmatch(local):
+        known = checked_domain(domain)
+        if known is not None and len(local) + 1 + known.longest <= EMAIL_MAX:
+            return f"{local}@{known.ascii}".lower()
+    return _validated(address)
+
+
+def _validated(address: str) -> str:
+    """The whole address through email-validator, as given: every address the shortcut above does
+    not vouch for, and every message a bad address gets."""
     try:
         # No SMTPUTF8: Python would write a non-ASCII local part as an encoded word, which breaks it.
         checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
@@ -42,6 +57,36 @@ def normalise_email(raw: str) -> str:
     if checked.ascii_email is None:  # only for an address that needs SMTPUTF8, refused above already
         raise InvalidSubscriber(f"invalid address {address!r}: it has no ASCII form")
     return checked.ascii_email.lower()
+
+
+# The shortcut for the common address, equivalent to _validated (tests/test_subscribers_csv_stream.py):
+# email-validator checks the local part and the domain apart (a dot-atom local part of ASCII is
+# valid as it is; the domain's check, 4/5 of the cost, depends on the domain alone), then the
+# address's length in three forms (as given, normalised, with the A-label), each at most 254 bytes.
+# So a local part of letters, digits, _ + - and single dots (a subset of RFC 5322's dot-atom) on a
+# domain email-validator accepted once in "x@domain" is valid, with that domain's A-label, when it
+# fits the longest of the domain's three forms. Anything else, and every error, goes through
+# _validated: the same messages as before.
+PLAIN_LOCAL = re.compile(r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*")
+EMAIL_MAX = 254  # bytes: RFC 5321's path less its angle brackets, email-validator's limit
+DOMAINS_KEPT = 50_000  # a list's distinct domains: the big providers and a long tail
+
+
+class Domain(NamedTuple):
+    ascii: str  # the A-label form, as email-validator gives it
+    longest: int  # UTF-8 bytes of the longest of its forms: as given, Unicode, A-label
+
+
+@lru_cache(maxsize=DOMAINS_KEPT)
+def checked_domain(domain: str) -> Domain | None:
+    """The domain as email-validator checks it in an address ("x@domain"), once per domain; None when
+    it is not valid (the row then goes through _validated for its message)."""
+    try:
+        checked = validate_email(f"x@{domain}", check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError:
+        return None
+    forms = (domain, checked.domain, checked.ascii_domain)
+    return Domain(checked.ascii_domain, max(len(form.encode("utf-8")) for form in forms))
 
 
 def _short(message: str) -> str:
@@ -53,7 +98,8 @@ def clean_name(raw: str | None) -> str:
     if not raw:
         return ""
     # Control characters (Cc) would reach a From-like display name; format marks (Cf) stay, Arabic needs them.
-    visible = "".join(" " if unicodedata.category(c) == "Cc" else c for c in raw)
+    # A printable name has none (isprintable is false for every Cc): the character walk is for the others.
+    visible = raw if raw.isprintable() else "".join(" " if unicodedata.category(c) == "Cc" else c for c in raw)
     return " ".join(visible.split())[:NAME_MAX].rstrip()
 
 
@@ -92,6 +138,30 @@ def check_delivery_time(raw: str) -> str:
     return canonical
 
 
+def check_cadence(raw: str) -> str:
+    """daily or weekly, any case."""
+    cadence = (raw or "").strip().lower()
+    if cadence not in CADENCES:
+        raise InvalidSubscriber(f"unknown cadence {raw!r}", f"use one of {', '.join(CADENCES)}")
+    return cadence
+
+
+def check_weekday(raw: str) -> int:
+    """A day of the week by its full name in English or French, any case (Sunday, DIMANCHE), as 0
+    (Monday) … 6 (Sunday)."""
+    name = (raw or "").strip().lower()
+    for names in (WEEKDAYS, JOURS):
+        if name in names:
+            return names.index(name)
+    raise InvalidSubscriber(f"unknown weekday {raw!r}", "use a day's full name in English or French, such as "
+                            "sunday or dimanche")
+
+
+def weekday_name(day: int | None) -> str:
+    """A stored weekday as export writes it (sunday), "" for none: check_weekday reads it back."""
+    return "" if day is None else WEEKDAYS[day]
+
+
 def split_rubrics(raw: str) -> list[str]:
     """Rubric keys as a person types them in one cell: separated by ; | , or spaces."""
     return [key for key in re.split(r"[;|,\s]+", raw or "") if key]
@@ -123,6 +193,13 @@ class Fields:
     status: str | None = None
     created_at: datetime | None = None
     delivery_time: str | None = None  # NEWSLETTER_HOUR: back to the newsletter's hour
+    cadence: str | None = None
+    weekday: int | None = None  # NEWSROOM_DAY: back to the newsroom's weekly day
+
+    def __post_init__(self) -> None:
+        # A day given without a cadence says "weekly, on that day"; with "daily" it is kept for later.
+        if self.cadence is None and self.weekday is not None and self.weekday != NEWSROOM_DAY:
+            object.__setattr__(self, "cadence", "weekly")
 
 
 def check_fields(
@@ -135,8 +212,11 @@ def check_fields(
     created_at: datetime | None = None,
     known: set[str] | None = None,
     delivery_time: str | None = None,
+    cadence: str | None = None,
+    weekday: str | None = None,
 ) -> Fields:
-    """Every given field checked and normalised; the first problem raises InvalidSubscriber."""
+    """Every given field checked and normalised; the first problem raises InvalidSubscriber. ``weekday``
+    is a day's name, or "" for the newsroom's day."""
     return Fields(
         email=normalise_email(email),
         name=None if name is None else clean_name(name),
@@ -146,6 +226,8 @@ def check_fields(
         status=None if status is None else check_status(status),
         created_at=created_at,
         delivery_time=None if delivery_time is None else check_delivery_time(delivery_time),
+        cadence=None if cadence is None else check_cadence(cadence),
+        weekday=None if weekday is None else (check_weekday(weekday) if weekday else NEWSROOM_DAY),
     )
 
 

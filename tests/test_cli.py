@@ -8,7 +8,7 @@ import sysconfig
 
 import pytest
 
-from support.cli import digest
+from support.cli import digest, python
 from support.mail import parse
 from support.paths import EXAMPLES, ROOT, SEED
 
@@ -21,6 +21,21 @@ def test_help_lists_the_commands_and_each_has_its_own_help():
         sub = digest(command, "--help")
         assert sub.returncode == 0 and f"Usage: digest {command}" in sub.stdout
         assert "--source" in sub.stdout and "--date" in sub.stdout and "--timezone" in sub.stdout
+
+
+@pytest.mark.parametrize("args", [("--help",), ("gather", "--help"), ("build", "--help")])
+def test_help_loads_no_pipeline_and_no_database_layer(args):
+    """`digest --help` and `digest gather --help` start in a few hundredths of a second (the README's
+    figure): what they import is what is checked here, never how long it takes."""
+    probe = ("import sys, runpy\n"
+             f"sys.argv = ['digest', *{list(args)!r}]\n"
+             "try:\n    runpy.run_module('digest', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "heavy = ['sqlalchemy', 'premailer', 'mjml', 'feedparser', 'lxml', 'babel', 'email_validator', 'digest.pipeline']\n"
+             "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n")
+    result = python("-c", probe)
+    assert result.returncode == 0 and "Usage: digest" in result.stdout
+    assert result.stderr.strip() == "[]"
 
 
 def test_the_console_script_is_installed():

@@ -50,7 +50,7 @@ def test_add_then_list_and_count(run, db):
     result = run("add", "Salma@Example.MA", "--name", "Salma Alaoui", "--locale", "ar", "--timezone", "Africa/Casablanca",
                  "--rubric", "economie", "--rubric", "sport", "-c", CONFIG, "--database", db)
     assert result.exit_code == 0, result.output
-    assert result.stdout == "added salma@example.ma (id 1, ar, Africa/Casablanca, rubrics: economie;sport, hour: (asap))\n"
+    assert result.stdout == "added salma@example.ma (id 1, ar, Africa/Casablanca, rubrics: economie;sport, hour: (asap), rhythm: daily)\n"
     listed = run("list", "--database", db)
     assert "salma@example.ma" in listed.stdout and "economie;sport" in listed.stdout and "Salma Alaoui" in listed.stdout
     assert listed.stderr == "1 subscribers\n"
@@ -59,7 +59,7 @@ def test_add_then_list_and_count(run, db):
 
 def test_add_defaults_to_the_newsletter_locale_and_time_zone(run, db):
     result = run("add", "omar@example.ma", "-c", CONFIG, "--database", db)
-    assert "(id 1, fr, Africa/Casablanca, rubrics: (all), hour: (asap))" in result.stdout  # no [delivery] local_time
+    assert "(id 1, fr, Africa/Casablanca, rubrics: (all), hour: (asap), rhythm: daily)" in result.stdout  # no [delivery] local_time
 
 
 def test_add_with_the_reader_s_own_hour_and_list_shows_each_reader_s(run, db, tmp_path):
@@ -67,7 +67,7 @@ def test_add_with_the_reader_s_own_hour_and_list_shows_each_reader_s(run, db, tm
     config.write_text((EXAMPLES / "digest.toml").read_text(encoding="utf-8").replace(
         "[delivery]\n", '[delivery]\nlocal_time = "07:00"\n'), encoding="utf-8")
     added = run("add", "omar@example.ma", "--timezone", "Asia/Tokyo", "--hour", "6:30", "-c", str(config), "--database", db)
-    assert added.stdout == "added omar@example.ma (id 1, fr, Asia/Tokyo, rubrics: (all), hour: 06:30)\n"
+    assert added.stdout == "added omar@example.ma (id 1, fr, Asia/Tokyo, rubrics: (all), hour: 06:30, rhythm: daily)\n"
     assert "hour: (07:00)" in run("add", "salma@example.ma", "-c", str(config), "--database", db).stdout  # the newsroom's
     assert "hour: asap" in run("add", "nadia@example.com", "--hour", "ASAP", "-c", str(config), "--database", db).stdout
     table = run("list", "-c", str(config), "--database", db).stdout.splitlines()
@@ -75,7 +75,7 @@ def test_add_with_the_reader_s_own_hour_and_list_shows_each_reader_s(run, db, tm
     assert [line.split()[5] for line in table[1:]] == ["06:30", "(07:00)", "asap"]
     records = json.loads(run("list", "--format", "json", "--database", db).stdout)
     assert [r["delivery_time"] for r in records] == ["06:30", None, "asap"]
-    assert [line.rsplit(",", 1)[1] for line in run("export", "--database", db).stdout.splitlines()] == [
+    assert [line.split(",")[7] for line in run("export", "--database", db).stdout.splitlines()] == [
         "delivery_time", "06:30", "", "asap"]
     other = str(tmp_path / "other.db")
     _one_error_line(run("add", "karim@example.ma", "--hour", "7h", "--database", other), 2, "invalid delivery time '7h'")
@@ -175,7 +175,7 @@ def test_export_to_stdout_and_to_a_file_imports_back_identically(run, db, tmp_pa
     run("import", EXAMPLE, "-c", CONFIG, "--database", db)
     to_stdout = run("export", "--database", db)
     assert to_stdout.exit_code == 0
-    assert to_stdout.stdout.splitlines()[0] == "email,name,locale,timezone,rubrics,status,created_at,delivery_time"
+    assert to_stdout.stdout.splitlines()[0] == "email,name,locale,timezone,rubrics,status,created_at,delivery_time,cadence,weekday"
     assert "هشام التازي" in to_stdout.stdout and len(to_stdout.stdout.splitlines()) == 25
     out = tmp_path / "out.csv"
     result = run("export", str(out), "--database", db)

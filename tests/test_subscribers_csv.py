@@ -163,10 +163,10 @@ def test_export_then_import_into_an_empty_store_is_identical(store, tmp_path):
     out = io.StringIO()
     assert export_csv(store, out) == 25
     text = out.getvalue()
-    assert text.splitlines()[0] == "email,name,locale,timezone,rubrics,status,created_at,delivery_time"
-    assert "karim.elfassi@example.ma,Karim El Fassi,ar,Africa/Casablanca,economie;international;politique,active,2025-02-11T21:05:00Z,\n" in text
-    assert text.endswith(",Asia/Tokyo,,active,2025-01-01T00:00:00.123456Z,06:45\n")
-    assert [line for line in text.splitlines() if line.endswith(",asap")] == [
+    assert text.splitlines()[0] == "email,name,locale,timezone,rubrics,status,created_at,delivery_time,cadence,weekday"
+    assert "karim.elfassi@example.ma,Karim El Fassi,ar,Africa/Casablanca,economie;international;politique,active,2025-02-11T21:05:00Z,,daily,\n" in text
+    assert text.endswith(",Asia/Tokyo,,active,2025-01-01T00:00:00.123456Z,06:45,daily,\n")
+    assert [line for line in text.splitlines() if line.endswith(",asap,daily,")] == [
         next(line for line in text.splitlines() if line.startswith("salma.alaoui@example.ma,"))]
 
     empty = Store.open(tmp_path / "other.db")

@@ -10,6 +10,7 @@ Each command lives in a module of this package, imported only when it runs (`dig
     report.py       report
     web.py          serve, preview
     subscribers.py  the `digest subscribers` group
+    items.py        the `digest items` group: the store of items
     options.py      what they share: the options, the settings
     base.py         the Click context and one-line errors, loaded before any command
 """
@@ -29,6 +30,7 @@ COMMANDS = {
     "bounces": ("digest.cli.bounces:bounces", "Take in bounces and complaints that arrive after the send."),
     "build": ("digest.cli.pipeline:build", "Write the day's email: HTML, text and .eml."),
     "gather": ("digest.cli.pipeline:gather", "Print the day's items, ranked by rubric."),
+    "items": ("digest.cli.items:items", "The store of items: list, search, gather a day, prune."),
     "preview": ("digest.cli.web:preview", "Serve a live preview of the edition for editors."),
     "report": ("digest.cli.report:report", "What each edition came to: bounces, complaints, unsubscribes."),
     "send": ("digest.cli.send:send", "Deliver the day's edition to every subscriber."),

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from digest.cli.base import CONTEXT, DigestGroup, UserError, echo_error
-from digest.core import config
-from digest.core.config import Settings, SourceSpec
 from digest.core.errors import ConfigError, InvalidSubscriber
-from subscribers.validate import normalise_email
+
+if TYPE_CHECKING:  # imported when a command runs: `digest CMD --help` reads no configuration code
+    from digest.core.config import Settings, SourceSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,6 +78,8 @@ def load_settings(config_path: str | None, timezone: str | None = None, locale: 
                   database: str | None = None) -> Settings:
     """The configuration a command runs on, with its options over it; what the loader has to say (a
     renamed key) is printed once as a warning."""
+    from digest.core import config  # noqa: PLC0415
+
     settings = config.with_overrides(config.find(config_path), timezone=timezone, locale=locale)
     for notice in settings.notices:
         echo_error("warning", notice)
@@ -96,6 +98,8 @@ def source_specs(values: tuple[str, ...], settings: Settings) -> list[SourceSpec
         if not settings.sources:
             raise ConfigError("no sources", "pass --source PATH_OR_URL, or list [[sources]] in digest.toml (-c)")
         return None
+    from digest.core.config import SourceSpec  # noqa: PLC0415
+
     specs = []
     for value in values:
         location = value if value.startswith(("http://", "https://")) else str(Path(value).expanduser())
@@ -105,6 +109,8 @@ def source_specs(values: tuple[str, ...], settings: Settings) -> list[SourceSpec
 
 def address(value: str, option: str) -> str:
     """An address given on the command line (--for, --test-to), checked as a subscriber's would be."""
+    from subscribers.validate import normalise_email  # noqa: PLC0415
+
     try:
         return normalise_email(value)
     except InvalidSubscriber as exc:

@@ -1,10 +1,14 @@
-"""`digest gather` and `digest build`: the day's items, and the day's email written out."""
+"""`digest gather` and `digest build`: the day's items, and the day's email written out.
+
+The pipeline is imported when a command runs, not when this module loads: `digest gather --help`
+reads no feed parser, no MJML and no database layer."""
 from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -14,15 +18,15 @@ from digest.cli.options import (
     echo_error,
     edition_options,
     load_settings,
+    need_config,
     source_specs,
 )
-from digest.core import config
-from digest.core.model import Ranked
-from digest.pipeline import edition as pipeline
-from digest.pipeline.gather import Gathered
-from digest.pipeline.i18n import long_date
-from digest.pipeline.rank import ranked_items
-from digest.web import checks
+
+if TYPE_CHECKING:
+    from digest.core.config import Settings
+    from digest.core.model import Ranked
+    from digest.pipeline.edition import WrittenEdition
+    from digest.pipeline.gather import Gathered
 
 
 def report_sources(gathered: Gathered) -> None:
@@ -49,6 +53,10 @@ def gather(config_path: str | None, day: str | None, timezone: str | None, sourc
     Example:
       digest gather --source page.txt --date 2026-11-29 --timezone Africa/Casablanca --format json
     """
+    from digest.core import config  # noqa: PLC0415 (see the module's docstring)
+    from digest.pipeline import edition as pipeline  # noqa: PLC0415
+    from digest.pipeline.rank import ranked_items  # noqa: PLC0415
+
     settings = load_settings(config_path, timezone)
     prepared = pipeline.prepare(settings, config.edition_day(day, settings), source_specs(sources, settings))
     gathered, edition = prepared.gathered, prepared.edition
@@ -103,25 +111,36 @@ def _as_json(ranked: Ranked, lead: bool) -> dict[str, Any]:
 @edition_options
 @click.option("--out", type=click.Path(file_okay=False), default="edition", show_default=True, envvar="DIGEST_OUT",
               help="Folder for digest.html, digest.txt and digest.eml. [env: DIGEST_OUT]")
-@click.option("--locale", metavar="|".join(config.LOCALES), envvar="DIGEST_LOCALE",
+@click.option("--locale", metavar="fr|en|ar", envvar="DIGEST_LOCALE",
               help="Language of the email, with a region if you like: ar-MA, en-GB (default: newsletter.locale). "
                    "[env: DIGEST_LOCALE]")
 @click.option("--for", "to", metavar="EMAIL", help="The To: of digest.eml (default: the sender's address).")
 @click.option("--check", is_flag=True,
               help="Also check the email (size, alt text, links, one h1, text size, contrast, unsubscribe link, "
                    "subject and preheader lengths); exit 1 when one fails.")
+@click.option("--from-store", is_flag=True, help="Make the day's edition again from the store of items, not the sources.")
+@click.option("--week", is_flag=True, help="Make the weekly edition of the week ending on --date, from the store of items.")
 def build(config_path: str | None, day: str | None, timezone: str | None, sources: tuple[str, ...], out: str,
-          locale: str | None, to: str | None, check: bool) -> None:
+          locale: str | None, to: str | None, check: bool, from_store: bool, week: bool) -> None:
     """Make the day's edition and write it as HTML, plain text and a ready .eml.
 
     \b
-    Example:
+    Examples:
       digest build -c examples/digest.toml --date 2026-11-29 --out edition/
+      digest build -c examples/week/digest.toml --date 2026-11-29 --week --out week/
     """
+    from digest.core import config  # noqa: PLC0415 (see the module's docstring)
+    from digest.pipeline import edition as pipeline  # noqa: PLC0415
+    from digest.web import checks  # noqa: PLC0415
+
     settings = load_settings(config_path, timezone, locale)
     recipient = address(to, "--for") if to else None
-    written = pipeline.build(settings, config.edition_day(day, settings), Path(out),
-                             sources=source_specs(sources, settings), to=recipient, report=report_sources)
+    day_ = config.edition_day(day, settings)
+    if from_store or week:
+        written = _from_store(settings, day_, Path(out), week, locale, recipient)
+    else:
+        written = pipeline.build(settings, day_, Path(out), sources=source_specs(sources, settings), to=recipient,
+                                 report=report_sources)
     _print_build_report(written)
     report_skipped(written.rendered.skipped)
     failures = []
@@ -137,11 +156,31 @@ def build(config_path: str | None, day: str | None, timezone: str | None, source
         sys.exit(1)
 
 
-def _print_build_report(written: pipeline.WrittenEdition) -> None:
+def _from_store(settings: Settings, day: date, out: Path, week: bool, locale: str | None,
+                to: str | None) -> WrittenEdition:
+    """The edition made again from the store of items (`digest send` keeps every day's items there).
+    The database layer is imported here, not above: `digest gather --help` stays quick."""
+    from digest.delivery.rhythms import from_store  # noqa: PLC0415
+    from digest.pipeline import edition as pipeline  # noqa: PLC0415
+    from subscribers.store import Store  # noqa: PLC0415
+
+    need_config(settings, "build --from-store", "the store of items is in its database")
+    store = Store.open(settings.database, create=False)
+    try:
+        prepared = from_store(settings, store, day, weekly=week)
+    finally:
+        store.close()
+    pipeline.refuse_empty(prepared, "nothing is written (is the day gathered? digest items gather --date D)")
+    return pipeline.write(prepared, out, locale, to)
+
+
+def _print_build_report(written: WrittenEdition) -> None:
+    from digest.pipeline.i18n import edition_date  # noqa: PLC0415
+
     day, rendered, settings = written.day, written.rendered, written.day.settings
     edition, gathered, locale = day.edition, day.gathered, rendered.variant.locale
     echo = click.echo
-    echo(f"Edition of {long_date(edition.date, locale)} ({settings.newsletter.timezone}), {locale}")
+    echo(f"Edition of {edition_date(edition, locale, settings.theme)} ({settings.newsletter.timezone}), {locale}")
     echo(f"  subject   {rendered.subject}")
     echo(f"  items     {len(gathered.items)} in the day ({gathered.out_of_day} outside it, "
          f"{gathered.duplicates} duplicates merged)")

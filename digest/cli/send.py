@@ -26,6 +26,7 @@ from digest.core import config
 from digest.core.clock import clock_from
 from digest.core.config import Settings
 from digest.core.errors import DigestError
+from digest.delivery import rhythms
 from digest.delivery.editions import Editions
 from digest.delivery.loop import Report
 from digest.delivery.queue import Backlog, Queue
@@ -83,8 +84,10 @@ def send(config_path: str | None, day: str | None, timezone: str | None, sources
                           f"import subscribers first: digest subscribers import FILE.csv -c {settings.path}")
     frozen = None if replace else Editions(store).open_edition(settings.newsletter.list_id, day_)
     if frozen is not None and not (rehearse or test_to or enqueue_only):
-        backlog = Queue(store, clock).backlog(frozen.key)
-        if backlog.idle:  # the queue says it all: no source is read, no variant rendered
+        week = Editions(store).week_keys(settings.newsletter.list_id, day_)
+        backlog = rhythms.backlog(Queue(store, clock), settings, day_, frozen.key, week)
+        week_owed = not week and rhythms.has_weekly_readers(settings, store, day_)
+        if backlog.idle and not week_owed:  # the queue says it all: no source is read, no variant rendered
             _print_idle(frozen.key, backlog)
             sys.exit(1 if backlog.unsent else 0)  # readers waiting for their hour are the plan, not a failure
     prepared = None
@@ -132,16 +135,22 @@ def _rehearse(sender: Sender, failed_sources: bool) -> None:
 
 def _enqueue_only(sender: Sender, failed_sources: bool) -> None:
     enqueued = sender.enqueue()
-    backlog = Queue(sender.store, sender.clock).backlog(enqueued.frozen.key)
-    state = "frozen now" if enqueued.fresh else "enqueued already"
-    click.echo(f"Edition {enqueued.frozen.key} ({state}): {enqueued.added:,} readers added, "
-               f"{enqueued.rendered} variants rendered; {backlog.due:,} due now, "
-               f"{backlog.owed - backlog.due:,} later"
-               + (f" (from {backlog.next_due.astimezone().strftime('%Y-%m-%d %H:%M %Z')})" if backlog.next_due else ""))
+    skipped = list(enqueued.skipped)
+    for one in [enqueued, *sender.enqueue_week()]:
+        backlog = Queue(sender.store, sender.clock).backlog(one.frozen.key)
+        state = "frozen now" if one.fresh else "enqueued already"
+        click.echo(f"Edition {one.frozen.key} ({state}): {one.added:,} readers added, "
+                   f"{one.rendered} variants rendered; {backlog.due:,} due now, "
+                   f"{backlog.owed - backlog.due:,} later"
+                   + (f" (from {backlog.next_due.astimezone().strftime('%Y-%m-%d %H:%M %Z')})" if backlog.next_due else ""))
+        if one.kept is not None:
+            click.echo(f"  items     {one.kept.new:,} new stories kept, {one.kept.corrected:,} corrected, "
+                       f"{one.kept.unchanged:,} known already")
+        skipped += [item for item in one.skipped if item not in skipped]
     if enqueued.replaced:
         click.echo(f"  it replaces {enqueued.replaced}: the readers that one had not reached get this one")
-    report_skipped(enqueued.skipped)
-    sys.exit(1 if failed_sources or enqueued.skipped else 0)
+    report_skipped(skipped)
+    sys.exit(1 if failed_sources or skipped else 0)
 
 
 def _deliver(sender: Sender, failed_sources: bool) -> None:
@@ -156,6 +165,9 @@ def _deliver(sender: Sender, failed_sources: bool) -> None:
         sender.on_start = start
         report = sender.run()
     _print_send_report(report)
+    for week in sender.weekly:
+        click.echo(f"  weekly        {week.frozen.key}: {week.added:,} readers added"
+                   + (f" (the week without the stories {len(week.readers):,} of them had already)" if week.frozen.part else ""))
     report_skipped(sender.skipped)
     sys.exit(0 if report.ok and not failed_sources and not sender.skipped else 1)
 

@@ -12,6 +12,7 @@ from typing import IO
 
 import click
 
+from digest.cli import listing
 from digest.cli.options import (
     CONTEXT,
     DigestGroup,
@@ -23,14 +24,13 @@ from digest.cli.options import (
 )
 from digest.core import config
 from digest.core.config import Settings
-from digest.core.text import printable
-from subscribers.consent import Event, Origin
+from subscribers.consent import Origin
 from subscribers.csvio import export_csv, export_history, import_csv, iso_utc
 from subscribers.mailin import read_headers, read_piped
-from subscribers.model import ASAP, STATUSES, Subscriber
+from subscribers.model import CADENCES, STATUSES, Subscriber
 from subscribers.store import Store
 from subscribers.tokens import TOKEN_LENGTH, Tokens, load_keys
-from subscribers.validate import check_delivery_time, check_rubrics, normalise_email, split_rubrics
+from subscribers.validate import check_delivery_time, check_rubrics, check_weekday, normalise_email, split_rubrics
 
 
 @click.group("subscribers", cls=DigestGroup, context_settings=CONTEXT)
@@ -101,27 +101,36 @@ def _utf8_stdout() -> Iterator[IO[str]]:
 @click.option("--hour", metavar="HH:MM|asap",
               help="When the edition reaches them, in their time zone: an hour, or asap as soon as it is out "
                    "(default: [delivery] local_time, the newsletter's hour).")
+@click.option("--cadence", type=click.Choice(CADENCES, case_sensitive=False),
+              help="How often: the daily edition (the default), or the weekly one.")
+@click.option("--weekday", metavar="DAY",
+              help="The weekly edition's day, in English or French (sunday, dimanche); default: [delivery] "
+                   "weekly_day. Given without --cadence, it means weekly.")
 @_store_options
 def add(email: str, name: str, locale: str | None, timezone: str | None, rubrics: tuple[str, ...], hour: str | None,
-        config_path: str | None, database: str | None) -> None:
+        cadence: str | None, weekday: str | None, config_path: str | None, database: str | None) -> None:
     """Add one subscriber.
 
     \b
     Example:
       digest subscribers add salma@example.ma --name "Salma Alaoui" --rubric economie --rubric sport
       digest subscribers add omar@example.com --timezone Asia/Tokyo --hour 06:30
+      digest subscribers add nadia@example.com --cadence weekly --weekday sunday
     """
     settings = _settings(config_path)
     chosen = check_rubrics([key for value in rubrics for key in split_rubrics(value)], _known(settings))
     normalise_email(email)  # before the database is created for nothing
     if hour is not None:
         check_delivery_time(hour)
+    if weekday is not None:
+        check_weekday(weekday)
     store = _open(settings, database, create=True, keyed=True)
     news = settings.newsletter
     subscriber = store.add(email, name=name, locale=locale or news.locale, timezone=timezone or news.timezone, rubrics=chosen,
-                           by=Origin("cli", "digest subscribers add"), delivery_time=hour)
+                           by=Origin("cli", "digest subscribers add"), delivery_time=hour, cadence=cadence, weekday=weekday)
     click.echo(f"added {subscriber.email} (id {subscriber.id}, {subscriber.locale}, {subscriber.timezone}, "
-               f"rubrics: {_rubrics(subscriber)}, hour: {_hour(subscriber, settings)})")
+               f"rubrics: {listing.rubrics(subscriber)}, hour: {listing.hour(subscriber, settings)}, "
+               f"rhythm: {listing.rhythm(subscriber, settings)})")
 
 
 @subscribers.command("import", context_settings=CONTEXT)
@@ -132,10 +141,13 @@ def import_(file: str, config_path: str | None, database: str | None) -> None:
 
     \b
     Columns (header line required, any order, only email mandatory):
-      email,name,locale,timezone,rubrics,status,created_at,delivery_time
+      email,name,locale,timezone,rubrics,status,created_at,delivery_time,cadence,weekday
     Rubrics are separated by ; or | or spaces. delivery_time is the hour the
     reader gets the edition in their time zone (07:30) or asap; empty: what
     they chose already, else the newsletter's hour ([delivery] local_time).
+    cadence is daily or weekly; weekday the weekly edition's day in English
+    or French (sunday, dimanche; alone, it means weekly; for a new reader
+    without one, [delivery] weekly_day).
     Bad rows are listed by line (the first 100, then a count) and the good
     ones imported (exit code 1).
     Importing twice changes nothing; an unsubscribed, bounced or pending
@@ -207,45 +219,11 @@ def list_(status: str | None, fmt: str, config_path: str | None, database: str |
         if fmt == "csv":
             count = export_csv(store, out, status)
         elif fmt == "json":
-            count = _json(store.iter_subscribers(status), out)
+            count = listing.as_json(store.iter_subscribers(status), out)
         else:
-            count = _table(store.iter_subscribers(status), out, settings)
+            count = listing.table(store.iter_subscribers(status), out, settings)
     if fmt == "table":
         click.echo(f"{count} subscribers", err=True)
-
-
-def _rubrics(subscriber: Subscriber) -> str:
-    return ";".join(sorted(subscriber.rubrics)) or "(all)"
-
-
-def _hour(subscriber: Subscriber, settings: Settings) -> str:
-    """Their hour; the newsletter's in brackets when they chose none (as "(all)" for rubrics)."""
-    return subscriber.delivery_time or f"({settings.delivery.local_time or ASAP})"
-
-
-def _table(rows: Iterator[Subscriber], out: IO[str], settings: Settings) -> int:
-    out.write(f"{'id':>6}  {'email':<34} {'status':<12} {'locale':<6} {'timezone':<20} {'hour':<7} {'rubrics':<30} name\n")
-    count = 0
-    for s in rows:
-        out.write(f"{s.id:>6}  {s.email:<34} {s.status:<12} {s.locale:<6} {s.timezone:<20} {_hour(s, settings):<7} "
-                  f"{_rubrics(s):<30} {s.name}\n")
-        count += 1
-    return count
-
-
-def _json(rows: Iterator[Subscriber], out: IO[str]) -> int:
-    """A JSON array written as it streams: the list can be 200,000 long."""
-    count = 0
-    out.write("[")
-    for s in rows:
-        record = {"id": s.id, "email": s.email, "name": s.name, "locale": s.locale, "timezone": s.timezone,
-                  "rubrics": sorted(s.rubrics), "status": s.status, "delivery_time": s.delivery_time,
-                  "created_at": iso_utc(s.created_at),
-                  "updated_at": iso_utc(s.updated_at)}
-        out.write(("\n  " if count == 0 else ",\n  ") + json.dumps(record, ensure_ascii=False))
-        count += 1
-    out.write("\n]\n" if count else "]\n")
-    return count
 
 
 @subscribers.command(context_settings=CONTEXT)
@@ -364,19 +342,10 @@ def history(email: str, fmt: str, config_path: str | None, database: str | None)
             out.write(json.dumps({"email": address, "erased_at": iso_utc(erased) if erased else None,
                                   "history": [e.as_json() for e in events]}, ensure_ascii=False, indent=2) + "\n")
         else:
-            _history_table(events, out)
+            listing.history_table(events, out)
     if erased is not None:
         click.echo(f"{address} was erased at the reader's request on {iso_utc(erased)}: "
                    "only a keyed hash of the address is kept", err=True)
-
-
-def _history_table(events: list[Event], out: IO[str]) -> None:
-    for e in events:
-        where = " ".join(part for part in (e.network or "", printable(e.user_agent or "")) if part)
-        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True) if e.detail else ""
-        wording = f"wording {printable(e.wording)}" if e.wording else ""
-        out.write("  ".join(filter(None, (iso_utc(e.at), f"{e.event:<13}", f"{e.channel:<11}", printable(e.source),
-                                          wording, where, detail))) + "\n")
 
 
 @subscribers.command(context_settings=CONTEXT)

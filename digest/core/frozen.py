@@ -43,6 +43,15 @@ def _ranked_json(ranked: Ranked) -> dict[str, Any]:
     return {"item": _item_to_json(ranked.item), "rubric": ranked.rubric, "score": ranked.score}
 
 
+def item_dumps(item: Item) -> str:
+    """One item as the store of items keeps it."""
+    return json.dumps(_item_to_json(item), ensure_ascii=False, separators=(",", ":"))
+
+
+def item_loads(text: str) -> Item:
+    return _item_from_json(json.loads(text))
+
+
 def dumps(edition: Edition) -> str:
     return json.dumps({
         "version": 1,
@@ -52,6 +61,8 @@ def dumps(edition: Edition) -> str:
         "sections": [{"rubric": s.rubric, "label": s.label, "color": s.color,
                       "items": [_ranked_json(r) for r in s.items]} for s in edition.sections],
         "more": [_ranked_json(r) for r in edition.more],
+        **({"first": edition.first.isoformat()} if edition.first else {}),
+        **({"stories": [list(pair) for pair in edition.stories]} if edition.stories else {}),
     }, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -64,4 +75,6 @@ def loads(text: str) -> Edition:
         sections=tuple(Section(s["rubric"], s["label"], s["color"], tuple(_ranked(r) for r in s["items"]))
                        for s in data["sections"]),
         more=tuple(_ranked(r) for r in data["more"]),
+        first=date.fromisoformat(data["first"]) if data.get("first") else None,
+        stories=tuple((item_id, key) for item_id, key in data.get("stories", ())),
     )

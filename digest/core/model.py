@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from datetime import date as Day  # in Edition, `date` names a field
 from typing import Any, Literal
 
 from digest.core.text import title_key
@@ -87,6 +88,13 @@ class Edition:
     leads: tuple[Ranked, ...]
     sections: tuple[Section, ...]
     more: tuple[Ranked, ...] = ()  # over a rubric's cap or the size budget: "more on the web"
+    first: Day | None = None  # a weekly edition's first day (`date` is its last); None: one day
+    # Each item's story in the store of items (Item.id → story key): what its variants carried.
+    stories: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def weekly(self) -> bool:
+        return self.first is not None
 
     @property
     def items(self) -> tuple[Ranked, ...]:

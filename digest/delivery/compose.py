@@ -15,12 +15,22 @@ from digest.core.locales import for_reader
 from digest.core.model import Rendered, Variant
 from digest.delivery.bounces.tags import TAG_LENGTH, VerpTags, nobody
 from digest.delivery.editions import Editions, FrozenEdition, variant_key
+from digest.delivery.items import carried
 from digest.delivery.personalize import Feedback, Recipient, Template
 from digest.delivery.signing import Signer
 from digest.pipeline import message
 from digest.pipeline.render import Renderer
 from subscribers.store import split_stored
 from subscribers.tokens import TOKEN_LENGTH, Tokens
+
+
+def reader_variant(settings: Settings, locale: str, rubrics: str, known: frozenset[str] | None = None) -> Variant:
+    """The variant a stored (locale, rubrics) stands for: rubrics no longer configured dropped,
+    none left meaning all; a language without a catalog falling back to the newsletter's, the
+    newsletter's own language taking its region (ar → ar-MA)."""
+    known = known if known is not None else frozenset(r.key for r in settings.rubrics)
+    chosen = frozenset(split_stored(rubrics)) & known
+    return Variant(for_reader(locale, settings.newsletter.locale), chosen or None)
 
 
 class Composed(NamedTuple):
@@ -45,16 +55,12 @@ class Composer:
         self._rendered = dict(rendered or {})
         self._templates: dict[tuple[str, str], Template] = {}
         self._by_variant: dict[Variant, Template] = {}
-        self._known = {r.key for r in settings.rubrics}
+        self._known = frozenset(r.key for r in settings.rubrics)
         self.tags = VerpTags(tokens, settings.bounces) if settings.bounces else None
         self.return_path = message.return_path(settings)
 
     def variant(self, locale: str, rubrics: str) -> Variant:
-        """The variant a stored (locale, rubrics) stands for: rubrics no longer configured dropped,
-        none left meaning all; a language without a catalog falling back to the newsletter's, the
-        newsletter's own language taking its region (ar → ar-MA)."""
-        chosen = frozenset(split_stored(rubrics)) & self._known
-        return Variant(for_reader(locale, self.settings.newsletter.locale), chosen or None)
+        return reader_variant(self.settings, locale, rubrics, self._known)
 
     def rendered(self, variant: Variant) -> Rendered:
         """The variant as enqueued, or rendered now from the frozen edition (and kept)."""
@@ -63,7 +69,7 @@ class Composer:
             rendered = self.renderer.render(self.frozen.edition, variant)
             self.compiles += 1
             if self.editions is not None:
-                self.editions.keep_variant(self.edition_key, rendered)
+                self.editions.keep_variant(self.edition_key, rendered, carried(self.frozen.edition, variant))
             self._rendered[key] = rendered
         found = self._rendered[key]
         self.skipped += [item for item in found.skipped if item not in self.skipped]

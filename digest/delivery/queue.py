@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     and_,
     bindparam,
@@ -88,6 +89,13 @@ class Backlog:
     def idle(self) -> bool:
         return self.would_send == 0
 
+    def __add__(self, other: Backlog) -> Backlog:
+        """Two editions' backlogs together (the day's and the week's, sent by one run)."""
+        dues = [t for t in (self.next_due, other.next_due) if t is not None]
+        return Backlog(self.new + other.new, self.due + other.due, self.in_flight + other.in_flight,
+                       self.sent + other.sent, self.owed + other.owed, min(dues) if dues else None,
+                       self.waiting + other.waiting)
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -127,13 +135,17 @@ class Queue:
             self._conn = None
 
     # -- enqueue ----------------------------------------------------------------------------------
-    def add_rows(self, edition: str, enqueued: datetime, hour: str | None) -> int:
-        """A pending row for every active subscriber who has none for this edition yet, due at their
-        hour (their own choice, else `hour`; "asap" or none: at `enqueued`). Set-based: one INSERT per
-        distinct (zone, chosen hour), so a million readers never pass through Python."""
+    def add_rows(self, edition: str, enqueued: datetime, hour: str | None,
+                 who: ColumnElement[bool] | None = None) -> int:
+        """A pending row for every active subscriber (of `who`: a rhythm, a weekday) who has none for
+        this edition yet, due at their hour (their own choice, else `hour`; "asap" or none: at
+        `enqueued`). Set-based: one INSERT per distinct (zone, chosen hour), so a million readers never
+        pass through Python. Each row keeps the reader's choice of language and rubrics."""
         reached = reached_before(edition)
         missing = ~has_it(edition)
         active = subscribers.c.status == "active"
+        if who is not None:
+            active = and_(active, who)
         added = 0
         with self.engine.begin() as conn:
             pairs = conn.execute(select(subscribers.c.timezone, subscribers.c.delivery_time)
@@ -145,7 +157,8 @@ class Queue:
                 rows = select(literal(edition, deliveries.c.edition.type), subscribers.c.id,
                               literal("pending", deliveries.c.status.type), literal(0, deliveries.c.attempts.type),
                               literal(not_before, deliveries.c.not_before.type),
-                              literal(enqueued, deliveries.c.updated_at.type)
+                              literal(enqueued, deliveries.c.updated_at.type),
+                              subscribers.c.locale + literal("|") + subscribers.c.rubrics,
                               ).where(active, ~reached, subscribers.c.timezone == zone, same_hour)
                 # (SQLAlchemy keeps an INSERT's row count only when asked: psycopg's is gone with its cursor.)
                 result = conn.execute(insert_new(conn, rows, missing).execution_options(preserve_rowcount=True))
@@ -326,13 +339,15 @@ class Queue:
             found = {status: count for status, count in conn.execute(query.group_by(deliveries.c.status)).all()}
         return {status: found.get(status, 0) for status in STATES}
 
-    def backlog(self, edition: str) -> Backlog:
+    def backlog(self, edition: str, who: ColumnElement[bool] | None = None) -> Backlog:
+        """`who`: the readers the edition is for (a rhythm), of whom those with no row are new."""
         now = self.clock.now()
         counts = self.counts(edition, active_only=True)
         d = deliveries.c
         active = subscribers.c.status == "active"
         with self.engine.connect() as conn:
-            new = conn.execute(select(func.count()).select_from(subscribers).where(active, ~has_it(edition))).scalar_one()
+            audience = active if who is None else and_(active, who)
+            new = conn.execute(select(func.count()).select_from(subscribers).where(audience, ~has_it(edition))).scalar_one()
             due = conn.execute(select(func.count()).select_from(deliveries)
                                .join(subscribers, subscribers.c.id == d.subscriber_id)
                                .where(d.edition == edition, active, d.status.in_(UNSENT), d.not_before <= now)).scalar_one()

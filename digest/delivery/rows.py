@@ -32,6 +32,7 @@ def replaced(edition: str) -> Select[Any]:
     """The keys of the earlier revisions of the edition's day."""
     this, earlier = editions.alias("this"), editions.alias("earlier")
     return select(earlier.c.key).join(this, and_(earlier.c.list_id == this.c.list_id, earlier.c.day == this.c.day,
+                                                 earlier.c.rhythm == this.c.rhythm, earlier.c.part == this.c.part,
                                                  earlier.c.revision < this.c.revision)).where(this.c.key == edition)
 
 
@@ -46,7 +47,7 @@ def among(pairs: list[tuple[str, int]]) -> ColumnElement[bool]:
                  for edition, ids in by_edition.items()))
 
 
-ROW = ["edition", "subscriber_id", "status", "attempts", "not_before", "updated_at"]
+ROW = ["edition", "subscriber_id", "status", "attempts", "not_before", "updated_at", "choice"]
 
 
 def insert_new(conn: Connection, rows: Select[Any], missing: ColumnElement[bool]) -> Executable:

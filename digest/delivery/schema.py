@@ -44,6 +44,7 @@ deliveries = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("lease_owner", String(64)),
     Column("lease_expires", DateTime(timezone=True)),
+    Column("choice", String(1100)),  # the reader's "locale|rubrics" when the row was made
     Index("ix_deliveries_edition_status", "edition", "status"),
     Index("ix_deliveries_due", "not_before", sqlite_where=DUE, postgresql_where=DUE),
     Index("ix_deliveries_leased", "lease_expires", sqlite_where=LEASED, postgresql_where=LEASED),
@@ -62,7 +63,12 @@ editions = Table(
     Column("date_header", DateTime(timezone=True), nullable=False),
     Column("slot", String(64), nullable=False),
     Column("content", Text, nullable=False),
-    Index("ix_editions_list_day", "list_id", "day", "revision", unique=True),
+    Column("rhythm", String(8), nullable=False, server_default="daily"),  # daily, weekly
+    Column("first_day", Date),  # a weekly edition's first day (its `day` is its last)
+    # "" for the edition itself; a weekly edition made again without the stories some readers had
+    # already (they switched from daily in mid-week) is a part of it, named by those stories.
+    Column("part", String(16), nullable=False, server_default=""),
+    Index("ix_editions_list_day", "list_id", "rhythm", "day", "part", "revision", unique=True),
 )
 
 edition_variants = Table(
@@ -75,6 +81,38 @@ edition_variants = Table(
     Column("html", Text, nullable=False),
     Column("text", Text, nullable=False),
     Column("skipped", Text, nullable=False),
+)
+
+# Every item gathered, once per story: what an edition of any past day or week is made from again.
+items = Table(
+    "items",
+    metadata,
+    Column("key", String(40), primary_key=True),  # the story's identity (digest.delivery.items.identity)
+    Column("list_id", String(255), nullable=False),
+    Column("day", Date, nullable=False),  # the newsroom's day it was first gathered for
+    Column("published", DateTime(timezone=True), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("rubric", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("source", String(300), nullable=False),
+    Column("url", Text),
+    Column("title", Text, nullable=False),
+    Column("folded", Text, nullable=False),  # title and excerpt, case and accents folded: what search reads
+    Column("content", Text, nullable=False),  # the item as the email shows it (digest.core.frozen)
+    Column("revision", Integer, nullable=False),  # 1, then one more for each correction
+    Column("kept_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_items_list_day", "list_id", "day"),
+)
+
+# What each variant of each edition carried, item by item.
+edition_items = Table(
+    "edition_items",
+    metadata,
+    Column("edition", String(64), primary_key=True),
+    Column("variant", String(1100), primary_key=True),
+    Column("item", String(40), primary_key=True),
+    Index("ix_edition_items_item", "item"),
 )
 
 relay_throttle = Table(

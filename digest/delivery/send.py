@@ -17,11 +17,12 @@ from digest.core.clock import Clock
 from digest.core.config import Settings
 from digest.core.model import Variant
 from digest.delivery.compose import Composer
-from digest.delivery.editions import Editions, FrozenEdition, edition_key
-from digest.delivery.enqueue import Enqueued, draft, enqueue
+from digest.delivery.editions import WEEKLY, Editions, FrozenEdition, edition_key
+from digest.delivery.enqueue import Enqueued, date_header, draft, enqueue, enqueue_week
 from digest.delivery.loop import Report
 from digest.delivery.personalize import Recipient, Template, new_slot
 from digest.delivery.queue import Backlog, Claimed, Queue
+from digest.delivery.rhythms import backlog, has_weekly_readers, keep_day, make_week
 from digest.delivery.transports import Envelope, Outcome, Transport, open_transport
 from digest.delivery.worker import Worker
 from digest.pipeline import message
@@ -57,6 +58,7 @@ class Sender:
         self._composer: tuple[object, Composer] | None = None
         self.worker: Worker | None = None
         self._enqueued_skipped: tuple[str, ...] = ()
+        self.weekly: list[Enqueued] = []  # the week's edition and its parts, on a weekly day
 
     # -- the edition as it will go, for a dry run, a test copy and the tests ------------------------
     def frozen(self) -> FrozenEdition:
@@ -65,7 +67,9 @@ class Sender:
         if found is not None:
             return found
         assert self.day_edition is not None, "nothing gathered and nothing enqueued"
-        return draft(self.settings, self.day_edition, self.slot, self.clock)
+        # As it would go: without the stories earlier editions carried (the store is only read).
+        fresh, _ = keep_day(self.settings, self.store, self.day_edition, self.clock.now(), write=False)
+        return draft(self.settings, fresh if fresh.edition.items else self.day_edition, self.slot, self.clock)
 
     @property
     def composer(self) -> Composer:
@@ -111,16 +115,42 @@ class Sender:
 
         return enqueue(self.settings, self.store, self.tokens, self.clock, self.day, prepare, self.replace, self.slot)
 
+    def enqueue_week(self) -> list[Enqueued]:
+        """On a weekly day, the week's edition for the weekly readers of that day (else nothing)."""
+        self.weekly = enqueue_week(self.settings, self.store, self.tokens, self.clock, self.day)
+        return self.weekly
+
+    def week_composer(self) -> Composer | None:
+        """The week's edition (as enqueued, else as the store would make it now), on a weekly day."""
+        if not has_weekly_readers(self.settings, self.store, self.day):
+            return None
+        list_id = self.settings.newsletter.list_id
+        found = Editions(self.store).open_edition(list_id, self.day, WEEKLY)
+        if found is None:
+            week = make_week(self.settings, self.store, self.day)
+            if week is None:
+                return None
+            found = FrozenEdition(edition_key(list_id, self.day, rhythm=WEEKLY), list_id, self.day, 1, "draft",
+                                  self.clock.now(), date_header(self.clock), self.slot, week.edition, WEEKLY)
+        return Composer(self.settings, found, self.tokens)
+
+    def backlog(self, daily: str | None) -> Backlog:
+        """The day's edition and the week's (when this is a weekly day) together."""
+        return backlog(Queue(self.store, self.clock), self.settings, self.day, daily,
+                       [w.frozen.key for w in self.weekly])
+
     def run(self) -> Report:
         started = time.perf_counter()
         enqueued = self.enqueue()
+        self.enqueue_week()
         key = enqueued.frozen.key
-        queue = Queue(self.store, self.clock)
-        before = queue.backlog(key)
-        report = Report(key, self.destination(), added=enqueued.added, already_sent=before.sent,
+        before = self.backlog(key)
+        added = enqueued.added + sum(w.added for w in self.weekly)
+        report = Report(key, self.destination(), added=added, already_sent=before.sent,
                         due=before.due + before.in_flight)
         self.on_start(report.due)
-        self.worker = Worker(self.settings, self.store, self.tokens, self.clock, only=[key], outbox=self.outbox,
+        keys = [key, *(w.frozen.key for w in self.weekly)]
+        self.worker = Worker(self.settings, self.store, self.tokens, self.clock, only=keys, outbox=self.outbox,
                              until_idle=True, report=report, progress=self.progress, transport=self.transport)
         try:
             if report.due:
@@ -128,10 +158,10 @@ class Sender:
             else:
                 report.settle()
         finally:
-            after = queue.backlog(key)
+            after = self.backlog(key)
             report.left, report.waiting = after.unsent, after.waiting
             report.next_due, report.in_flight = after.next_due, after.in_flight
-            report.variants = enqueued.rendered + self.worker.compiles
+            report.variants = enqueued.rendered + sum(w.rendered for w in self.weekly) + self.worker.compiles
             report.elapsed = time.perf_counter() - started
             self._enqueued_skipped = enqueued.skipped
         return report
@@ -148,21 +178,30 @@ class DryRun:
 
 
 def dry_run(sender: Sender) -> DryRun:
-    """Render every variant and personalise every message, send nothing and record nothing."""
+    """Render every variant and personalise every message, send nothing and record nothing: the day's
+    edition for daily readers, and on a weekly day the week (as the store holds it) for its readers."""
     started = time.perf_counter()
     count, size = 0, 0
     per_key: Counter[tuple[str, str]] = Counter()  # by the stored choice: no Variant built per subscriber
-    compose = sender.composer.compose
-    c = subscribers.c
-    for id_, email, name, locale, rubrics in sender.store.iter_rows((c.id, c.email, c.name, c.locale, c.rubrics), "active"):
-        size += len(compose(id_, email, name, locale, rubrics).data)
+    week = sender.week_composer()
+    weekly_day, today = sender.settings.delivery.weekly_day, sender.day.weekday()
+    c = subscribers.c  # the columns a message needs, as rows: no Subscriber made, no rubrics split and joined again
+    columns = (c.id, c.email, c.name, c.locale, c.rubrics, c.cadence, c.weekday)
+    for id_, email, name, locale, rubrics, cadence, weekday in sender.store.iter_rows(columns, "active"):
+        composer = sender.composer
+        if cadence == "weekly":
+            if week is None or (weekly_day if weekday is None else weekday) != today:
+                continue
+            composer = week
+        size += len(composer.compose(id_, email, name, locale, rubrics).data)
         count += 1
         per_key[(locale, rubrics)] += 1
     per_variant: Counter[Variant] = Counter()
     for (locale, rubrics), n in per_key.items():
         per_variant[sender.variant(locale, rubrics)] += n
-    backlog = Queue(sender.store, sender.clock).backlog(sender.composer.edition_key)
-    return DryRun(count, size, per_variant, sender.compiles, time.perf_counter() - started, backlog)
+    backlog = sender.backlog(sender.composer.edition_key)
+    compiles = sender.compiles + (week.compiles if week else 0)
+    return DryRun(count, size, per_variant, compiles, time.perf_counter() - started, backlog)
 
 
 def send_test_copy(sender: Sender, to: str, name: str = "") -> Outcome:

@@ -29,7 +29,7 @@ from digest.core.model import Edition, Ranked
 from digest.pipeline import i18n
 from digest.pipeline.typography import language, typeset
 
-PAGE_NAME = re.compile(r"(\d{4}-\d{2}-\d{2})\.html")
+PAGE_NAME = re.compile(r"(week-)?(\d{4}-\d{2}-\d{2})\.html")  # a day's page, or a week's (by its last day)
 _UNSAFE_URL = re.compile(r"[\x00-\x20\x7f\"<>\\`]")
 # An edition's page is some hundred KiB; a file far larger is not one digest wrote, and `digest serve`
 # reads a page whole into memory.
@@ -152,7 +152,7 @@ def edition_page(settings: Settings, edition: Edition) -> str:
         "edition.html.j2",
         locale,
         date=edition.date,
-        date_long=i18n.long_date(edition.date, locale),
+        date_long=i18n.edition_date(edition, locale, settings.theme),
         leads=[_entry(r, settings, locale, tz) for r in edition.leads],
         sections=sections,
         more=[_entry(r, settings, locale, tz) for r in edition.more],
@@ -162,13 +162,18 @@ def edition_page(settings: Settings, edition: Edition) -> str:
     )
 
 
-def page_path(settings: Settings, day: date) -> Path:
-    return settings.archive / f"{day.isoformat()}.html"
+def page_name(day: date, weekly: bool = False) -> str:
+    """`2026-11-29.html`, and the week that ends that day: `week-2026-11-29.html`."""
+    return ("week-" if weekly else "") + f"{day.isoformat()}.html"
+
+
+def page_path(settings: Settings, day: date, weekly: bool = False) -> Path:
+    return settings.archive / page_name(day, weekly)
 
 
 def write_page(settings: Settings, edition: Edition) -> Path:
     """Write (or replace) the edition's page atomically: `digest serve` never shows half a page."""
-    path = page_path(settings, edition.date)
+    path = page_path(settings, edition.date, edition.weekly)
     html = edition_page(settings, edition)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,9 +192,10 @@ def write_page(settings: Settings, edition: Edition) -> Path:
     return path
 
 
-def editions(folder: Path) -> list[date]:
-    """The dates of the pages in the archive folder, newest first; other files are ignored, and so
-    is anything that is not a regular file (a symlink, a folder, a FIFO): `read_page` would refuse it."""
+def editions(folder: Path, weekly: bool = False) -> list[date]:
+    """The dates of the days' pages in the archive folder (with `weekly`, of the weeks' pages: their
+    last days), newest first; other files are ignored, and so is anything that is not a regular file
+    (a symlink, a folder, a FIFO): `read_page` would refuse it."""
     found = []
     try:
         names = [entry.name for entry in os.scandir(folder) if entry.is_file(follow_symlinks=False)]
@@ -197,7 +203,7 @@ def editions(folder: Path) -> list[date]:
         return []
     for name in names:
         day = _page_date(name)
-        if day is not None:
+        if day is not None and name.startswith("week-") == weekly:
             found.append(day)
     return sorted(found, reverse=True)
 
@@ -251,6 +257,6 @@ def _page_date(name: str) -> date | None:
     if not match:
         return None
     try:
-        return date.fromisoformat(match.group(1))
+        return date.fromisoformat(match.group(2))
     except ValueError:
         return None

@@ -117,6 +117,29 @@ def short_date(day: date, locale: str) -> str:
     return format_skeleton("MMMMd", day, locale=babel_locale(locale))
 
 
+def edition_date(edition: Any, locale: str, theme: Path | None = None) -> str:
+    """What a masthead says of an edition: its day written out, or its week ("La semaine du 23 au
+    29 novembre", "The week of November 23 to 29")."""
+    if getattr(edition, "first", None) is None:
+        return long_date(edition.date, locale)
+    return week_title(edition.first, edition.date, locale, theme)
+
+
+def week_title(first: date, last: date, locale: str, theme: Path | None = None) -> str:
+    """"La semaine du 23 au 29 novembre", "du 30 novembre au 6 décembre", "du 1er au 7 mars"; the
+    month said once when both days share it, on the side the locale writes it."""
+    start, end = short_date(first, locale), short_date(last, locale)
+    if (first.year, first.month) == (last.year, last.month):
+        if end[:1].isdigit():  # the day before the month (fr, ar): "du 23 au 29 novembre"
+            start = "1er" if first.day == 1 and language(locale) == "fr" else str(first.day)
+        else:  # the month first (en): "November 23 to 29"
+            end = str(last.day)
+    elif language(locale) == "fr" and first.day == 1:
+        start = start.replace("1 ", "1er ", 1)
+    pattern = translations(locale, theme).gettext("The week of %(first)s to %(last)s")
+    return phrase(pattern % {"first": start, "last": end}, locale)
+
+
 _RIGHT_TO_LEFT = frozenset({"ar", "he", "fa", "ur", "yi", "ps", "sd", "ug", "dv", "ckb"})
 
 

@@ -46,16 +46,21 @@ def assign_rubric(item: Item, matchers: list[_Matcher], default: str) -> str:
     return best
 
 
-def score(item: Item, rubric: Rubric, now_ts: float, settings: Settings) -> float:
+def score(item: Item, rubric: Rubric, now_ts: float, settings: Settings, half_life_hours: float | None = None) -> float:
     """Editorial weight × freshness (halved every half-life) × the featured boost."""
     age_hours = max(0.0, (now_ts - item.published.timestamp()) / 3600)
-    value = rubric.weight * 0.5 ** (age_hours / settings.ranking.half_life_hours)
+    value = rubric.weight * 0.5 ** (age_hours / (half_life_hours or settings.ranking.half_life_hours))
     if item.featured:
         value *= settings.ranking.featured_boost
     return round(value, 6)
 
 
-def rank(items: list[Item] | tuple[Item, ...], settings: Settings, day: date, timezone: str) -> Edition:
+def rank(items: list[Item] | tuple[Item, ...], settings: Settings, day: date, timezone: str,
+         first: date | None = None) -> Edition:
+    """The day's edition; with `first`, the week's from `first` to `day`: freshness counted within
+    the week (ranking.weekly_half_life_hours) and the week's lead stories (ranking.weekly_leads)."""
+    half_life = settings.ranking.weekly_half_life_hours if first else settings.ranking.half_life_hours
+    lead_count = settings.ranking.weekly_leads if first else settings.ranking.leads
     matchers = _matchers(settings.rubrics)
     by_key = {r.key: r for r in settings.rubrics}
     # Freshness is measured from the newest item, not the clock, so a re-run gives the same edition.
@@ -63,13 +68,13 @@ def rank(items: list[Item] | tuple[Item, ...], settings: Settings, day: date, ti
     ranked = []
     for item in items:
         key = assign_rubric(item, matchers, settings.default_rubric)
-        ranked.append(Ranked(item, key, score(item, by_key[key], now_ts, settings)))
+        ranked.append(Ranked(item, key, score(item, by_key[key], now_ts, settings, half_life)))
     ranked.sort(key=order_key)
 
     candidates = [r for r in ranked if r.item.featured and r.item.kind == "article"]
     if not candidates:
         candidates = [r for r in ranked if r.item.kind == "article"]
-    leads = tuple(candidates[: settings.ranking.leads])
+    leads = tuple(candidates[:lead_count])
     lead_ids = {id(r) for r in leads}
 
     sections, more = [], []
@@ -79,7 +84,7 @@ def rank(items: list[Item] | tuple[Item, ...], settings: Settings, day: date, ti
             sections.append(Section(rubric.key, rubric.label, rubric.color, tuple(members[: rubric.max_items])))
             more.extend(members[rubric.max_items:])
     more.sort(key=order_key)
-    return Edition(date=day, timezone=timezone, leads=leads, sections=tuple(sections), more=tuple(more))
+    return Edition(date=day, timezone=timezone, leads=leads, sections=tuple(sections), more=tuple(more), first=first)
 
 
 def ranked_items(edition: Edition) -> list[Ranked]:

@@ -32,6 +32,10 @@ class Ranking:
     featured_boost: float = 1.5
     leads: int = 1
     title_similarity: float = 0.9  # near-identical titles above this ratio are one story
+    # The weekly edition: freshness counted within the week (a Monday story is not worth nothing on
+    # Sunday), and the week's lead stories on top.
+    weekly_half_life_hours: float = 72.0
+    weekly_leads: int = 3
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,9 @@ class Smtp:
         return read_secret(self.password_env, self.password_file, "smtp.password") or ""
 
 
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")  # 0 … 6
+
+
 @dataclass(frozen=True)
 class Delivery:
     transport: str | None = None  # a name in digest.delivery.transports; None: "smtp" with [smtp], else "outbox"
@@ -107,6 +114,8 @@ class Delivery:
     local_time: str | None = None  # "07:00": each reader gets the edition at that hour where they live
     lease_seconds: float = 30.0  # a worker's hold on the rows it sends, renewed while it lives
     poll_seconds: float = 15.0  # how often an idle `digest worker` looks for a newly enqueued edition
+    weekly_day: int = 6  # the weekly edition's day for readers who chose none (0 Monday … 6 Sunday)
+    keep_items_days: int = 400  # the store of items keeps this many days (past editions made again from it)
 
 
 @dataclass(frozen=True)

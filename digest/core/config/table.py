@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import ConfigError
 
 TOP = "(top level)"
@@ -35,6 +36,13 @@ class Table:
             names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
             raise self._fail(key, f"must be a {names}, not {value!r}")
         return value
+
+    def weekday(self, key: str, default: int) -> int:
+        """A day of the week by its English name (any case): 0 Monday … 6 Sunday."""
+        value = self.get(key, str, WEEKDAYS[default]).strip().lower()
+        if value not in WEEKDAYS:
+            raise self._fail(key, f"must be a day of the week such as \"sunday\", not {value!r}")
+        return WEEKDAYS.index(value)
 
     def positive(self, key: str, kind: type, default: Any) -> Any:
         value = self.get(key, kind, default)

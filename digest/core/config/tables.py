@@ -123,8 +123,10 @@ def ranking(t: Table) -> Ranking:
         featured_boost=t.positive("featured_boost", float, Ranking.featured_boost),
         leads=t.get("leads", int, Ranking.leads),
         title_similarity=t.positive("title_similarity", float, Ranking.title_similarity),
+        weekly_half_life_hours=t.positive("weekly_half_life_hours", float, Ranking.weekly_half_life_hours),
+        weekly_leads=t.get("weekly_leads", int, Ranking.weekly_leads),
     )
-    if value.leads < 0 or not 0 < value.title_similarity <= 1:
+    if value.leads < 0 or value.weekly_leads < 0 or not 0 < value.title_similarity <= 1:
         raise ConfigError(f"{t.file}: ranking.leads must be ≥ 0 and ranking.title_similarity in (0, 1]")
     t.done()
     return value
@@ -236,7 +238,11 @@ def delivery(t: Table, folder: Path) -> Delivery:
         local_time=t.get("local_time", str, Delivery.local_time),
         lease_seconds=t.positive("lease_seconds", float, Delivery.lease_seconds),
         poll_seconds=t.positive("poll_seconds", float, Delivery.poll_seconds),
+        weekly_day=t.weekday("weekly_day", Delivery.weekly_day),
+        keep_items_days=t.get("keep_items_days", int, Delivery.keep_items_days),
     )
+    if value.keep_items_days < 8:
+        raise ConfigError(f"{t.file}: delivery.keep_items_days must be at least 8 (a week of items, and its day)")
     if value.retries < 1:
         raise ConfigError(f"{t.file}: delivery.retries must be at least 1")
     if value.local_time is not None and hour(value.local_time) != value.local_time:  # "07:00", as the schedule reads it

@@ -63,7 +63,8 @@ class Renderer:
         self._edition, self._views, self._pieces = None, {}, {}
 
     def archive_url(self, edition: Edition) -> str:
-        return f"{self.settings.newsletter.base_url}/archive/{edition.date.isoformat()}.html"
+        week = "week-" if edition.weekly else ""
+        return f"{self.settings.newsletter.base_url}/archive/{week}{edition.date.isoformat()}.html"
 
     # -- views -----------------------------------------------------------------------------------
     def views(self, edition: Edition, locale: str) -> Views:

@@ -95,7 +95,7 @@ class Views:
         self.settings, self.locale, self.slots, self.archive, self.tz = settings, locale, slots, archive, tz
         self.lang = language(locale)
         self._items: dict[int, ItemView] = {}
-        self._constants: dict[tuple[Any, str], dict[str, Any]] = {}
+        self._constants: dict[tuple[Any, Any, str], dict[str, Any]] = {}
         self._order: dict[int, tuple[Any, ...]] = {}
 
     def order(self, ranked: Ranked) -> tuple[Any, ...]:
@@ -198,7 +198,7 @@ class Views:
 
     def constants(self, edition: Edition, slot: str) -> dict[str, Any]:
         """The context every variant of this locale shares (made once)."""
-        key = (edition.date, slot)
+        key = (edition.date, edition.first, slot)
         if key not in self._constants:
             self._constants[key] = self._make_constants(edition, slot)
         return self._constants[key]
@@ -216,8 +216,9 @@ class Views:
             "start": "right" if rtl else "left",
             "end": "left" if rtl else "right",
             "date": edition.date,
-            "date_long": i18n.long_date(edition.date, self.locale),
+            "date_long": i18n.edition_date(edition, self.locale, self.settings.theme),
             "date_short": i18n.short_date(edition.date, self.locale),
+            "weekly": edition.weekly,
             "tints": [(r.key, tint(r.color, DARK_CARD)) for r in self.settings.rubrics],
             "archive_url": self.archive,
             "unsubscribe_url": f"{news.base_url}/unsubscribe/{slot}",

@@ -12,6 +12,7 @@ from digest.delivery.schema import deliveries
 from subscribers.csvio import iso_utc
 from subscribers.model import Subscriber
 from subscribers.store import Store
+from subscribers.validate import weekday_name
 
 ACTIONS = ("download", "erase", "erase_confirmed")  # the preferences form's actions for them
 
@@ -29,6 +30,7 @@ def data_of(store: Store, settings: Settings, subscriber: Subscriber) -> dict[st
         "subscriber": {"email": subscriber.email, "name": subscriber.name, "locale": subscriber.locale,
                        "timezone": subscriber.timezone, "rubrics": sorted(subscriber.rubrics),
                        "status": subscriber.status, "delivery_time": subscriber.delivery_time,
+                       "cadence": subscriber.cadence, "weekday": weekday_name(subscriber.weekday) or None,
                        "created_at": iso_utc(subscriber.created_at), "updated_at": iso_utc(subscriber.updated_at)},
         "history": [event.as_json() for event in history],
         "deliveries": sent,

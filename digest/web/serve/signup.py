@@ -8,7 +8,7 @@ to send (the address is subscribed already), or a refusal. Refusals, each one lo
     stamp      the form's signed stamp is missing, forged, older than a day, or younger than min_seconds
     domain     the address's domain (or a parent) is a disposable one, or in blocked_domains
     name       the name carries a link or an address (spam meant for the confirmation email)
-    form       a language or rubric that the form does not offer
+    form       a language, rubric, cadence or day that the form does not offer
     limit      the limits of the address (per day), the client's network and the domain (per hour),
                counted in the database so that every `digest serve` process shares them
 A form posted from an allowed site carries no stamp (its page is not ours): it is answered with our
@@ -30,10 +30,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from digest.core.config import LOCALES
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import InvalidSubscriber
 from digest.pipeline import archive
 from digest.web.serve.mailer import Letter, Mailer
-from digest.web.serve.site import Site, mask
+from digest.web.serve.site import Site, mask, read_rhythm
 from subscribers.consent import Origin, network
 from subscribers.signups import CONFIRM_HOURS, Limits
 from subscribers.signups import Request as SignupRequest
@@ -60,6 +61,8 @@ class Filled:
     stamp: str
     honeypot: str
     label: str  # the newsroom's name for the form on its own page (`form`), if it gave one
+    cadence: str | None  # None: not on the form (a newsroom's own page without it): daily
+    weekday: str | None  # an English day name, "" or None: the newsroom's day
 
     @classmethod
     def read(cls, form: FormData) -> Filled:
@@ -71,7 +74,12 @@ class Filled:
         return cls(email=text("email")[:400], name=text("name")[:1000], locale=text("locale"),
                    rubrics=tuple(v for v in form.getlist("rubric") if isinstance(v, str)),
                    stamp=text("stamp"), honeypot=text("website"),
-                   label=label if _LABEL.fullmatch(label) else "")
+                   label=label if _LABEL.fullmatch(label) else "",
+                   cadence=_or_none(form.get("cadence")), weekday=_or_none(form.get("weekday")))
+
+
+def _or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class SignupDesk:
@@ -117,7 +125,8 @@ class SignupDesk:
                     network(request.client.host if request.client else None), request.headers.get("user-agent"))
         form = SignupRequest(email=email, name=clean_name(filled.name), locale=locale, rubrics=frozenset(filled.rubrics),
                              timezone=self.site.settings.newsletter.timezone, wording=self.config.consent_version,
-                             network=by.network)
+                             network=by.network, cadence=filled.cadence or "daily",
+                             weekday=WEEKDAYS.index(filled.weekday) if filled.weekday else None)
         try:
             requested = await run_in_threadpool(self.site.store.request_signup, form, by, self.limits)
         except InvalidSubscriber:  # the same new address from two processes at once: one of them wins
@@ -170,6 +179,8 @@ class SignupDesk:
             return "name with a link"
         if not all(key in self.site.known for key in filled.rubrics):
             return "form: an unknown rubric"
+        if read_rhythm(filled.cadence, filled.weekday) is None:
+            return "form: an unknown cadence or day"
         return ""
 
     def _refused(self, reason: str, locale: str) -> Response:
@@ -191,6 +202,7 @@ class SignupDesk:
             form_label=filled.label if filled else "", chosen_locale=locale,
             languages=[(code, archive.language_name(code)) for code in LOCALES], rubrics=rubrics,
             chosen=set(filled.rubrics) if filled else set(), privacy_url=self.config.privacy_url,
+            **self.site.rhythm_choices(locale, (filled and filled.cadence) or "daily", (filled and filled.weekday) or ""),
         )
 
     # -- the confirmation ---------------------------------------------------------------------------------

@@ -5,28 +5,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import replace as _replace
+from datetime import timedelta
 from email.utils import formatdate
 from typing import Any
 from urllib.parse import urlsplit
 
 from babel import Locale
 from babel.core import get_global
+from babel.dates import get_day_names
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from digest.core.config import LOCALES, Settings
+from digest.core.config.model import WEEKDAYS
 from digest.core.errors import InvalidSubscriber
 from digest.pipeline import archive, i18n
 from digest.web.serve import rights
 from digest.web.serve.forms import FormGuard
 from digest.web.serve.guard import PRIVATE, SECURITY_HEADERS, prefix_of
 from subscribers.consent import Origin, network
-from subscribers.model import ASAP, NEWSLETTER_HOUR, Subscriber
+from subscribers.model import ASAP, CADENCES, NEWSLETTER_HOUR, Subscriber
 from subscribers.store import Store
 from subscribers.tokens import Tokens
-from subscribers.validate import check_delivery_time
+from subscribers.validate import check_delivery_time, weekday_name
 
 log = logging.getLogger("digest.serve")
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
@@ -105,9 +108,13 @@ class Site:
     # -- archive ------------------------------------------------------------------------------------
     async def index(self, request: Request) -> Response:
         locale = self.settings.newsletter.locale
-        days = archive.editions(self.settings.archive)
-        editions = [{"date": d, "label": i18n.long_date(d, locale), "href": f"{self.prefix}/archive/{d.isoformat()}.html"}
-                    for d in days]
+        folder, theme = self.settings.archive, self.settings.theme
+        editions = [{"date": d, "label": i18n.long_date(d, locale), "href": f"{self.prefix}/archive/{archive.page_name(d)}"}
+                    for d in archive.editions(folder)]
+        editions += [{"date": d, "label": i18n.week_title(d - timedelta(days=6), d, locale, theme),
+                      "href": f"{self.prefix}/archive/{archive.page_name(d, weekly=True)}"}
+                     for d in archive.editions(folder, weekly=True)]
+        editions.sort(key=lambda e: (e["date"], e["href"]), reverse=True)
         subscribe = f"{self.prefix}/subscribe" if self.settings.signup.enabled else ""
         response = self.page("index.html.j2", locale, editions=editions, feed_href=f"{self.prefix}/archive/feed.xml",
                              subscribe_href=subscribe)
@@ -193,15 +200,16 @@ class Site:
         locale = form.get("locale", subscriber.locale)
         chosen = form.getlist("rubric")
         hour = _hour(form.get("hour"))  # None: not on the form (a theme's page without it), or no hour
+        rhythm = read_rhythm(form.get("cadence"), form.get("weekday"))  # None: a value no form offers
         if (action not in ("save", "resubscribe", "unsubscribe") or locale not in LOCALES
                 or not all(isinstance(k, str) and k in self.known for k in chosen)
-                or (hour is None and form.get("hour") is not None)
+                or (hour is None and form.get("hour") is not None) or rhythm is None
                 or (action == "resubscribe" and subscriber.status == "bounced")):
             return self._preferences_page(token, subscriber, status=400,
                                           error=self._t(subscriber.locale, NOTICES["bad_request"][0]))
         rubrics = frozenset(k for k in chosen if isinstance(k, str))  # every one is (checked above)
         by = self.origin_of(request, "preferences")
-        if await run_in_threadpool(self._apply, subscriber, action, locale, rubrics, hour, by):
+        if await run_in_threadpool(self._apply, subscriber, action, locale, rubrics, hour, rhythm, by):
             log.info("subscriber %d %s (preferences page)", subscriber_id,
                      "unsubscribed" if action == "unsubscribe" else "subscribed again")
         subscriber = await run_in_threadpool(self.store.get_by_id, subscriber_id)
@@ -210,12 +218,13 @@ class Site:
         return self._preferences_page(token, subscriber, notice=self._t(subscriber.locale, DONE[action]))
 
     def _apply(self, subscriber: Subscriber, action: str, locale: str, rubrics: frozenset[str], hour: str | None,
-               by: Origin) -> bool:
+               rhythm: tuple[str | None, str | None], by: Origin) -> bool:
         """One transaction (and one consent row for what changed); True when the subscription itself changed."""
         with self.store.bulk() as tx:
             if action == "unsubscribe":
                 return tx.unsubscribe(subscriber.id, by)
-            tx.upsert(subscriber.email, locale=locale, rubrics=rubrics, delivery_time=hour, by=by)
+            tx.upsert(subscriber.email, locale=locale, rubrics=rubrics, delivery_time=hour, cadence=rhythm[0],
+                      weekday=rhythm[1], by=by)
             if action == "resubscribe" and subscriber.status == "unsubscribed":
                 return tx.set_status(subscriber.id, "active", by)
         return False
@@ -273,9 +282,16 @@ class Site:
             rubrics=rubrics, chosen=subscriber.rubrics,
             hours=hours, chosen_hour=subscriber.delivery_time or NEWSLETTER_HOUR, asap=ASAP,
             newsletter_hour=self.settings.delivery.local_time, zone=zone_label(subscriber.timezone, locale),
+            **self.rhythm_choices(locale, subscriber.cadence, weekday_name(subscriber.weekday)),
             csrf=self.guard.make(token), action=f"{self.prefix}/preferences/{token}",
             notice=notice, error=error,
         )
+
+    def rhythm_choices(self, locale: str, cadence: str, weekday: str) -> dict[str, Any]:
+        """What web/rhythm.html.j2 shows: the chosen cadence and day, the days by their names in `locale`."""
+        names = get_day_names("wide", locale=i18n.babel_locale(locale))
+        return {"cadence": cadence, "chosen_weekday": weekday, "weekdays": [(WEEKDAYS[d], names[d]) for d in range(7)],
+                "newsroom_day": names[self.settings.delivery.weekly_day]}
 
     # -- errors -----------------------------------------------------------------------------------
     async def http_error(self, request: Request, exc: Exception) -> Response:
@@ -294,6 +310,14 @@ def _hour(value: object) -> str | None:
         return check_delivery_time(value) if isinstance(value, str) else None
     except InvalidSubscriber:
         return None
+
+
+def read_rhythm(cadence: object, weekday: object) -> tuple[str | None, str | None] | None:
+    """The form's cadence and day as the store takes them: (None, None) when the form has neither (a
+    theme's page without them), the day "" for the newsroom's; None when either is not one the form offers."""
+    if (cadence is not None and cadence not in CADENCES) or (weekday is not None and weekday not in ("", *WEEKDAYS)):
+        return None
+    return (cadence, weekday) if isinstance(cadence, str | None) and isinstance(weekday, str | None) else None
 
 
 def zone_label(zone: str, locale: str) -> str:

@@ -4,7 +4,7 @@ instead of a walk over every active reader per pair (18 walks of the list for 6 
 list read the world over has dozens of zones).
 
 Revision ID: 0007_passes
-Revises: 0005 (the lead re-chains it after 0006)
+Revises: 0007
 Create Date: 2026-11-30
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0007_passes"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
