@@ -54,6 +54,8 @@ subscribers = Table(
     Index("ix_subscribers_status_variant", "status", "locale", "rubrics"),
     # Keyset pages of one status in id order (Store.iter_subscribers): a range of this index, no sort.
     Index("ix_subscribers_status_id", "status", "id"),
+    # An enqueue's readers of one (zone, chosen hour), one INSERT … SELECT each: a range of this index.
+    Index("ix_subscribers_status_zone_hour", "status", "timezone", "delivery_time"),
 )
 
 signups = Table(

@@ -5,13 +5,13 @@ a caller says how the change came with an Origin, and one that says nothing is r
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 from sqlalchemy import exc as sa_exc
 
 from digest.core.database import database_url, migrate, open_engine, sqlite_file, where
@@ -19,6 +19,7 @@ from digest.core.errors import InvalidSubscriber, StoreError
 from subscribers import consent, signups
 from subscribers.consent import API, DELIVERY, Event, Origin
 from subscribers.keyed import Hasher
+from subscribers.listing import LISTED, PAGE_ROWS, made, page_query
 from subscribers.merging import DEFAULTS, PAGE, STATUS_EVENTS, Upserted, fields_given, merge_page, not_pending, pages
 from subscribers.model import CONFIRMED, Subscriber
 from subscribers.rows import as_utc, join_rubrics, now, split_stored
@@ -35,15 +36,9 @@ from subscribers.validate import (
 )
 
 UTC = UTC
-__all__ = ["UTC", "Store", "Upserted", "as_utc", "join_rubrics", "now", "split_stored"]
+__all__ = ["UTC", "Store", "Upserted", "as_utc", "join_rubrics", "now", "page_query", "split_stored"]
 
 
-
-def page_query(status: str | None, after: int, batch: int) -> Select[Any]:
-    """One keyset page of the list: the subscribers (of one status) with an id above `after`, in id
-    order. With a status, a range of the index on (status, id): no sort, whatever the list's size."""
-    query = select(subscribers).where(subscribers.c.id > after).order_by(subscribers.c.id).limit(batch)
-    return query if status is None else query.where(subscribers.c.status == status)
 
 class Store:
     """Subscribers over a SQLAlchemy engine (SQLite by default, PostgreSQL in principle).
@@ -130,24 +125,27 @@ class Store:
             counts.update({status: n for status, n in conn.execute(query)})
         return counts
 
-    def iter_subscribers(self, status: str | None = None, batch: int = 1000) -> Iterator[Subscriber]:
-        """Every subscriber (of one status) in id order, ``batch`` rows per query.
+    def iter_subscribers(self, status: str | None = None, batch: int = PAGE_ROWS) -> Iterator[Subscriber]:
+        """Every subscriber (of one status) in id order, ``batch`` rows per query (see `iter_rows`)."""
+        yield from made(self.iter_rows(LISTED, status, batch))
 
-        Keyset pagination (id > last seen), each page its own short read: the sender can stream
-        200,000 rows without holding them, or a read snapshot, for the whole run.
-        """
+    def iter_rows(self, columns: Sequence[ColumnElement[Any]], status: str | None = None,
+                  batch: int = PAGE_ROWS) -> Iterator[Sequence[Any]]:
+        """These columns (the id first) of every subscriber (of one status) in id order, as rows (tuples):
+        for a pass over the list that needs a few fields, not a Subscriber. Keyset pagination (id > last
+        seen), each page its own short read: a pass streams a million rows without holding them, or a
+        read snapshot, for the whole run, and each page costs the same wherever it is in the list."""
         if status is not None:
             status = check_status(status)
         last = 0
         while True:
-            query = page_query(status, last, batch)
+            query = page_query(status, last, batch, columns)
             with self._begin() as conn:
                 rows = conn.execute(query).all()
-            for row in rows:
-                yield _subscriber(row)
+            yield from rows
             if len(rows) < batch:
                 return
-            last = rows[-1].id
+            last = rows[-1][0]
 
     def variants(self) -> list[tuple[str, frozenset[str]]]:
         """The distinct (locale, rubrics) of active subscribers: one rendered variant each."""
@@ -396,3 +394,4 @@ def _choices(subscriber: Subscriber) -> dict[str, Any]:
     if subscriber.weekday is not None:
         choices["weekday"] = subscriber.weekday
     return choices
+
