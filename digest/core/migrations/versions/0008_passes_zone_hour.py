@@ -3,7 +3,7 @@ SELECT per pair (digest.delivery.queue.add_rows), each a range of (status, timez
 instead of a walk over every active reader per pair (18 walks of the list for 6 zones and 3 hours; a
 list read the world over has dozens of zones).
 
-Revision ID: 0007_passes
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-30
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007_passes"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
