@@ -32,6 +32,7 @@ READERS = {  # address: (locale, rubrics, cadence)
     "weekly-fr@example.com": ("fr", frozenset(), "weekly"),
     "weekly-ar@example.com": ("ar", frozenset({"politique", "culture"}), "weekly"),
     "switcher@example.com": ("fr", frozenset(), "daily"),  # weekly from Wednesday on
+    "late@example.com": ("fr", frozenset(), "daily"),  # weekly from Sunday night, after the week's dailies
 }
 
 
@@ -66,9 +67,13 @@ def week_run(tmp_path: Path, database: str) -> tuple[Week, Path, Store]:
         now = f"{day}T21:00:00+01:00"
         if day == DAYS[-1]:  # Sunday: a dry run counts the day's readers and the week's
             rehearsal = commands.digest("send", "-c", str(config), "--date", day.isoformat(), "--now", now, "--dry-run")
-            assert "messages  5 " in rehearsal.stdout, rehearsal.stdout + rehearsal.stderr
+            assert "messages  6 " in rehearsal.stdout, rehearsal.stdout + rehearsal.stderr
         done = commands.digest("send", "-c", str(config), "--date", day.isoformat(), "--now", now)
         assert done.returncode == 0, done.stdout + done.stderr
+    # Sunday night, the week's dailies read: going weekly brings no week made of what was read already.
+    set_cadence(store, "late@example.com", "weekly")
+    again = commands.digest("send", "-c", str(config), "--date", "2026-11-29", "--now", "2026-11-29T21:30:00+01:00")
+    assert again.returncode == 0, again.stdout + again.stderr
     yield week, config, store
     store.close()
 
@@ -88,7 +93,8 @@ def test_a_week_of_rhythms(week_run: tuple[Week, Path, Store]) -> None:
     got = received(config.parent / "outbox")
 
     # Counts: a daily reader every day, a weekly reader on Sunday only, the switcher Monday, Tuesday, Sunday.
-    assert [len(got[e]) for e in ("daily-fr@example.com", "daily-en@example.com")] == [7, 7]
+    assert [len(got[e]) for e in ("daily-fr@example.com", "daily-en@example.com", "late@example.com")] == [7, 7, 7]
+    assert not [edition for edition, _ in got["late@example.com"] if "-week-" in edition]
     assert [len(got[e]) for e in ("weekly-fr@example.com", "weekly-ar@example.com")] == [1, 1]
     switcher = [edition for edition, _ in got["switcher@example.com"]]
     assert len(switcher) == 3 and switcher[0].endswith("2026-11-23") and switcher[1].endswith("2026-11-24")

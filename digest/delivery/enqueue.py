@@ -116,7 +116,7 @@ def enqueue_week(settings: Settings, store: Store, tokens: Tokens, clock: Clock,
     frozen = [_freeze_week(settings, store, tokens, editions, clock, day, name, edition, readers)
               for name, edition, readers in planned]
     # A reader gets one of the week's editions: the part made for them, else the week itself.
-    newcomer = newcomers(settings, day, [e.frozen.key for e in frozen])
+    newcomer = newcomers(settings, day, editions.week_keys(list_id, day))  # every part so far, not only today's
     queue = Queue(store, clock)
     out = []
     for enqueued in frozen:
@@ -125,8 +125,9 @@ def enqueue_week(settings: Settings, store: Store, tokens: Tokens, clock: Clock,
             readers = list(enqueued.readers)
             added = sum(queue.add_rows(key, clock.now(), hour, who=and_(newcomer, subscribers.c.id.in_(readers[i:i + 5000])))
                         for i in range(0, len(readers), 5000))
-        else:
-            added = queue.add_rows(key, clock.now(), hour, who=newcomer)
+        else:  # the week itself: its readers with no part of their own, less those who read it all
+            everyone = and_(newcomer, ~subscribers.c.id.in_(week.read_it_all)) if week and week.read_it_all else newcomer
+            added = queue.add_rows(key, clock.now(), hour, who=everyone)
         out.append(replace(enqueued, added=added))
     return out
 

@@ -83,6 +83,7 @@ class Week:
     edition: Edition
     parts: tuple[tuple[str, Edition, tuple[int, ...]], ...]
     stories: int
+    read_it_all: tuple[int, ...] = ()  # readers who had every story of the week: no email this week
 
 
 def has_weekly_readers(settings: Settings, store: Store, day: date) -> bool:
@@ -105,12 +106,15 @@ def make_week(settings: Settings, store: Store, day: date, this_week: list[str] 
     groups: dict[frozenset[str], list[int]] = defaultdict(list)
     for subscriber_id, seen in had.items():
         groups[frozenset(seen)].append(subscriber_id)
-    parts = []
+    parts, read_it_all = [], []
     for keys, readers in sorted(groups.items(), key=lambda kv: min(kv[1])):
         name = hashlib.sha1(",".join(sorted(keys)).encode()).hexdigest()[:6]
         rest = [item for item in week_items if by_item[item.id] not in keys]
-        parts.append((name, _ranked_week(settings, rest, by_item, first, day), tuple(sorted(readers))))
-    return Week(edition, tuple(parts), len(stored))
+        if rest:
+            parts.append((name, _ranked_week(settings, rest, by_item, first, day), tuple(sorted(readers))))
+        else:
+            read_it_all.extend(readers)
+    return Week(edition, tuple(parts), len(stored), tuple(sorted(read_it_all)))
 
 
 def _ranked_week(settings: Settings, week_items: list[Item], by_item: dict[str, str], first: date | None,
@@ -134,8 +138,7 @@ def _had_already(settings: Settings, store: Store, day: date, first: date, this_
                ~and_(editions.c.rhythm == WEEKLY, editions.c.day == day))
     )
     if this_week:  # readers with a row of this week's edition already have theirs
-        query = query.where(~select(deliveries.c.subscriber_id).where(
-            deliveries.c.subscriber_id == subscribers.c.id, deliveries.c.edition.in_(this_week)).exists())
+        query = query.where(~_has_row(this_week))
     known = frozenset(r.key for r in settings.rubrics)
     variants: dict[str, str] = {}
     had: dict[int, set[str]] = defaultdict(set)
@@ -153,8 +156,15 @@ def _had_already(settings: Settings, store: Store, day: date, first: date, this_
 
 def newcomers(settings: Settings, day: date, week: list[str]) -> ColumnElement[bool]:
     """The day's weekly readers with no row of the week's edition nor of any of its parts."""
-    return and_(weekly_readers(settings, day), ~select(deliveries.c.subscriber_id).where(
-        deliveries.c.subscriber_id == subscribers.c.id, deliveries.c.edition.in_(week)).exists())
+    return and_(weekly_readers(settings, day), ~_has_row(week))
+
+
+def _has_row(editions_: list[str]) -> ColumnElement[bool]:
+    """The reader has a row of one of these editions (an alias of the ledger: a query over the ledger
+    itself may use it)."""
+    row = deliveries.alias("has_row")
+    return select(row.c.subscriber_id).where(row.c.subscriber_id == subscribers.c.id,
+                                             row.c.edition.in_(editions_)).exists()
 
 
 def backlog(queue: Queue, settings: Settings, day: date, daily: str | None, week: list[str]) -> Backlog:

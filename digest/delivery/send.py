@@ -134,10 +134,17 @@ class Sender:
                                   self.clock.now(), date_header(self.clock), self.slot, week.edition, WEEKLY)
         return Composer(self.settings, found, self.tokens)
 
+    def week_keys(self) -> list[str]:
+        """The week's edition and every part of it enqueued so far (earlier runs' too: a row of one
+        may still be due), on a weekly day."""
+        if not self.weekly:
+            return []
+        return Editions(self.store).week_keys(self.settings.newsletter.list_id, self.day)
+
     def backlog(self, daily: str | None) -> Backlog:
         """The day's edition and the week's (when this is a weekly day) together."""
         return backlog(Queue(self.store, self.clock), self.settings, self.day, daily,
-                       [w.frozen.key for w in self.weekly])
+                       self.week_keys())
 
     def run(self) -> Report:
         started = time.perf_counter()
@@ -149,7 +156,7 @@ class Sender:
         report = Report(key, self.destination(), added=added, already_sent=before.sent,
                         due=before.due + before.in_flight)
         self.on_start(report.due)
-        keys = [key, *(w.frozen.key for w in self.weekly)]
+        keys = [key, *self.week_keys()]
         self.worker = Worker(self.settings, self.store, self.tokens, self.clock, only=keys, outbox=self.outbox,
                              until_idle=True, report=report, progress=self.progress, transport=self.transport)
         try:
