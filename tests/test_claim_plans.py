@@ -4,15 +4,15 @@ its key, never a walk over the edition's rows or a sort of them. Checked on the 
 after an enqueue gets, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, event, insert, text
+from sqlalchemy import insert, text
 
 from digest.delivery.queue import Queue
 from digest.delivery.schema import editions
 from subscribers.store import Store
+
+from support.plans import explain, statements
 
 EDITION = "quotidien.lequotidien.example.ma-2026-11-29"
 READERS = 20_000  # enough for PostgreSQL to prefer an index to reading the whole table
@@ -33,27 +33,6 @@ def _fill(store: Store, count: int) -> None:
                                              date_header=datetime(2026, 11, 29, 5, tzinfo=UTC), slot="x", content="{}"))
 
 
-@contextmanager
-def _statements(engine: Engine) -> Iterator[list[tuple[str, object]]]:
-    """The statements run on `engine` in the block, with their parameters."""
-    seen: list[tuple[str, object]] = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
-
-
-def _plan(engine: Engine, statement: str, parameters: object) -> str:
-    explain = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
-    with engine.connect() as conn:
-        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql(explain + statement, parameters))
-
-
 def test_every_statement_of_a_claim_reads_through_an_index(database):
     store = Store.open(database)
     try:
@@ -62,9 +41,9 @@ def test_every_statement_of_a_claim_reads_through_an_index(database):
         assert queue.add_rows(EDITION, datetime(2026, 11, 29, 5, tzinfo=UTC), None) == READERS
         postgres = store.engine.dialect.name == "postgresql"
         for only in ([EDITION], None):  # as `digest send` claims (its edition), and as `digest worker` (any)
-            with _statements(store.engine) as seen:
+            with statements(store.engine) as seen:
                 assert len(queue.claim(80, only)) == 80
-            plans = {statement: _plan(store.engine, statement, parameters) for statement, parameters in seen}
+            plans = {statement: explain(store.engine, statement, parameters) for statement, parameters in seen}
             due = [plan for statement, plan in plans.items() if "not_before <=" in statement and "LIMIT" in statement]
             assert len(due) == 1 and "ix_deliveries_due" in due[0], due
             assert "Sort" not in due[0] and "Bitmap" not in due[0], due  # the due rows read in order, 80 and no more

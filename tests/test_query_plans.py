@@ -8,16 +8,16 @@ The plans are read from the databases themselves (EXPLAIN) over a list large eno
 planner to choose as it would in production, with the statements the store and the queue really run."""
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, event, insert, text
+from sqlalchemy import insert, text
 
 from digest.delivery.queue import Queue
 from digest.delivery.schema import editions
 from subscribers.schema import subscribers
 from subscribers.store import Store, page_query
+
+from support.plans import explain, statements
 
 READERS = 20_000
 EDITION = "quotidien.lequotidien.example.ma-2026-11-29"
@@ -45,27 +45,6 @@ def fill(store: Store) -> None:
                                              date_header=datetime(2026, 11, 29, 20, tzinfo=UTC), slot="x", content="{}"))
     with store.engine.connect() as conn:  # as autovacuum has long done on a list that grew over months
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[list[tuple[str, object]]]:
-    """The statements run on `engine` in the block, with their parameters."""
-    seen: list[tuple[str, object]] = []
-
-    def keep(conn, cursor, statement, parameters, context, executemany) -> None:  # noqa: ANN001
-        seen.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
-
-
-def explain(engine: Engine, statement: str, parameters: object) -> str:
-    prefix = "EXPLAIN " if engine.dialect.name == "postgresql" else "EXPLAIN QUERY PLAN "
-    with engine.connect() as conn:
-        return "\n".join(str(row[-1]) for row in conn.exec_driver_sql(prefix + statement, parameters))
 
 
 def pass_plans(store: Store, run) -> list[str]:  # noqa: ANN001
