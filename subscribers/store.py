@@ -147,11 +147,12 @@ class Store:
                 return
             last = rows[-1][0]
 
-    def variants(self) -> list[tuple[str, frozenset[str]]]:
-        """The distinct (locale, rubrics) of active subscribers: one rendered variant each."""
+    def variants(self, who: ColumnElement[bool] | None = None) -> list[tuple[str, frozenset[str]]]:
+        """The distinct (locale, rubrics) of active subscribers (of `who`: a rhythm, say): one
+        rendered variant each."""
         query = (
             select(subscribers.c.locale, subscribers.c.rubrics)
-            .where(subscribers.c.status == "active")
+            .where(subscribers.c.status == "active", *([] if who is None else [who]))
             .distinct()
         )
         with self._begin() as conn:

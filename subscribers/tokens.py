@@ -123,6 +123,12 @@ def _check_purpose(purpose: str) -> str:
     return purpose
 
 
+def newsletter_tokens(secret_file: Path | None, list_id: str) -> Tokens:
+    """The tokens of one newsletter, with the keys of DIGEST_SECRET[_N] or of `secret_file`."""
+    keys, current = load_keys(secret_file)
+    return Tokens(keys, current, list_id)
+
+
 def load_keys(secret_file: Path | None, env: Mapping[str, str] = os.environ) -> tuple[dict[int, bytes], int]:
     """(keys by version, current version) from DIGEST_SECRET[_N], else from ``secret_file``.
 

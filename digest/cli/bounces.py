@@ -28,7 +28,7 @@ from digest.delivery.bounces import imap
 from digest.delivery.bounces.ledger import RECORDED, UNATTRIBUTED, UNRECOGNISED, BounceLedger, Taken
 from digest.delivery.bounces.reading import from_paths, from_stream
 from subscribers.store import Store
-from subscribers.tokens import Tokens, load_keys
+from subscribers.tokens import newsletter_tokens
 
 # sysexits.h: an MTA that pipes a message to us keeps it and tries again later on this code.
 EX_TEMPFAIL = 75
@@ -56,9 +56,8 @@ def _ledger(config_path: str | None, database: str | None, now: str | None, comm
     if settings.bounces is None:
         raise ConfigError(f"{settings.path}: there is no [bounces] table",
                           "add one with the domain of the return path (see the README's \"Bounces and complaints\")")
-    keys, current = load_keys(settings.secret_file)
     store = Store.open(settings.database, create=False)
-    return settings, BounceLedger(settings.bounces, store, Tokens(keys, current, settings.newsletter.list_id),
+    return settings, BounceLedger(settings.bounces, store, newsletter_tokens(settings.secret_file, settings.newsletter.list_id),
                                   clock_from(now), command)
 
 

@@ -23,7 +23,6 @@ from digest.cli.options import (
 from digest.cli.pipeline import report_skipped, report_sources
 from digest.core import config
 from digest.core.clock import clock_from
-from digest.core.config import Settings
 from digest.core.errors import DigestError
 from digest.delivery import rhythms
 from digest.delivery.editions import Editions
@@ -33,12 +32,7 @@ from digest.delivery.send import Sender, dry_run, send_test_copy
 from digest.delivery.transports import Kind
 from digest.pipeline import edition as pipeline
 from subscribers.store import Store
-from subscribers.tokens import Tokens, load_keys
-
-
-def tokens_of(settings: Settings) -> Tokens:
-    keys, current = load_keys(settings.secret_file)
-    return Tokens(keys, current, settings.newsletter.list_id)
+from subscribers.tokens import newsletter_tokens
 
 
 @click.command(context_settings=CONTEXT, short_help="Deliver the day's edition to every subscriber.")
@@ -93,7 +87,7 @@ def send(config_path: str | None, day: str | None, timezone: str | None, sources
         prepared = pipeline.prepare(settings, day_, source_specs(sources, settings))
         report_sources(prepared.gathered)
         pipeline.refuse_empty(prepared, "nothing is sent")
-    sender = Sender(settings, prepared, store, tokens_of(settings), day=day_, outbox=Path(outbox) if outbox else None,
+    sender = Sender(settings, prepared, store, newsletter_tokens(settings.secret_file, settings.newsletter.list_id), day=day_, outbox=Path(outbox) if outbox else None,
                     clock=clock, replace=replace)
     failed_sources = bool(prepared and prepared.gathered.errors)
     if test_to:

@@ -29,7 +29,7 @@ from subscribers.csvio import export_csv, export_history, import_csv, iso_utc
 from subscribers.mailin import read_headers, read_piped
 from subscribers.model import CADENCES, STATUSES, Subscriber
 from subscribers.store import Store
-from subscribers.tokens import TOKEN_LENGTH, Tokens, load_keys
+from subscribers.tokens import TOKEN_LENGTH, load_keys, newsletter_tokens
 from subscribers.validate import check_delivery_time, check_rubrics, check_weekday, normalise_email, split_rubrics
 
 
@@ -289,8 +289,7 @@ def _from_message(raw: bytes, store: Store, settings: Settings) -> Subscriber:
     mailin reads it at bounded cost, never email.policy.default."""
 
     incoming = read_headers(raw)
-    keys, current = load_keys(settings.secret_file)
-    tokens = Tokens(keys, current, settings.newsletter.list_id)
+    tokens = newsletter_tokens(settings.secret_file, settings.newsletter.list_id)
     # The token may stand alone or glued to what a mail app left of "%20": try each end of each run.
     for run in re.findall(r"[A-Za-z0-9_-]+", incoming.subject):
         for candidate in {run[:TOKEN_LENGTH], run[-TOKEN_LENGTH:]}:

@@ -18,16 +18,10 @@ from digest.cli.options import (
     outbox_option,
 )
 from digest.core.clock import clock_from
-from digest.core.config import Settings
 from digest.delivery.transports import Kind
 from digest.delivery.worker import Worker
 from subscribers.store import Store
-from subscribers.tokens import Tokens, load_keys
-
-
-def tokens_of(settings: Settings) -> Tokens:
-    keys, current = load_keys(settings.secret_file)
-    return Tokens(keys, current, settings.newsletter.list_id)
+from subscribers.tokens import newsletter_tokens
 
 
 @click.command(context_settings=CONTEXT, short_help="Deliver every enqueued edition until stopped.")
@@ -44,7 +38,7 @@ def worker(config_path: str | None, database: str | None, now: str | None, outbo
     settings = load_settings(config_path, database=database)
     need_config(settings, "worker", "the sender, the relay and the list id come from it")
     store = Store.open(settings.database, create=False)
-    runner = Worker(settings, store, tokens_of(settings), clock_from(now), outbox=Path(outbox) if outbox else None)
+    runner = Worker(settings, store, newsletter_tokens(settings.secret_file, settings.newsletter.list_id), clock_from(now), outbox=Path(outbox) if outbox else None)
     click.echo(f"Worker {runner.queue.worker} → {runner.transport.where}; Ctrl-C or SIGTERM to stop", err=True)
     report = runner.run()
     counted = report.outcomes

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, and_
 
 from digest.core.clock import Clock
 from digest.core.config import Settings
@@ -35,7 +35,7 @@ from digest.pipeline.archive import write_page
 from digest.pipeline.edition import DayEdition, Timings, publish_archive, refuse_empty
 from digest.pipeline.gather import Gathered
 from subscribers.schema import subscribers
-from subscribers.store import Store
+from subscribers.store import Store, join_rubrics
 from subscribers.tokens import TOKEN_LENGTH, Tokens
 
 
@@ -157,9 +157,6 @@ def _render_variants(settings: Settings, store: Store, tokens: Tokens, editions:
     """Every variant the edition's active readers (`who`: its rhythm) chose, rendered once and kept
     with the edition."""
     composer = Composer(settings, frozen, tokens, editions)
-    query = select(subscribers.c.locale, subscribers.c.rubrics).where(subscribers.c.status == "active", who).distinct()
-    with store.engine.connect() as conn:
-        chosen = sorted((locale, rubrics) for locale, rubrics in conn.execute(query))
-    for locale, rubrics in chosen:
-        composer.template(locale, rubrics)
+    for locale, rubrics in store.variants(who):
+        composer.template(locale, join_rubrics(rubrics))
     return composer.compiles, tuple(composer.skipped)

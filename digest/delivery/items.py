@@ -58,10 +58,6 @@ class StoredItem:
     updated_at: datetime
 
 
-def _content(item: Item) -> str:
-    return frozen.item_dumps(item)
-
-
 def _same_text(a: str, b: str) -> bool:
     """The same story told the same way: a new time of publication alone is no correction."""
     left, right = frozen.item_loads(a), frozen.item_loads(b)
@@ -93,7 +89,7 @@ class ItemStore:
                 key = identity(self.list_id, r.item)
                 near = None if key in stored else self._near(conn, recent, r.item, stored)
                 keys[r.item.id] = key = near or key
-                content = _content(r.item)
+                content = frozen.item_dumps(r.item)
                 row = stored.get(key)
                 if near and row is not None and frozen.item_loads(row.content).source != r.item.source:
                     counts["unchanged"] += 1  # the same story from another source: a repeat, the first copy stands

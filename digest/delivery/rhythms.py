@@ -71,7 +71,7 @@ def from_store(settings: Settings, store: Store, day: date, weekly: bool = False
     first = week_of(day) if weekly else None
     stored = ItemStore(store, settings.newsletter.list_id).between(first or day, day)
     found = [s.item for s in stored]
-    edition = _ranked_week(settings, found, {s.item.id: s.key for s in stored}, first, day)
+    edition = _ranked(settings, found, {s.item.id: s.key for s in stored}, first, day)
     return DayEdition(settings, Gathered(tuple(found)), edition, Timings(0, 0))
 
 
@@ -101,7 +101,7 @@ def make_week(settings: Settings, store: Store, day: date, this_week: list[str] 
         return None
     by_item = {s.item.id: s.key for s in stored}
     week_items = [s.item for s in stored]
-    edition = _ranked_week(settings, week_items, by_item, first, day)
+    edition = _ranked(settings, week_items, by_item, first, day)
     had = _had_already(settings, store, day, first, this_week or [])
     groups: dict[frozenset[str], list[int]] = defaultdict(list)
     for subscriber_id, seen in had.items():
@@ -111,13 +111,13 @@ def make_week(settings: Settings, store: Store, day: date, this_week: list[str] 
         name = hashlib.sha1(",".join(sorted(keys)).encode()).hexdigest()[:6]
         rest = [item for item in week_items if by_item[item.id] not in keys]
         if rest:
-            parts.append((name, _ranked_week(settings, rest, by_item, first, day), tuple(sorted(readers))))
+            parts.append((name, _ranked(settings, rest, by_item, first, day), tuple(sorted(readers))))
         else:
             read_it_all.extend(readers)
     return Week(edition, tuple(parts), len(stored), tuple(sorted(read_it_all)))
 
 
-def _ranked_week(settings: Settings, week_items: list[Item], by_item: dict[str, str], first: date | None,
+def _ranked(settings: Settings, week_items: list[Item], by_item: dict[str, str], first: date | None,
                  day: date) -> Edition:
     edition = rank(week_items, settings, day, settings.newsletter.timezone, first=first)
     return replace(edition, stories=tuple((r.item.id, by_item[r.item.id]) for r in edition.items))

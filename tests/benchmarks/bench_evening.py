@@ -39,15 +39,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).resolve().parents[1])]
 
 from reference import VARIANTS, Checkout, need_postfix, sample, smtp_table, uptime  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-
-from digest.core.config import load  # noqa: E402
-from digest.delivery.compose import Composer  # noqa: E402
-from digest.delivery.editions import Editions  # noqa: E402
-from digest.delivery.schema import deliveries  # noqa: E402
-from subscribers.schema import subscribers  # noqa: E402
-from subscribers.store import Store  # noqa: E402
-from subscribers.tokens import Tokens, load_keys  # noqa: E402
+from reference import sent as messages_sent  # noqa: E402
 
 from support.paths import DAY  # noqa: E402
 from support.smtp import SmtpSink  # noqa: E402
@@ -140,30 +132,6 @@ def write_list(path: Path, readers: int, asap: int) -> None:
                           rubrics.replace(",", ";"), status, "asap" if i < asap else ""])
 
 
-def mean_message(config: Path, database: str, limit: int = 5000) -> tuple[float, bytes]:
-    """The mean size of the messages sent (of the first `limit` the ledger says were sent, made again
-    from the frozen edition: the same bytes a worker made), and the largest, to cut the reference from."""
-    settings = load(config)
-    store = Store.open(database, create=False)
-    keys, current = load_keys(settings.secret_file)
-    editions = Editions(store)
-    frozen = editions.open_edition(settings.newsletter.list_id, DAY)
-    assert frozen is not None, "nothing was enqueued"
-    composer = Composer(settings, frozen, Tokens(keys, current, settings.newsletter.list_id), editions,
-                        editions.variants(frozen))
-    c = subscribers.c
-    query = (select(c.id, c.email, c.name, c.locale, c.rubrics).join(deliveries, deliveries.c.subscriber_id == c.id)
-             .where(deliveries.c.edition == frozen.key, deliveries.c.status == "sent").limit(limit))
-    sizes, largest = [], b""
-    with store.engine.connect() as conn:
-        for row in conn.execute(query):
-            data = composer.compose(row.id, row.email, row.name, row.locale, row.rubrics).data
-            sizes.append(len(data))
-            largest = data if len(data) > len(largest) else largest
-    store.close()
-    return sum(sizes) / max(1, len(sizes)), largest
-
-
 @dataclass(frozen=True)
 class Step:
     what: str
@@ -204,7 +172,8 @@ def evening(folder: Path, readers: int, send: int, sink: SmtpSink) -> list[Step]
     count = int(sent.output.split("  sent ", 1)[1].split()[0].replace(",", "")) if "  sent " in sent.output else 0
     if count != send:
         sys.exit(f"digest send sent {count:,}, not {send:,}:\n{sent.output}")
-    mean, largest = mean_message(config, database)
+    made = messages_sent(config, database, limit=5000)  # the mean size of the messages sent, and the largest
+    mean, largest = made.mean, made.largest
     message = folder / "reference.eml"
     message.write_bytes(sample(largest, round(mean)))
     source = measure(["smtp-source", "-d", "-s", str(CONNECTIONS), "-m", str(send), "-F", str(message), "-f",

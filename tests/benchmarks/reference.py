@@ -172,10 +172,10 @@ class Sent:
     largest: bytes
 
 
-def sent(config: Path, database: str | None = None) -> Sent:
-    """Every message of the day's edition that the ledger says was sent, made again from the frozen
-    edition (the same bytes a worker made, the Message-ID and token included). `database`: the one
-    given with --database, if any."""
+def sent(config: Path, database: str | None = None, limit: int | None = None) -> Sent:
+    """Every message of the day's edition that the ledger says was sent (the first `limit`), made
+    again from the frozen edition (the same bytes a worker made, the Message-ID and token included).
+    `database`: the one given with --database, if any."""
     settings = load(config)
     store = Store.open(database or settings.database, create=False)
     keys, current = load_keys(settings.secret_file)
@@ -187,6 +187,8 @@ def sent(config: Path, database: str | None = None) -> Sent:
     query = (select(subscribers.c.id, subscribers.c.email, subscribers.c.name, subscribers.c.locale, subscribers.c.rubrics)
              .join(deliveries, deliveries.c.subscriber_id == subscribers.c.id)
              .where(deliveries.c.edition == frozen.key, deliveries.c.status == "sent"))
+    if limit is not None:
+        query = query.limit(limit)
     count, total, largest = 0, 0, b""
     with store.engine.connect() as conn:
         for row in conn.execute(query):
