@@ -20,9 +20,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from digest.core import frozen
 from digest.core.model import Edition, Item, Ranked, Variant
+from digest.core.stories import canonical_url, same_story, word_set
 from digest.core.text import fold, title_key
 from digest.delivery.schema import edition_items, editions, items
-from digest.pipeline.gather import canonical_url, same_story, word_set
 from subscribers.store import Store, as_utc
 
 WINDOW_DAYS = 7  # a new item is matched by title against the stories of this many past days

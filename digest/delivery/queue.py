@@ -26,7 +26,6 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
-    bindparam,
     func,
     literal,
     or_,
@@ -35,9 +34,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 
 from digest.core.clock import Clock
 from digest.delivery.backlog import Backlog
+from digest.delivery.outcomes import OutcomeWriter, Row
 from digest.delivery.rows import among, has_it, insert_new, lineage, reached_before
 from digest.delivery.schedule import due_at
 from digest.delivery.schema import deliveries, editions
@@ -97,16 +98,10 @@ class Queue:
         self.worker = worker or worker_id()
         self.lease = timedelta(seconds=lease_seconds)
         self._conn: Connection | None = None
-        # Outcomes are written from a thread (loop.Ledger) while the heartbeat renews the same rows from
-        # the event loop: two transactions locking rows in different orders deadlock. One at a time.
+        # Outcomes and the heartbeat's renewal lock the same rows, in different orders: two such
+        # transactions at once deadlock on PostgreSQL. One at a time, whatever thread writes.
         self._writing = threading.Lock()
-        row = and_(deliveries.c.edition == bindparam("e"), deliveries.c.subscriber_id == bindparam("sid"),
-                   deliveries.c.lease_owner == bindparam("me"))
-        # One statement per outcome, built once: each message costs one small committed update.
-        self._outcome = update(deliveries).where(row).values(
-            status=bindparam("st"), last_code=bindparam("code"), last_error=bindparam("err"),
-            not_before=bindparam("at"), updated_at=bindparam("now"), message_id=bindparam("mid"),
-            choice=bindparam("choice"), lease_owner=None, lease_expires=None)  # the variant it went in
+        self._outcomes = OutcomeWriter(self.engine.dialect, self.worker)
 
     @property
     def conn(self) -> Connection:
@@ -297,24 +292,43 @@ class Queue:
 
     # -- outcomes ----------------------------------------------------------------------------------
     def record(self, entries: list[Entry]) -> None:
-        """Outcomes, in one committed transaction: one UPDATE run for them all (executemany); a refused
-        address is also bounced. Rows no longer leased to this worker are left alone."""
+        """Outcomes, in one committed transaction: one statement for them all (outcomes.OutcomeWriter);
+        a refused address is also bounced. Rows no longer leased to this worker are left alone."""
+        rows = [(e.row.edition, e.row.subscriber_id, e.status, e.code, e.error[:500] if e.error else None, e.at,
+                 e.now, e.message_id, f"{e.row.locale}|{e.row.rubrics}") for e in entries]
+        bounced = [e.row.subscriber_id for e in entries if e.status == "bounced"]
         conn = self.conn
         with self._writing:
+            if self._outcomes.raw and not bounced:
+                self._record_raw(conn, rows)
+                return
             try:
-                conn.execute(self._outcome, [
-                    {"e": e.row.edition, "sid": e.row.subscriber_id, "me": self.worker, "st": e.status, "code": e.code,
-                     "err": e.error[:500] if e.error else None, "at": e.at, "now": e.now, "mid": e.message_id,
-                     "choice": f"{e.row.locale}|{e.row.rubrics}"}
-                    for e in entries])
-                for entry in entries:
-                    if entry.status == "bounced":
-                        self.store.using(conn).set_status(entry.row.subscriber_id, "bounced")
+                self._outcomes.write(conn, rows)
+                for subscriber_id in bounced:
+                    self.store.using(conn).set_status(subscriber_id, "bounced")
                 conn.commit()
             except BaseException:
                 with contextlib.suppress(Exception):
                     conn.rollback()
                 raise
+
+    def _record_raw(self, conn: Connection, rows: list[Row]) -> None:
+        """The common case, on the driver's connection under `conn`; its errors raised as SQLAlchemy's."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a connection in use has its driver's
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            self._outcomes.write_raw(raw, rows)
+            raw.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            if not isinstance(exc, dbapi.Error):
+                raise
+            if self.engine.dialect.is_disconnect(exc, raw, None):
+                conn.invalidate()
+                self._conn = None
+            raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
 
     # -- looks -------------------------------------------------------------------------------------
     def counts(self, edition: str, active_only: bool = False) -> dict[str, int]:

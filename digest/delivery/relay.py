@@ -70,6 +70,12 @@ class Relay:
         return self.connections // count + (1 if rank < self.connections % count else 0)
 
     # -- connections -----------------------------------------------------------------------------
+    def still_held(self, wanted: int) -> bool:
+        """Whether what this worker holds is still what hold(wanted) would hold: no worker joined or
+        left since (a look, nothing taken or given back)."""
+        with self.engine.connect() as conn:
+            return min(wanted, self._share(conn, self.clock.now())) == self.held
+
     def hold(self, wanted: int) -> int:
         """Take or give back connection slots so as to hold min(wanted, this worker's share); the
         number held. A slot another worker holds is never taken, unless its lease ran out."""

@@ -27,9 +27,14 @@ from digest.delivery.transports import Transport, open_transport
 from subscribers.store import Store
 from subscribers.tokens import Tokens
 
+try:  # libuv's event loop (uvloop): the same asyncio, a fifth less CPU a message on the sending path
+    from uvloop import new_event_loop as NEW_LOOP  # noqa: N812
+except ImportError:  # pragma: no cover — a platform without it (Windows): asyncio's own loop
+    NEW_LOOP = None  # type: ignore[assignment]
+
 # Rows claimed at a time: a few per connection held, small enough that one worker never holds what the
 # others could be sending, large enough that a claim's queries cost little per message.
-BATCH_PER_CONNECTION, BATCH_AT_LEAST = 8, 16
+BATCH_PER_CONNECTION, BATCH_AT_LEAST = 16, 16
 SHARE_WAIT = timedelta(seconds=1)
 
 
@@ -88,7 +93,8 @@ class Worker:
             self._stop.set()
 
     def run(self) -> Report:
-        return asyncio.run(self.serve())
+        with asyncio.Runner(loop_factory=NEW_LOOP) as runner:
+            return runner.run(self.serve())
 
     async def serve(self) -> Report:
         self._stop = asyncio.Event()
@@ -133,7 +139,8 @@ class Worker:
         held = self.relay.hold(self.transport.concurrency)
         if held == 0:  # every connection is someone else's: look again in a moment
             return await self._sleep_until(self.clock.now() + SHARE_WAIT)
-        rows = self.queue.claim(max(BATCH_AT_LEAST, held * BATCH_PER_CONNECTION), self.only)
+        batch = max(BATCH_AT_LEAST, held * BATCH_PER_CONNECTION)
+        rows = await asyncio.to_thread(self.queue.claim, batch, self.only)
         if not rows:
             if self.until_idle:
                 retry = self.queue.next_retry(self.only or [], self.policy.retries) if self.only else None
@@ -141,11 +148,19 @@ class Worker:
             self.relay.hold(0)  # idle: the connections are the others'
             await self.transport.close()
             return await self._sleep_until(self.queue.next_due(self.only))
+
+        async def more() -> list[Claimed] | None:
+            """The next batch, claimed while this one goes; none when the relay's share changed (a
+            worker joined or left): the batch ends, and the next cycle holds the new share."""
+            if not await asyncio.to_thread(self.relay.still_held, self.transport.concurrency):
+                return None
+            return await asyncio.to_thread(self.queue.claim, batch, self.only)
+
         self._loop = SendLoop(self.transport, self.queue, self.policy, self.report, self.compose,
                               self.relay.pace, self.progress)
         if self.interrupted:
             self._loop.stop()
-        untouched = await self._loop.run(rows, held)
+        untouched = await self._loop.run(rows, held, more)
         if self._loop.fatal is None:
             self.queue.release(untouched)
         else:  # the database refuses writes: what this process held is freed when it exits (dead owner)

@@ -7,6 +7,13 @@
     await send(envelope, message) -> Outcome
     await close()
 
+and, optionally:
+
+    Transport.holds_end     True: send() also takes `before_end`, an awaitable it waits for before the
+                            message's last step (SMTP's final dot), and without which it delivers
+                            nothing (see loop.SendLoop._one); a transport without it is given a
+                            message only once the previous one's outcome is committed
+
 The send loop knows nothing else of a transport: a new one (an HTTP email API, say) is a module
 with a class that keeps this protocol and an `open_transport(settings, box, folder)`, and one line
 in digest.delivery.transports.TRANSPORTS.
@@ -14,6 +21,7 @@ in digest.delivery.transports.TRANSPORTS.
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,3 +73,11 @@ class Transport(Protocol):
     async def send(self, envelope: Envelope, message: bytes) -> Outcome: ...
 
     async def close(self) -> None: ...
+
+
+class HoldsEnd(Transport, Protocol):
+    """A transport that waits for `before_end` before a message's last step."""
+
+    holds_end: bool
+
+    async def send(self, envelope: Envelope, message: bytes, before_end: Awaitable[None] | None = None) -> Outcome: ...

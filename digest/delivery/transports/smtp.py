@@ -9,6 +9,7 @@ import contextlib
 import random
 import re
 import ssl
+from collections.abc import Awaitable
 
 import aiosmtplib
 from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
@@ -153,8 +154,10 @@ _PLAIN = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 
 
 async def _transact(client: aiosmtplib.SMTP, protocol: _WireProtocol, sender: str, recipient: str,
-                    message: WireMessage, timeout: float) -> str:
-    """One message to one recipient, as sendmail() would do it; the final reply's text."""
+                    message: WireMessage, timeout: float, before_end: Awaitable[None] | None = None) -> str:
+    """One message to one recipient, as sendmail() would do it; the final reply's text. The final dot
+    waits for `before_end` (the previous outcome's commit); if that fails, the connection is dropped
+    without it, and the server delivers nothing."""
     size = b" SIZE=%d" % len(message) if client.supports_extension("size") else b""
     commands = [b"MAIL FROM:<" + sender.encode("ascii") + b">" + size + b"\r\n",
                 b"RCPT TO:<" + recipient.encode("ascii") + b">\r\n", b"DATA\r\n"]
@@ -180,14 +183,29 @@ async def _transact(client: aiosmtplib.SMTP, protocol: _WireProtocol, sender: st
             raise aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)])
         if data.code != SMTPStatus.start_input:
             raise aiosmtplib.SMTPDataError(data.code, data.message)
+        end = message + b".\r\n"
+        if before_end is not None:
+            protocol.write(message)  # the body on the wire meanwhile, its end held back
+            end = b".\r\n"
+            await _before_end(client, before_end)
         async with asyncio.timeout(timeout):
-            (done,) = await protocol.exchange(message + b".\r\n", 1)
+            (done,) = await protocol.exchange(end, 1)
         if done.code != SMTPStatus.completed:
             raise aiosmtplib.SMTPDataError(done.code, done.message)
         return done.message
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException):  # the envelope reset, as sendmail() does
             await client.rset()
+        raise
+
+
+async def _before_end(client: aiosmtplib.SMTP, before_end: Awaitable[None]) -> None:
+    """Wait for `before_end`; if it fails (or the wait is cut short), drop the connection: a message
+    whose final dot was never written is not delivered."""
+    try:
+        await asyncio.shield(before_end)
+    except BaseException:
+        client.close()
         raise
 
 
@@ -246,8 +264,12 @@ class SmtpConnection:
             except aiosmtplib.SMTPHeloError:
                 await client.helo()
         # The same protocol object, with the DATA fast path for prepared messages (see _WireProtocol).
-        if type(client.protocol) is SMTPProtocol:
-            client.protocol.__class__ = _WireProtocol
+        protocol = client.protocol
+        if type(protocol) is SMTPProtocol and protocol.transport is not None:
+            protocol.__class__ = _WireProtocol
+            # Set again: an event loop may keep the protocol's bound methods (uvloop does), which are
+            # SMTPProtocol's until the transport is told of the protocol anew.
+            protocol.transport.set_protocol(protocol)
         self.client, self.used = client, 0
 
     async def close(self) -> None:
@@ -266,7 +288,7 @@ class SmtpConnection:
         if client is not None:
             client.close()
 
-    async def send(self, envelope: Envelope, data: bytes) -> Outcome:
+    async def send(self, envelope: Envelope, data: bytes, before_end: Awaitable[None] | None = None) -> Outcome:
         if self.client is None or not self.client.is_connected or self.used >= self.config.messages_per_connection:
             await self.close()
             trouble = await self._connect_patiently()
@@ -282,8 +304,10 @@ class SmtpConnection:
                 if (isinstance(data, WireMessage) and isinstance(protocol, _WireProtocol)
                         and _PLAIN.fullmatch(envelope.sender) and _PLAIN.fullmatch(envelope.recipient)):
                     response = await _transact(client, protocol, envelope.sender, envelope.recipient, data,
-                                               self.config.timeout_seconds)
+                                               self.config.timeout_seconds, before_end)
                 else:  # sendmail with bytes: the message is serialised once, never again per attempt.
+                    if before_end is not None:
+                        await asyncio.shield(before_end)
                     errors, response = await client.sendmail(envelope.sender, [envelope.recipient], data)
         except BaseException as exc:  # noqa: BLE001 — classify() re-raises what is not an SMTP outcome
             if isinstance(exc, asyncio.CancelledError):
@@ -302,6 +326,7 @@ class SmtpTransport:
     """A pool of `connections` SmtpConnections; each message takes whichever is free."""
 
     wire = True
+    holds_end = True  # send() writes a message's final dot only once `before_end` is done
 
     def __init__(self, config: Smtp, retries: int = 3, backoff: float = 2.0) -> None:
         self.config = config
@@ -311,14 +336,14 @@ class SmtpTransport:
         self._all = [SmtpConnection(config, retries, backoff) for _ in range(config.connections)]
         self._free: asyncio.LifoQueue[SmtpConnection] | None = None
 
-    async def send(self, envelope: Envelope, message: bytes) -> Outcome:
+    async def send(self, envelope: Envelope, message: bytes, before_end: Awaitable[None] | None = None) -> Outcome:
         if self._free is None:  # made in the running loop, on first use
             self._free = asyncio.LifoQueue()
             for connection in self._all:
                 self._free.put_nowait(connection)
         connection = await self._free.get()
         try:
-            return await connection.send(envelope, message)
+            return await connection.send(envelope, message, before_end)
         finally:
             self._free.put_nowait(connection)
 
