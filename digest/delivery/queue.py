@@ -18,9 +18,8 @@ import secrets
 import socket
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -55,9 +54,9 @@ def worker_id() -> str:
     return f"{HOST[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-@dataclass(frozen=True)
-class Claimed:
-    """A row this worker holds, with what it needs to address the reader's message."""
+class Claimed(NamedTuple):
+    """A row this worker holds, with what it needs to address the reader's message (a tuple: a claim
+    makes thousands a second)."""
 
     edition: str
     subscriber_id: int
@@ -68,8 +67,7 @@ class Claimed:
     attempts: int  # this one included
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """An outcome to record: the row's new state, the reply, when it is due again, its Message-ID, now."""
 
     row: Claimed
@@ -182,15 +180,15 @@ class Queue:
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(among(pairs))
             ).all()
-            newer, older = lineage(conn, {r.edition for r in rows})
-            gone = [(r.edition, r.subscriber_id) for r in rows if r.status != "active"]
-            stale = self._stale(conn, [(r.edition, r.subscriber_id) for r in rows
-                                       if r.status == "active" and r.edition in newer], now)
+            active = [Claimed(*row[:7]) for row in rows if row[7] == "active"]
+            gone = [(row[0], row[1]) for row in rows if row[7] != "active"]
+            newer, older = lineage(conn, {row[0] for row in rows})
+            stale = self._stale(conn, [(c.edition, c.subscriber_id) for c in active if c.edition in newer], now) \
+                if newer else []
             self._settle(conn, gone, "cancelled", now)
             self._settle(conn, stale, "superseded", now)
             settled = set(stale)
-            claimed = [Claimed(r.edition, r.subscriber_id, r.email, r.name, r.locale, r.rubrics, r.attempts)
-                       for r in rows if r.status == "active" and (r.edition, r.subscriber_id) not in settled]
+            claimed = [c for c in active if (c.edition, c.subscriber_id) not in settled] if settled else active
             self._supersede_older(conn, [row for row in claimed if row.edition in older], now)
         return sorted(claimed, key=lambda c: (c.edition, c.subscriber_id))
 

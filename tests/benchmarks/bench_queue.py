@@ -69,6 +69,7 @@ BEFORE = Path(__file__).resolve().parents[3] / "wt-before"  # the default for --
 # The zones of issue 10's test of readers at their hour: an enqueue makes one INSERT per zone.
 ZONES = ("Pacific/Auckland", "Asia/Tokyo", "Africa/Casablanca", "Europe/Paris", "America/New_York", "America/Los_Angeles")
 SETTLED = ("sent", "failed", "bounced")
+UNSETTLED = ("pending", "deferred", "leased")
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,17 @@ def work(config: Path, url: str, workers: int, readers: int) -> tuple[float, flo
         try:
             deadline = time.monotonic() + 20 * PATIENCE
             while True:
+                # A look through the due and leased rows' indexes, not a count of the settled ones: a
+                # count walks every row 20 times a second, on the cores the workers share.
                 with engine.connect() as conn:
-                    settled = conn.execute(select(func.count()).select_from(deliveries)
-                                           .where(deliveries.c.status.in_(SETTLED))).scalar_one()
-                if settled == readers:
+                    unsettled = conn.execute(select(deliveries.c.subscriber_id)
+                                             .where(deliveries.c.status.in_(UNSETTLED)).limit(1)).first()
+                if unsettled is None:
                     break
                 if any(w.poll() is not None for w in running) or time.monotonic() > deadline:
+                    with engine.connect() as conn:
+                        settled = conn.execute(select(func.count()).select_from(deliveries)
+                                               .where(deliveries.c.status.in_(SETTLED))).scalar_one()
                     sys.exit(f"the workers stopped with {settled:,} of {readers:,} settled")
                 time.sleep(0.05)  # a poll, not a pace: the figure's resolution (a run takes seconds)
             wall = time.perf_counter() - started

@@ -202,6 +202,12 @@ async def _transact(client: aiosmtplib.SMTP, protocol: _WireProtocol, sender: st
 async def _before_end(client: aiosmtplib.SMTP, before_end: Awaitable[None]) -> None:
     """Wait for `before_end`; if it fails (or the wait is cut short), drop the connection: a message
     whose final dot was never written is not delivered."""
+    if isinstance(before_end, asyncio.Future) and before_end.done():  # most often: no wait, no shield
+        failed = before_end.exception()
+        if failed is not None:
+            client.close()
+            raise failed
+        return
     try:
         await asyncio.shield(before_end)
     except BaseException:
