@@ -264,7 +264,10 @@ class Ledger:
             while self.waiting:
                 group, self.waiting = self.waiting, []
                 try:
-                    self.queue.record([entry for entry, _ in group])
+                    if self.queue.writes_async:
+                        await self.queue.record_async([entry for entry, _ in group])
+                    else:
+                        self.queue.record([entry for entry, _ in group])
                 except Exception as exc:  # noqa: BLE001 — each writer gets it: none is left waiting
                     for _, done in group:
                         done.set_exception(exc)

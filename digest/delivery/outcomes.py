@@ -62,7 +62,7 @@ class OutcomeWriter:
         """Write the outcomes on the driver's connection, in its transaction (the caller commits)."""
         cursor = dbapi_connection.cursor()
         try:
-            for statement, parameters in self._statements_for(rows):
+            for statement, parameters in self.statements_for(rows):
                 if self.postgresql:
                     cursor.execute(statement, parameters)
                 else:
@@ -73,14 +73,14 @@ class OutcomeWriter:
     def write(self, conn: Connection, rows: Sequence[Row]) -> None:
         """Write the outcomes in `conn`'s transaction (the caller commits)."""
         if self.raw:
-            for statement, parameters in self._statements_for(rows):
+            for statement, parameters in self.statements_for(rows):
                 conn.exec_driver_sql(statement, parameters)
         elif rows:
             conn.execute(_CORE, [{"e": edition, "sid": sid, "me": self.worker, "st": st, "code": code, "err": err,
                                   "at": at, "now": now, "mid": mid, "choice": choice}
                                  for edition, sid, st, code, err, at, now, mid, choice in rows])
 
-    def _statements_for(self, rows: Sequence[Row]) -> Iterator[tuple[str, Any]]:
+    def statements_for(self, rows: Sequence[Row]) -> Iterator[tuple[str, Any]]:
         when = self._when
         for start in range(0, len(rows), self.GROUP):
             part = rows[start:start + self.GROUP]

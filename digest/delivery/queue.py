@@ -12,6 +12,7 @@ next edition is due is superseded.
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import secrets
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Engine,
     and_,
     func,
     literal,
@@ -100,6 +102,10 @@ class Queue:
         # transactions at once deadlock on PostgreSQL. One at a time, whatever thread writes.
         self._writing = threading.Lock()
         self._outcomes = OutcomeWriter(self.engine.dialect, self.worker)
+        self._aconn: Any = None  # psycopg.AsyncConnection, made by record_async
+        # Held while an outcome transaction is open on the event loop: the heartbeat's renewal waits
+        # for it (the two lock the same rows, and a renewal blocking the loop would wait forever).
+        self.outcome_lock = asyncio.Lock()
 
     @property
     def conn(self) -> Connection:
@@ -112,6 +118,45 @@ class Queue:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    @property
+    def writes_async(self) -> bool:
+        """Outcomes go through an asynchronous connection of the driver (PostgreSQL's psycopg): the
+        event loop sends on while the database commits."""
+        return self._outcomes.postgresql and self.engine.dialect.driver == "psycopg"
+
+    async def record_async(self, entries: list[Entry]) -> None:
+        """record(), on the event loop without blocking it (writes_async); a group with a bounce, whose
+        subscriber is bounced in the same transaction, goes through record()."""
+        if any(e.status == "bounced" for e in entries):
+            async with self.outcome_lock:
+                self.record(entries)
+            return
+        rows = [(e.row.edition, e.row.subscriber_id, e.status, e.code, e.error[:500] if e.error else None, e.at,
+                 e.now, e.message_id, f"{e.row.locale}|{e.row.rubrics}") for e in entries]
+        dbapi = self.engine.dialect.loaded_dbapi
+        async with self.outcome_lock:
+            try:
+                if self._aconn is None or self._aconn.closed:
+                    self._aconn = await async_connection(self.engine)
+                async with self._aconn.cursor() as cursor:
+                    for statement, parameters in self._outcomes.statements_for(rows):
+                        await cursor.execute(statement, parameters)
+                await self._aconn.commit()
+            except BaseException as exc:
+                if self._aconn is not None:
+                    with contextlib.suppress(Exception):
+                        await self._aconn.rollback()
+                if not isinstance(exc, dbapi.Error):
+                    raise
+                raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._aconn is not None:
+            with contextlib.suppress(Exception):
+                await self._aconn.close()
+            self._aconn = None
 
     # -- enqueue ----------------------------------------------------------------------------------
     def add_rows(self, edition: str, enqueued: datetime, hour: str | None,
@@ -391,3 +436,11 @@ def _dead_here(owner: str) -> bool:
     except PermissionError:
         return False
     return False
+
+
+async def async_connection(engine: Engine) -> Any:
+    """An asynchronous psycopg connection to the engine's database."""
+    import psycopg  # noqa: PLC0415 — the PostgreSQL extra, only where it is the database
+
+    url = engine.url.set(drivername="postgresql")
+    return await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False))

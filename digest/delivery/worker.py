@@ -117,7 +117,7 @@ class Worker:
                 await beat
             self.relay.leave()
             await self.transport.close()
-            self.queue.close()
+            await self.queue.aclose()
             self.report.elapsed += time.perf_counter() - started
             self.report.interrupted = self.interrupted
             self.report.settle()
@@ -128,8 +128,9 @@ class Worker:
         beat; the lease outlasts two of them."""
         while True:
             await asyncio.sleep(self.queue.lease.total_seconds() / 3)
-            with contextlib.suppress(SQLAlchemyError):
-                self.queue.renew()
+            async with self.queue.outcome_lock:
+                with contextlib.suppress(SQLAlchemyError):
+                    self.queue.renew()
                 self.relay.heartbeat()
 
     async def _cycle(self) -> bool:
