@@ -16,14 +16,19 @@ claimed by another worker is left to that worker.
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, DateTime, Dialect, and_, bindparam, update
+from sqlalchemy import Connection, DateTime, Dialect, Engine, and_, bindparam, update
+from sqlalchemy.exc import DBAPIError
 
 from digest.delivery.schema import deliveries
+from subscribers.store import Store
 
 _SET = ("status = {st}, last_code = {code}, last_error = {err}, not_before = {at}, updated_at = {now}, "
         "message_id = {mid}, choice = {choice}, lease_owner = NULL, lease_expires = NULL")
@@ -107,3 +112,107 @@ _CORE = update(deliveries).where(
 ).values(status=bindparam("st"), last_code=bindparam("code"), last_error=bindparam("err"), not_before=bindparam("at"),
          updated_at=bindparam("now"), message_id=bindparam("mid"), choice=bindparam("choice"), lease_owner=None,
          lease_expires=None)
+
+
+class Outcomes:
+    """A worker's outcomes, written to the ledger on a connection of their own: the driver's, under
+    SQLAlchemy's; on PostgreSQL (psycopg) also its asynchronous one, so that the event loop sends on
+    while the server commits. A group with a bounce goes through SQLAlchemy, the reader bounced in
+    the same transaction."""
+
+    def __init__(self, store: Store, worker: str) -> None:
+        self.store = store
+        self.engine = store.engine
+        self.writer = OutcomeWriter(self.engine.dialect, worker)
+        self.writes_async = self.writer.postgresql and self.engine.dialect.driver == "psycopg"
+        self._conn: Connection | None = None
+        self._aconn: Any = None  # psycopg.AsyncConnection, made on first use
+        # Outcomes and the heartbeat's renewal lock the same rows, in different orders: two such
+        # transactions at once deadlock on PostgreSQL. One at a time, whatever thread writes; and
+        # while one is open on the event loop (`open`), a renewal there waits for it: blocking the
+        # loop, it would wait forever.
+        self.lock = threading.Lock()
+        self.open = asyncio.Lock()
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def write(self, rows: list[Row], bounced: list[int]) -> None:
+        """The outcomes and the bounces, committed."""
+        conn = self.conn
+        with self.lock:
+            if self.writer.raw and not bounced:
+                self._write_raw(conn, rows)
+                return
+            try:
+                self.writer.write(conn, rows)
+                for subscriber_id in bounced:
+                    self.store.using(conn).set_status(subscriber_id, "bounced")
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                raise
+
+    async def write_async(self, rows: list[Row], bounced: list[int]) -> None:
+        """write(), on the event loop without blocking it where the driver can (writes_async)."""
+        async with self.open:
+            if not self.writes_async or bounced:
+                self.write(rows, bounced)
+                return
+            dbapi = self.engine.dialect.loaded_dbapi
+            try:
+                if self._aconn is None or self._aconn.closed:
+                    self._aconn = await _async_connection(self.engine)
+                async with self._aconn.cursor() as cursor:
+                    for statement, parameters in self.writer.statements_for(rows):
+                        await cursor.execute(statement, parameters)
+                await self._aconn.commit()
+            except BaseException as exc:
+                if self._aconn is not None:
+                    with contextlib.suppress(Exception):
+                        await self._aconn.rollback()
+                if not isinstance(exc, dbapi.Error):
+                    raise
+                raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+    def _write_raw(self, conn: Connection, rows: list[Row]) -> None:
+        """The common case, on the driver's connection under `conn`; its errors raised as SQLAlchemy's."""
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a connection in use has its driver's
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            self.writer.write_raw(raw, rows)
+            raw.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                raw.rollback()
+            if not isinstance(exc, dbapi.Error):
+                raise
+            if self.engine.dialect.is_disconnect(exc, raw, None):
+                conn.invalidate()
+                self._conn = None
+            raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    async def aclose(self) -> None:
+        self.close()
+        if self._aconn is not None:
+            with contextlib.suppress(Exception):
+                await self._aconn.close()
+            self._aconn = None
+
+
+async def _async_connection(engine: Engine) -> Any:
+    """An asynchronous psycopg connection to the engine's database."""
+    import psycopg  # noqa: PLC0415 — the PostgreSQL extra, only where it is the database
+
+    url = engine.url.set(drivername="postgresql")
+    return await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False))

@@ -12,12 +12,9 @@ next edition is due is superseded.
 """
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import secrets
 import socket
-import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -25,7 +22,6 @@ from typing import Any, NamedTuple
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Engine,
     and_,
     func,
     literal,
@@ -35,11 +31,10 @@ from sqlalchemy import (
     tuple_,
     update,
 )
-from sqlalchemy.exc import DBAPIError
 
 from digest.core.clock import Clock
 from digest.delivery.backlog import Backlog
-from digest.delivery.outcomes import OutcomeWriter, Row
+from digest.delivery.outcomes import Outcomes, Row
 from digest.delivery.rows import among, has_it, insert_new, lineage, reached_before
 from digest.delivery.schedule import due_at
 from digest.delivery.schema import deliveries, editions
@@ -97,66 +92,17 @@ class Queue:
         self.clock = clock or Clock()
         self.worker = worker or worker_id()
         self.lease = timedelta(seconds=lease_seconds)
-        self._conn: Connection | None = None
-        # Outcomes and the heartbeat's renewal lock the same rows, in different orders: two such
-        # transactions at once deadlock on PostgreSQL. One at a time, whatever thread writes.
-        self._writing = threading.Lock()
-        self._outcomes = OutcomeWriter(self.engine.dialect, self.worker)
-        self._aconn: Any = None  # psycopg.AsyncConnection, made by record_async
-        # Held while an outcome transaction is open on the event loop: the heartbeat's renewal waits
-        # for it (the two lock the same rows, and a renewal blocking the loop would wait forever).
-        self.outcome_lock = asyncio.Lock()
-
-    @property
-    def conn(self) -> Connection:
-        """One connection for the worker's outcomes; every change is its own committed transaction."""
-        if self._conn is None:
-            self._conn = self.engine.connect()
-        return self._conn
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self.outcomes = Outcomes(store, self.worker)  # the worker's outcomes, on their own connection
 
     @property
     def writes_async(self) -> bool:
-        """Outcomes go through an asynchronous connection of the driver (PostgreSQL's psycopg): the
-        event loop sends on while the database commits."""
-        return self._outcomes.postgresql and self.engine.dialect.driver == "psycopg"
+        return self.outcomes.writes_async
 
-    async def record_async(self, entries: list[Entry]) -> None:
-        """record(), on the event loop without blocking it (writes_async); a group with a bounce, whose
-        subscriber is bounced in the same transaction, goes through record()."""
-        if any(e.status == "bounced" for e in entries):
-            async with self.outcome_lock:
-                self.record(entries)
-            return
-        rows = [(e.row.edition, e.row.subscriber_id, e.status, e.code, e.error[:500] if e.error else None, e.at,
-                 e.now, e.message_id, f"{e.row.locale}|{e.row.rubrics}") for e in entries]
-        dbapi = self.engine.dialect.loaded_dbapi
-        async with self.outcome_lock:
-            try:
-                if self._aconn is None or self._aconn.closed:
-                    self._aconn = await async_connection(self.engine)
-                async with self._aconn.cursor() as cursor:
-                    for statement, parameters in self._outcomes.statements_for(rows):
-                        await cursor.execute(statement, parameters)
-                await self._aconn.commit()
-            except BaseException as exc:
-                if self._aconn is not None:
-                    with contextlib.suppress(Exception):
-                        await self._aconn.rollback()
-                if not isinstance(exc, dbapi.Error):
-                    raise
-                raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+    def close(self) -> None:
+        self.outcomes.close()
 
     async def aclose(self) -> None:
-        self.close()
-        if self._aconn is not None:
-            with contextlib.suppress(Exception):
-                await self._aconn.close()
-            self._aconn = None
+        await self.outcomes.aclose()
 
     # -- enqueue ----------------------------------------------------------------------------------
     def add_rows(self, edition: str, enqueued: datetime, hour: str | None,
@@ -317,7 +263,7 @@ class Queue:
     def renew(self) -> None:
         """This worker lives: its leases run on."""
         now = self.clock.now()
-        with self._writing, self.engine.begin() as conn:
+        with self.outcomes.lock, self.engine.begin() as conn:
             conn.execute(update(deliveries).where(deliveries.c.status == "leased", deliveries.c.lease_owner == self.worker)
                          .values(lease_expires=now + self.lease))
 
@@ -335,43 +281,13 @@ class Queue:
 
     # -- outcomes ----------------------------------------------------------------------------------
     def record(self, entries: list[Entry]) -> None:
-        """Outcomes, in one committed transaction: one statement for them all (outcomes.OutcomeWriter);
-        a refused address is also bounced. Rows no longer leased to this worker are left alone."""
-        rows = [(e.row.edition, e.row.subscriber_id, e.status, e.code, e.error[:500] if e.error else None, e.at,
-                 e.now, e.message_id, f"{e.row.locale}|{e.row.rubrics}") for e in entries]
-        bounced = [e.row.subscriber_id for e in entries if e.status == "bounced"]
-        conn = self.conn
-        with self._writing:
-            if self._outcomes.raw and not bounced:
-                self._record_raw(conn, rows)
-                return
-            try:
-                self._outcomes.write(conn, rows)
-                for subscriber_id in bounced:
-                    self.store.using(conn).set_status(subscriber_id, "bounced")
-                conn.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    conn.rollback()
-                raise
+        """Outcomes, in one committed transaction: one statement for them all (outcomes.Outcomes); a
+        refused address is also bounced. Rows no longer leased to this worker are left alone."""
+        self.outcomes.write(*_outcome_rows(entries))
 
-    def _record_raw(self, conn: Connection, rows: list[Row]) -> None:
-        """The common case, on the driver's connection under `conn`; its errors raised as SQLAlchemy's."""
-        raw = conn.connection.dbapi_connection
-        assert raw is not None  # a connection in use has its driver's
-        dbapi = self.engine.dialect.loaded_dbapi
-        try:
-            self._outcomes.write_raw(raw, rows)
-            raw.commit()
-        except BaseException as exc:
-            with contextlib.suppress(Exception):
-                raw.rollback()
-            if not isinstance(exc, dbapi.Error):
-                raise
-            if self.engine.dialect.is_disconnect(exc, raw, None):
-                conn.invalidate()
-                self._conn = None
-            raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
+    async def record_async(self, entries: list[Entry]) -> None:
+        """record(), without blocking the event loop where the driver can (writes_async)."""
+        await self.outcomes.write_async(*_outcome_rows(entries))
 
     # -- looks -------------------------------------------------------------------------------------
     def counts(self, edition: str, active_only: bool = False) -> dict[str, int]:
@@ -438,9 +354,9 @@ def _dead_here(owner: str) -> bool:
     return False
 
 
-async def async_connection(engine: Engine) -> Any:
-    """An asynchronous psycopg connection to the engine's database."""
-    import psycopg  # noqa: PLC0415 — the PostgreSQL extra, only where it is the database
 
-    url = engine.url.set(drivername="postgresql")
-    return await psycopg.AsyncConnection.connect(url.render_as_string(hide_password=False))
+def _outcome_rows(entries: list[Entry]) -> tuple[list[Row], list[int]]:
+    """The entries as the ledger's statements take them, and the readers to bounce."""
+    rows = [(e.row.edition, e.row.subscriber_id, e.status, e.code, e.error[:500] if e.error else None, e.at, e.now,
+             e.message_id, f"{e.row.locale}|{e.row.rubrics}") for e in entries]
+    return rows, [e.row.subscriber_id for e in entries if e.status == "bounced"]

@@ -128,7 +128,7 @@ class Worker:
         beat; the lease outlasts two of them."""
         while True:
             await asyncio.sleep(self.queue.lease.total_seconds() / 3)
-            async with self.queue.outcome_lock:
+            async with self.queue.outcomes.open:
                 with contextlib.suppress(SQLAlchemyError):
                     self.queue.renew()
                 self.relay.heartbeat()
