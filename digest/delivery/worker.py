@@ -32,8 +32,9 @@ try:  # libuv's event loop (uvloop): the same asyncio, a fifth less CPU a messag
 except ImportError:  # pragma: no cover — a platform without it (Windows): asyncio's own loop
     NEW_LOOP = None  # type: ignore[assignment]
 
-# Rows claimed at a time: a few per connection held, small enough that one worker never holds what the
-# others could be sending, large enough that a claim's queries cost little per message.
+# Rows claimed at a time: a few per connection held, small enough that one worker never holds much of
+# what the others could be sending (two batches at most: the next is claimed while one goes), large
+# enough that a claim's queries cost little per message.
 BATCH_PER_CONNECTION, BATCH_AT_LEAST = 16, 16
 SHARE_WAIT = timedelta(seconds=1)
 
@@ -128,15 +129,16 @@ class Worker:
         beat; the lease outlasts two of them."""
         while True:
             await asyncio.sleep(self.queue.lease.total_seconds() / 3)
-            async with self.queue.outcomes.open:
+            async with self.queue.outcomes.open:  # not while an outcome transaction is open (same rows)
                 with contextlib.suppress(SQLAlchemyError):
                     self.queue.renew()
-                self.relay.heartbeat()
+                    self.relay.heartbeat()
 
     async def _cycle(self) -> bool:
-        """One batch; False when the run is over."""
-        # This worker's share of the relay's connections, looked at again between batches (never while
-        # a batch uses them): a worker that joins gets its share once the others finish a batch.
+        """A run of batches, each claimed while the one before goes; False when the run is over."""
+        # This worker's share of the relay's connections, taken here and looked at again before each
+        # next batch is claimed (never changed while connections are in use): a worker that joins or
+        # leaves ends the others' run of batches, and they take their new share here.
         held = self.relay.hold(self.transport.concurrency)
         if held == 0:  # every connection is someone else's: look again in a moment
             return await self._sleep_until(self.clock.now() + SHARE_WAIT)
