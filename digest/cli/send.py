@@ -31,6 +31,7 @@ from digest.delivery.queue import Backlog, Queue
 from digest.delivery.send import Sender, dry_run, send_test_copy
 from digest.delivery.transports import Kind
 from digest.pipeline import edition as pipeline
+from subscribers.schema import subscribers
 from subscribers.store import Store
 from subscribers.tokens import newsletter_tokens
 
@@ -71,7 +72,7 @@ def send(config_path: str | None, day: str | None, timezone: str | None, sources
     clock = clock_from(now)
     day_ = config.edition_day(day, settings, clock.now())
     store = Store.open(settings.database, create=test_to is not None)
-    if not test_to and not sum(store.count().values()):
+    if not test_to and next(store.iter_rows([subscribers.c.id], batch=1), None) is None:  # one row looked for
         raise DigestError(f"the subscriber list in {settings.database} is empty: nothing to send",
                           f"import subscribers first: digest subscribers import FILE.csv -c {settings.path}")
     frozen = None if replace else Editions(store).open_edition(settings.newsletter.list_id, day_)
