@@ -1,5 +1,5 @@
 """A group of outcomes written as one statement, through the driver: the step a sending worker takes
-once per commit, for as many messages as were sent while the previous commit ran (loop.Ledger).
+once per commit, for as many messages as finished while the previous commit ran (loop.Ledger).
 
 SQLAlchemy Core binds an executemany row by row (about 50 µs a row on PostgreSQL, where psycopg then
 sends one Bind/Execute per row), and its execution context costs more than the statement itself for
@@ -8,8 +8,7 @@ a group of a few rows. Here the values go to the driver's own connection as they
     PostgreSQL  one UPDATE … FROM (VALUES …): one statement and one round trip for the group, prepared
                 once per group size (psycopg's arrays cost 300 µs to bind, in Python)
     SQLite      the driver's own executemany of one prepared UPDATE (a loop in C)
-
-    any other  SQLAlchemy Core's executemany of the same UPDATE
+    any other   SQLAlchemy Core's executemany of the same UPDATE
 
 A row is written only while this worker still holds its lease: a row whose lease ran out and was
 claimed by another worker is left to that worker.
