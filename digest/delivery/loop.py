@@ -265,10 +265,7 @@ class Ledger:
             while self.waiting:
                 group, self.waiting = self.waiting, []
                 try:
-                    if self.queue.writes_async:
-                        await self.queue.record_async([entry for entry, _ in group])
-                    else:
-                        self.queue.record([entry for entry, _ in group])
+                    await self.queue.record([entry for entry, _ in group])
                 except Exception as exc:  # noqa: BLE001 — each writer gets it: none is left waiting
                     for _, done in group:
                         done.set_exception(exc)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -126,11 +125,9 @@ class Outcomes:
         self.writes_async = self.writer.postgresql and self.engine.dialect.driver == "psycopg"
         self._conn: Connection | None = None
         self._aconn: Any = None  # psycopg.AsyncConnection, made on first use
-        # Outcomes and the heartbeat's renewal lock the same rows, in different orders: two such
-        # transactions at once deadlock on PostgreSQL. One at a time, whatever thread writes; and
-        # while one is open on the event loop (`open`), a renewal there waits for it: blocking the
-        # loop, it would wait forever.
-        self.lock = threading.Lock()
+        # Held while outcomes are written: the heartbeat's lease renewal waits for it. The two lock
+        # the same rows in different orders (two such transactions at once deadlock on PostgreSQL),
+        # and a renewal blocking the loop while an asynchronous write is open would wait forever.
         self.open = asyncio.Lock()
 
     @property
@@ -139,28 +136,27 @@ class Outcomes:
             self._conn = self.engine.connect()
         return self._conn
 
-    def write(self, rows: list[Row], bounced: list[int]) -> None:
-        """The outcomes and the bounces, committed."""
+    def _write(self, rows: list[Row], bounced: list[int]) -> None:
+        """The outcomes and the bounces, committed (on the event loop: by write_async, under `open`)."""
         conn = self.conn
-        with self.lock:
-            if self.writer.raw and not bounced:
-                self._write_raw(conn, rows)
-                return
-            try:
-                self.writer.write(conn, rows)
-                for subscriber_id in bounced:
-                    self.store.using(conn).set_status(subscriber_id, "bounced")
-                conn.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    conn.rollback()
-                raise
+        if self.writer.raw and not bounced:
+            self._write_raw(conn, rows)
+            return
+        try:
+            self.writer.write(conn, rows)
+            for subscriber_id in bounced:
+                self.store.using(conn).set_status(subscriber_id, "bounced")
+            conn.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.rollback()
+            raise
 
     async def write_async(self, rows: list[Row], bounced: list[int]) -> None:
-        """write(), on the event loop without blocking it where the driver can (writes_async)."""
+        """The outcomes and the bounces, committed: on the event loop without blocking it where the driver can (writes_async)."""
         async with self.open:
             if not self.writes_async or bounced:
-                self.write(rows, bounced)
+                self._write(rows, bounced)
                 return
             dbapi = self.engine.dialect.loaded_dbapi
             try:

@@ -94,10 +94,6 @@ class Queue:
         self.lease = timedelta(seconds=lease_seconds)
         self.outcomes = Outcomes(store, self.worker)  # the worker's outcomes, on their own connection
 
-    @property
-    def writes_async(self) -> bool:
-        return self.outcomes.writes_async
-
     def close(self) -> None:
         self.outcomes.close()
 
@@ -261,9 +257,10 @@ class Queue:
                 conn.commit()
 
     def renew(self) -> None:
-        """This worker lives: its leases run on."""
+        """This worker lives: its leases run on. Not while an outcome transaction is open (the worker's
+        heartbeat holds `outcomes.open`): the two lock the same rows."""
         now = self.clock.now()
-        with self.outcomes.lock, self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(update(deliveries).where(deliveries.c.status == "leased", deliveries.c.lease_owner == self.worker)
                          .values(lease_expires=now + self.lease))
 
@@ -280,13 +277,10 @@ class Queue:
                          .values(status="pending", attempts=d.attempts - 1, lease_owner=None, lease_expires=None))
 
     # -- outcomes ----------------------------------------------------------------------------------
-    def record(self, entries: list[Entry]) -> None:
-        """Outcomes, in one committed transaction: one statement for them all (outcomes.Outcomes); a
-        refused address is also bounced. Rows no longer leased to this worker are left alone."""
-        self.outcomes.write(*_outcome_rows(entries))
-
-    async def record_async(self, entries: list[Entry]) -> None:
-        """record(), without blocking the event loop where the driver can (writes_async)."""
+    async def record(self, entries: list[Entry]) -> None:
+        """Outcomes, in one committed transaction: one statement for them all (outcomes.Outcomes), without
+        blocking the event loop where the driver can; a refused address is also bounced. Rows no longer
+        leased to this worker are left alone."""
         await self.outcomes.write_async(*_outcome_rows(entries))
 
     # -- looks -------------------------------------------------------------------------------------
