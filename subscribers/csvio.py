@@ -28,6 +28,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, cast
 
+from digest.core.database import bulk_cache
 from digest.core.errors import CsvError, InvalidSubscriber
 from subscribers.consent import Origin
 from subscribers.csvrows import COLUMNS, FORMULA_STARTS, Header, RowChecker, header, neutralise, restore
@@ -99,7 +100,7 @@ def import_csv(
     met before in the file (case-blind: Amine@ and amine@ reach the same mailbox, one import must not
     send twice). Memory stays flat: a page of rows, the first bad rows, and caches of bounded size."""
     report = ImportReport()
-    with _opened(path_or_file) as (name, lines), store.engine.begin() as conn:
+    with _opened(path_or_file) as (name, lines), store.engine.begin() as conn, bulk_cache(conn):
         tx, first_lines = store.using(conn), FirstLines(conn)
         origin = by or Origin("import", f"import {name}")
         rows = _checked_rows(name, lines, known_rubrics, report)
