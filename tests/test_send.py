@@ -222,15 +222,16 @@ def test_421_on_data_reconnects_and_goes_on(tmp_path, smtp_server):
     assert smtp_server.handler.sessions >= 2  # it connected again after the 421
 
 
-def test_a_server_that_stops_answering_hits_the_deadline_and_defers(tmp_path):
-    # The relay never answers DATA until the test ends, and the socket timeout is far away: only the
-    # 0.5 s deadline can end the message. The bound on the run's time is loose on purpose (it holds
-    # the set-up, rendering, one deadline; about 1 s on an idle machine): it only tells the deadline
-    # from the 120 s socket timeout, on a machine whose cores are busy.
+@pytest.mark.parametrize(("deadline", "timeout"), [(0.5, 120.0), (120.0, 0.5)], ids=["message deadline", "reply timeout"])
+def test_a_server_that_stops_answering_hits_the_deadline_and_defers(tmp_path, deadline, timeout):
+    # The relay never answers DATA until the test ends. Either bound ends the message: the message's
+    # deadline (the reply timeout far away), or the timeout of one reply (the deadline far away). The
+    # bound on the run's time is loose on purpose (it holds the set-up, rendering, one deadline; about
+    # 1 s on an idle machine): it only tells the 0.5 s bound from the 120 s one, on a busy machine.
     server = SmtpServer(Holding())
     try:
         room = Newsroom(tmp_path, subscribers=1)
-        room.with_smtp(server.port, deadline_seconds=0.5, timeout_seconds=120.0, connections=1)
+        room.with_smtp(server.port, deadline_seconds=deadline, timeout_seconds=timeout, connections=1)
         room.with_delivery(retries=1)
         report = run(room)
     finally:

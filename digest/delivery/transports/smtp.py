@@ -78,6 +78,7 @@ class _WireProtocol(SMTPProtocol):
 
     _arrived: asyncio.Future[None] | None = None  # set: a reply may be in the buffer (during exchange())
     _exchanging = False
+    _expired = False  # the exchange's deadline passed
 
     async def execute_data_command(self, message: bytes, timeout: float | None = None) -> aiosmtplib.SMTPResponse:
         """aiosmtplib's DATA (its sendmail(), for an address of another form), a WireMessage as it is."""
@@ -98,12 +99,15 @@ class _WireProtocol(SMTPProtocol):
                 raise aiosmtplib.SMTPDataError(response.code, response.message)
         return response
 
-    async def exchange(self, payload: bytes, replies: int) -> list[aiosmtplib.SMTPResponse]:
-        """Write `payload` (commands, or a message and its final dot), then read `replies` replies."""
+    async def exchange(self, payload: bytes, replies: int, timeout: float) -> list[aiosmtplib.SMTPResponse]:
+        """Write `payload` (commands, or a message and its final dot), then read `replies` replies, all of
+        them within `timeout` seconds (SMTPTimeoutError). The deadline is one timer, armed only when a
+        reply is not in already: cheaper than asyncio.timeout() around every exchange."""
         if self._command_lock is None:
             raise aiosmtplib.SMTPServerDisconnected("Server not connected")
         async with self._command_lock:
-            self._exchanging = True
+            self._exchanging, self._expired = True, False
+            timer: asyncio.TimerHandle | None = None
             try:
                 self.write(payload)
                 got: list[aiosmtplib.SMTPResponse] = []
@@ -114,11 +118,21 @@ class _WireProtocol(SMTPProtocol):
                         continue
                     if self.transport is None:
                         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+                    if timer is None:
+                        timer = self._loop.call_later(timeout, self._expire)
+                    if self._expired:
+                        raise aiosmtplib.SMTPTimeoutError("Timed out waiting for server response")
                     self._arrived = self._loop.create_future()
                     await self._arrived
                 return got
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self._exchanging, self._arrived = False, None
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._wake(aiosmtplib.SMTPTimeoutError("Timed out waiting for server response"))
 
     def _wake(self, exc: BaseException | None = None) -> None:
         arrived = self._arrived
@@ -162,21 +176,19 @@ async def _transact(client: aiosmtplib.SMTP, protocol: _WireProtocol, sender: st
     commands = [b"MAIL FROM:<" + sender.encode("ascii") + b">" + size + b"\r\n",
                 b"RCPT TO:<" + recipient.encode("ascii") + b">\r\n", b"DATA\r\n"]
     try:
-        async with asyncio.timeout(timeout):
-            if client.supports_extension("pipelining"):
-                mail, rcpt, data = await protocol.exchange(b"".join(commands), 3)
-            else:  # one at a time; a refusal stands for the replies of the commands not sent
-                (mail,) = await protocol.exchange(commands[0], 1)
-                rcpt = data = mail
-                if mail.code == SMTPStatus.completed:
-                    (rcpt,) = await protocol.exchange(commands[1], 1)
-                    data = rcpt
-                    if rcpt.code in (SMTPStatus.completed, SMTPStatus.will_forward):
-                        (data,) = await protocol.exchange(commands[2], 1)
+        if client.supports_extension("pipelining"):
+            mail, rcpt, data = await protocol.exchange(b"".join(commands), 3, timeout)
+        else:  # one at a time; a refusal stands for the replies of the commands not sent
+            (mail,) = await protocol.exchange(commands[0], 1, timeout)
+            rcpt = data = mail
+            if mail.code == SMTPStatus.completed:
+                (rcpt,) = await protocol.exchange(commands[1], 1, timeout)
+                data = rcpt
+                if rcpt.code in (SMTPStatus.completed, SMTPStatus.will_forward):
+                    (data,) = await protocol.exchange(commands[2], 1, timeout)
         if data.code == SMTPStatus.start_input and not (mail.code == SMTPStatus.completed
                                                          and rcpt.code in (SMTPStatus.completed, SMTPStatus.will_forward)):
-            async with asyncio.timeout(timeout):  # DATA taken despite a refusal (RFC 2920 §3.1): an empty end
-                await protocol.exchange(b".\r\n", 1)
+            await protocol.exchange(b".\r\n", 1, timeout)  # DATA taken despite a refusal (RFC 2920 §3.1): an empty end
         if mail.code != SMTPStatus.completed:
             raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
         if rcpt.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
@@ -188,8 +200,7 @@ async def _transact(client: aiosmtplib.SMTP, protocol: _WireProtocol, sender: st
             protocol.write(message)  # the body on the wire meanwhile, its end held back
             end = b".\r\n"
             await _before_end(client, before_end)
-        async with asyncio.timeout(timeout):
-            (done,) = await protocol.exchange(end, 1)
+        (done,) = await protocol.exchange(end, 1, timeout)
         if done.code != SMTPStatus.completed:
             raise aiosmtplib.SMTPDataError(done.code, done.message)
         return done.message
