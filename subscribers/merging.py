@@ -38,6 +38,7 @@ class Upserted(NamedTuple):
 DEFAULTS = {"name": "", "locale": "fr", "timezone": "UTC", "rubrics": "", "status": "active", "delivery_time": None,
             "cadence": "daily", "weekday": None}
 FIELDS = tuple(DEFAULTS)
+assert FIELDS[0] == "name"  # _EventRows.created leaves it out of what it compares
 _given = attrgetter(*FIELDS)
 PAGE = 2000  # addresses per IN (…) lookup: under SQLite's limit on bound parameters (32,766 since 3.32) and PostgreSQL's (65,535)
 _UPDATE = (
@@ -95,8 +96,7 @@ def merge_page(conn: Connection, page: list[Fields], defaults: dict[str, Any], b
             current[fields.email] = row
             inserts[fields.email] = {**row, "email": fields.email, "updated_at": stamp,
                                      "created_at": as_utc(fields.created_at) if fields.created_at else stamp}
-            events.append(event_row(fields.email, "imported" if by.channel == "import" else "added",
-                                    detail({name: value for name, value in row.items() if value is not None})))
+            events.append(event_row.created(fields.email, "imported" if by.channel == "import" else "added", row))
             results.append(Upserted("created"))
             continue
         kept = None
@@ -133,11 +133,21 @@ class _EventRows:
     def __init__(self, by: Origin, at: datetime) -> None:
         self.by, self.at = by, at
         self._made: dict[str, dict[str, Any]] = {}
+        self._created: dict[tuple[str, tuple[Any, ...]], dict[str, Any]] = {}
 
     def __call__(self, email: str, event: str, changed: Mapping[str, Any]) -> dict[str, Any]:
         if (made := self._made.get(event)) is None:
             made = self._made[event] = consent.row("", event, self.by, self.at)
         return {**made, "email": email, "detail": _detail_json(tuple(changed.items())) if changed else None}
+
+    def created(self, email: str, event: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        """The consent row of a reader created with `row` (every field, in FIELDS' order): the same for
+        every row of the same values but the name, which the detail only says was given."""
+        key = (event, tuple(row.values())[1:])
+        if (made := self._created.get(key)) is None:
+            made = self._created[key] = self("", event, detail({name: value for name, value in row.items()
+                                                                if value is not None}))
+        return {**made, "email": email}
 
 
 # What consent.row writes: json.dumps with these options would build this encoder on every call.

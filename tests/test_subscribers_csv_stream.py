@@ -169,3 +169,20 @@ def test_rows_whose_key_is_taken_are_skipped_counted_and_found(database, through
             table.drop(conn)
     finally:
         store.close()
+
+
+def test_each_imported_reader_has_a_consent_row_of_their_own_values_never_their_name(store, tmp_path):
+    # Consent rows of readers of the same values are made once and copied: each still has its own
+    # address, and a row of other values its own detail.
+    report = import_csv(store, _write(tmp_path, ["amine@example.ma,Amine Alaoui,fr", "salma@example.ma,Salma Bennani,fr",
+                                                 "omar@example.ma,Omar Tazi,ar"]))
+    assert report.created == 3
+    details = {}
+    for email in ("amine@example.ma", "salma@example.ma", "omar@example.ma"):
+        (event,) = store.history(email)
+        assert event.event == "imported" and event.channel == "import"
+        details[email] = event.detail
+    assert details["amine@example.ma"] == details["salma@example.ma"]
+    assert details["amine@example.ma"]["name"] == "(changed)" and details["amine@example.ma"]["locale"] == "fr"
+    assert details["omar@example.ma"]["locale"] == "ar"
+    assert not any(name in str(details) for name in ("Amine", "Salma", "Omar"))
