@@ -11,7 +11,6 @@ from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import Column, Connection, Integer, MetaData, String, Table, bindparam, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.dialects import postgresql, sqlite
 
 from digest.core.errors import InvalidSubscriber
 from subscribers import consent
@@ -203,6 +202,8 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], skip
     except KeyError:  # a driver of another kind, or rows of different columns: Core sorts them out
         if not skip_taken:
             return conn.execute(table.insert(), rows).rowcount
+        from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415 — a rare path: 50 ms of imports
+
         dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         statement = dialect_insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
         return len(conn.execute(statement, rows).all())  # an executemany's rowcount is not always kept

@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
 import digest.delivery.schema  # noqa: F401  (its table joins the metadata)
-from digest.core.database import head, migrate, open_engine
+from digest.core.database import HEAD, current, head, migrate, open_engine
 from subscribers.schema import metadata
 from subscribers.store import Store
 
@@ -58,6 +58,15 @@ def test_a_database_made_before_migrations_is_carried_forward_with_its_rows(tmp_
         assert connection.execute(text("SELECT status FROM deliveries")).scalar_one() == "sent"
         assert MigrationContext.configure(connection).get_current_revision() == head()
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    store.close()
+
+
+def test_the_newest_revision_the_code_knows_is_alembics_head(database):
+    # A new migration without HEAD moved on would be skipped by every database at the old head.
+    assert head() == HEAD
+    store = Store.open(database)
+    with store.engine.connect() as connection:
+        assert current(connection) == MigrationContext.configure(connection).get_current_revision() == HEAD
     store.close()
 
 

@@ -10,8 +10,6 @@ import re
 from functools import cache
 from zoneinfo import available_timezones
 
-from babel import Locale, UnknownLocaleError
-
 # The languages the theme has catalogs for (templates/locale/<code>/); the first is the default.
 LOCALES: tuple[str, ...] = ("fr", "en", "ar")
 
@@ -53,6 +51,8 @@ _REGION = re.compile(r"[A-Z]{2}|\d{3}")
 
 @cache
 def _known(name: str) -> bool:
+    from babel import Locale, UnknownLocaleError  # noqa: PLC0415 — babel only for a regional locale (ar-MA)
+
     try:
         Locale.parse(name)
     except (UnknownLocaleError, ValueError):
