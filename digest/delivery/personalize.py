@@ -153,13 +153,13 @@ class Template:
 
     def fill(self, recipient: Recipient) -> bytes:
         """The message as it is stored (outbox) and signed (DKIM)."""
-        return self._fill(recipient, self._pieces)
+        return self._fill(recipient, self._pieces, b"")
 
     def fill_wire(self, recipient: Recipient, prefix: bytes = b"") -> WireMessage:
         """The message ready for DATA: dot-stuffed, CRLF throughout (`prefix`: a DKIM-Signature)."""
-        return WireMessage(prefix + self._fill(recipient, self._wire_pieces))
+        return WireMessage(self._fill(recipient, self._wire_pieces, prefix))
 
-    def _fill(self, recipient: Recipient, pieces: list[bytes | tuple[int, int]]) -> bytes:
+    def _fill(self, recipient: Recipient, pieces: list[bytes | tuple[int, int]], prefix: bytes) -> bytes:
         token = recipient.token.encode("ascii")
         if len(token) != len(self.placeholder):
             raise ValueError("a token has the wrong length")
@@ -171,7 +171,8 @@ class Template:
             f"List-Unsubscribe: {self.list_unsubscribe(recipient.token)}\r\n"
         ).encode("ascii")
         fixed = recipient.tag.encode("ascii").join(self._head_pieces)
-        return head + fixed + b"".join(p if isinstance(p, bytes) else token[p[0]:p[1]] for p in pieces)
+        # One join, one copy of the 50 KiB: the pieces are the encoded message's bytes and its token slots.
+        return b"".join([prefix, head, fixed, *[token[p[0]:p[1]] if isinstance(p, tuple) else p for p in pieces]])
 
 
 def feedback_lines(feedback: Feedback, tag: str) -> bytes:
