@@ -35,7 +35,7 @@ _POSTGRESQL = (
     "UPDATE deliveries AS d SET " + _SET.format(st="v.st", code="v.code", err="v.err", at="v.at", now="v.now",
                                                 mid="v.mid", choice="v.choice")
     + " FROM (VALUES {values}) AS v(e, sid, st, code, err, at, now, mid, choice)"
-      " WHERE d.edition = v.e AND d.subscriber_id = v.sid AND d.lease_owner = %s"
+      " WHERE d.edition = v.e AND d.subscriber_id = v.sid AND d.lease_owner = {owner}"
 )
 
 _EACH = (
@@ -102,14 +102,12 @@ class OutcomeWriter:
         if (count, native) not in self._statements:
             casts = ("::varchar", "::int", "::varchar", "::int", "::text", "::timestamptz", "::timestamptz", "::varchar",
                      "::varchar")
-            marks = [f"${n}" for n in range(1, count * len(casts) + 2)] if native else ["%s"] * (count * len(casts) + 1)
-            rows = []
-            for row in range(count):
-                cells = marks[row * len(casts):(row + 1) * len(casts)]
-                rows.append("(" + ", ".join(cell + cast for cell, cast in zip(cells, casts)) + ")" if row == 0
-                            else "(" + ", ".join(cells) + ")")
-            self._statements[count, native] = _POSTGRESQL.replace("{values}", ", ".join(rows)).replace(
-                "lease_owner = %s", f"lease_owner = {marks[-1]}")
+            width = len(casts)
+            marks = [f"${n}" for n in range(1, count * width + 2)] if native else ["%s"] * (count * width + 1)
+            rows = [", ".join(mark + cast for mark, cast in zip(marks, casts))]
+            rows += [", ".join(marks[start:start + width]) for start in range(width, count * width, width)]
+            values = ", ".join(f"({row})" for row in rows)
+            self._statements[count, native] = _POSTGRESQL.replace("{values}", values).replace("{owner}", marks[-1])
         return self._statements[count, native]
 
 
