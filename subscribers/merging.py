@@ -190,7 +190,8 @@ def insert_many(conn: Connection, table: Table, rows: list[dict[str, Any]], skip
     Core binds each row's parameters one by one in Python (about 10 µs a row for these tables), which
     an import of a million rows feels. Each value still goes through its type's bind processor (SQLite
     stores a DateTime as SQLAlchemy's text), once per distinct value. ``skip_taken``: a row whose key
-    is taken is left out (ON CONFLICT DO NOTHING, SQLite and PostgreSQL alike). Returns the rows written."""
+    is taken is left out (ON CONFLICT DO NOTHING, SQLite and PostgreSQL alike), and the count returned
+    is the rows written; without it, the count is what the driver says (-1 where it does not)."""
     if not rows:
         return 0
     names = list(rows[0])

@@ -177,12 +177,7 @@ class Outcomes:
                         async with self._aconn.transaction():
                             for statement, parameters in statements:
                                 await cursor.execute(statement, parameters)
-            except BaseException as exc:
-                if self._aconn is not None:
-                    with contextlib.suppress(Exception):
-                        await self._aconn.rollback()
-                if not isinstance(exc, dbapi.Error):
-                    raise
+            except dbapi.Error as exc:  # autocommit: nothing is left open (a block of several rolls back by itself)
                 raise DBAPIError.instance(None, None, exc, dbapi.Error) from exc
 
     def _write_raw(self, conn: Connection, rows: list[Row]) -> None:

@@ -348,7 +348,6 @@ def _dead_here(owner: str) -> bool:
     return False
 
 
-
 def _outcome_rows(entries: list[Entry]) -> tuple[list[Row], list[int]]:
     """The entries as the ledger's statements take them, and the readers to bounce."""
     rows = [(e.row.edition, e.row.subscriber_id, e.status, e.code, e.error[:500] if e.error else None, e.at, e.now,
