@@ -161,31 +161,42 @@ def test_mjml_compiles_once_per_language_not_once_per_variant_or_recipient(tmp_p
 
 # -- SMTP outcomes ----------------------------------------------------------------------------------
 
-def test_a_4xx_is_retried_with_backoff_in_the_same_run(tmp_path, smtp_server):
+@pytest.fixture(params=[False, True], ids=["one at a time", "pipelining"])
+def relay(request):
+    """aiosmtpd answering each command in turn, and offering PIPELINING (as Postfix does): then a
+    message's envelope goes in one write, and with the previous message's final dot."""
+    server = SmtpServer(Recorder(pipelining=request.param))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_a_4xx_is_retried_with_backoff_in_the_same_run(tmp_path, relay):
     room = Newsroom(tmp_path, subscribers=3)
-    smtp_server.handler.rcpt[room.emails[1]] = ["451 4.7.1 Greylisted, try again", None]
-    room.with_smtp(smtp_server.port)
+    relay.handler.rcpt[room.emails[1]] = ["451 4.7.1 Greylisted, try again", None]
+    room.with_smtp(relay.port)
     report = run(room)
     assert report.outcomes["sent"] == 3 and report.retried == 1
-    assert smtp_server.handler.attempts[room.emails[1]] == 2
-    assert len(smtp_server.handler.by_recipient()[room.emails[1]]) == 1
+    assert relay.handler.attempts[room.emails[1]] == 2
+    assert len(relay.handler.by_recipient()[room.emails[1]]) == 1
 
 
 @pytest.mark.parametrize("reply", ["450 4.2.0 Mailbox busy", "452 4.5.3 Too many recipients", "454 4.7.0 TLS not available"])
-def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_path, smtp_server, reply):
+def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_path, relay, reply):
     room = Newsroom(tmp_path, subscribers=2)
-    smtp_server.handler.rcpt[room.emails[0]] = [reply]
-    room.with_smtp(smtp_server.port)
+    relay.handler.rcpt[room.emails[0]] = [reply]
+    room.with_smtp(relay.port)
     room.with_delivery(retries=3, retry_base_seconds=0.02)
     report = run(room)
     assert report.outcomes == {"sent": 1, "deferred": 1}
-    assert smtp_server.handler.attempts[room.emails[0]] == 3
+    assert relay.handler.attempts[room.emails[0]] == 3
     rows = room.ledger_rows()
     assert rows[room.store.get(room.emails[0]).id] == "deferred"
     assert room.store.get(room.emails[0]).status == "active"  # a 4xx never bounces anyone
 
     # The next run, once the retry time has come, delivers it.
-    smtp_server.handler.rcpt.clear()
+    relay.handler.rcpt.clear()
     room.with_delivery(retry_later_minutes=0.0001)
     from datetime import timedelta
 
@@ -200,26 +211,26 @@ def test_a_lasting_4xx_is_deferred_to_the_next_run_after_bounded_retries(tmp_pat
     assert again.outcomes == {"sent": 1} and again.already_sent == 1
 
 
-def test_a_5xx_fails_for_good_and_bounces_the_subscriber(tmp_path, smtp_server):
+def test_a_5xx_fails_for_good_and_bounces_the_subscriber(tmp_path, relay):
     room = Newsroom(tmp_path, subscribers=3)
-    smtp_server.handler.rcpt[room.emails[2]] = ["550 5.1.1 No such user"]
-    room.with_smtp(smtp_server.port)
+    relay.handler.rcpt[room.emails[2]] = ["550 5.1.1 No such user"]
+    room.with_smtp(relay.port)
     report = run(room)
     assert report.outcomes == {"sent": 2, "failed": 1} and report.bounced == 1
-    assert smtp_server.handler.attempts[room.emails[2]] == 1  # never retried
+    assert relay.handler.attempts[room.emails[2]] == 1  # never retried
     assert room.store.get(room.emails[2]).status == "bounced"
     # Never sent to again, not even for the next edition's ledger.
     assert run(room).outcomes == {}
 
 
-def test_421_on_data_reconnects_and_goes_on(tmp_path, smtp_server):
+def test_421_on_data_reconnects_and_goes_on(tmp_path, relay):
     room = Newsroom(tmp_path, subscribers=4)
-    smtp_server.handler.data_replies = [None, "421 4.3.2 Shutting down", None]
-    room.with_smtp(smtp_server.port, connections=1)
+    relay.handler.data_replies = [None, "421 4.3.2 Shutting down", None]
+    room.with_smtp(relay.port, connections=1)
     report = run(room)
     assert report.outcomes["sent"] == 4
-    assert sorted(smtp_server.handler.by_recipient()) == sorted(room.emails)
-    assert smtp_server.handler.sessions >= 2  # it connected again after the 421
+    assert sorted(relay.handler.by_recipient()) == sorted(room.emails)
+    assert relay.handler.sessions >= 2  # it connected again after the 421
 
 
 @pytest.mark.parametrize(("deadline", "timeout"), [(0.5, 120.0), (120.0, 0.5)], ids=["message deadline", "reply timeout"])
@@ -453,10 +464,10 @@ def test_an_unreachable_server_stops_the_run_after_bounded_retries(tmp_path):
     assert report.left == 4
 
 
-def test_a_policy_refusal_fails_the_message_without_bouncing_the_reader(tmp_path, smtp_server):
+def test_a_policy_refusal_fails_the_message_without_bouncing_the_reader(tmp_path, relay):
     room = Newsroom(tmp_path, subscribers=2)
-    smtp_server.handler.rcpt[room.emails[0]] = ["554 5.7.1 Message refused by policy"]
-    room.with_smtp(smtp_server.port)
+    relay.handler.rcpt[room.emails[0]] = ["554 5.7.1 Message refused by policy"]
+    room.with_smtp(relay.port)
     report = run(room)
     assert report.outcomes == {"sent": 1, "failed": 1} and report.bounced == 0
     assert room.store.get(room.emails[0]).status == "active"
@@ -489,7 +500,8 @@ def test_a_mailto_message_without_a_valid_token_changes_nothing(tmp_path):
     assert room.store.get(room.emails[0]).status == "active"
 
 
-def test_when_the_relay_goes_away_mid_run_the_summary_matches_the_ledger(tmp_path):
+@pytest.mark.parametrize("pipelining", [False, True], ids=["one at a time", "pipelining"])
+def test_when_the_relay_goes_away_mid_run_the_summary_matches_the_ledger(tmp_path, pipelining):
     """Messages cut off in the middle of their transaction are deferred in the ledger, and the
     summary counts them so: what it prints is what the next run will find."""
     import threading
@@ -508,7 +520,7 @@ def test_when_the_relay_goes_away_mid_run_the_summary_matches_the_ledger(tmp_pat
 
     import asyncio
 
-    relay = SmtpServer(Vanishing())
+    relay = SmtpServer(Vanishing(pipelining=pipelining))
     room = Newsroom(tmp_path, subscribers=20)
     room.with_smtp(relay.port, connections=2)
     room.with_delivery(retries=3, retry_base_seconds=0.2)

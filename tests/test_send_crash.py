@@ -17,10 +17,14 @@ from support.smtp import Holding, Recorder, SmtpServer
 CONNECTIONS = 2
 
 
-def holding_server(hold_from: int) -> SmtpServer:
+def holding_server(hold_from: int, pipelining: bool = False) -> SmtpServer:
     """A relay that takes `hold_from` messages, then holds every DATA reply until the test lets go: the
-    send is stopped half-way however fast or slow the machine runs it."""
-    return SmtpServer(Holding(hold_from=hold_from))
+    send is stopped half-way however fast or slow the machine runs it. With `pipelining`, each
+    connection's next message has its envelope on the wire, written with the held message's end."""
+    return SmtpServer(Holding(hold_from=hold_from, pipelining=pipelining))
+
+
+PIPELINING = pytest.mark.parametrize("pipelining", [False, True], ids=["one at a time", "pipelining"])
 
 
 def newsroom(tmp_path, server, subscribers=60) -> Newsroom:
@@ -50,8 +54,9 @@ def signal_taken(pid: int, sig: signal.Signals) -> bool:
     return not pending & (1 << (sig - 1))
 
 
-def test_sigkill_mid_run_then_rerun_delivers_to_everyone_with_at_most_in_flight_duplicates(tmp_path):
-    server = holding_server(15)
+@PIPELINING
+def test_sigkill_mid_run_then_rerun_delivers_to_everyone_with_at_most_in_flight_duplicates(tmp_path, pipelining):
+    server = holding_server(15, pipelining)
     try:
         room = newsroom(tmp_path, server)
         process = room.popen("send")
@@ -80,8 +85,9 @@ def test_sigkill_mid_run_then_rerun_delivers_to_everyone_with_at_most_in_flight_
         server.stop()
 
 
-def test_sigint_finishes_what_is_in_flight_records_it_and_summarises(tmp_path):
-    server = holding_server(10)
+@PIPELINING
+def test_sigint_finishes_what_is_in_flight_records_it_and_summarises(tmp_path, pipelining):
+    server = holding_server(10, pipelining)
     try:
         room = newsroom(tmp_path, server)
         process = room.popen("send")

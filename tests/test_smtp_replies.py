@@ -1,4 +1,4 @@
-"""The sender reads a one-line SMTP reply itself (transports/smtp.py, _WireProtocol._one_reply), and
+"""The sender reads a one-line SMTP reply itself (transports/smtp.py, WireProtocol._one_reply), and
 any other through aiosmtplib: both give what aiosmtplib alone gives, buffer left as it leaves it."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import aiosmtplib
 import pytest
 from aiosmtplib.protocol import MAX_LINE_LENGTH, SMTPProtocol
 
-from digest.delivery.transports.smtp import _WireProtocol
+from digest.delivery.transports.smtp_wire import WireProtocol
 
 BUFFERS = [
     b"250 2.0.0 Ok: queued as 4XyZ\r\n",
@@ -40,9 +40,9 @@ def _read(protocol: SMTPProtocol, data: bytes, read) -> tuple[object, bytes]:
 def test_a_reply_is_read_as_aiosmtplib_reads_it(data):
     loop = asyncio.new_event_loop()
     try:
-        ours, theirs = _WireProtocol(loop=loop), SMTPProtocol(loop=loop)
+        ours, theirs = WireProtocol(loop=loop), SMTPProtocol(loop=loop)
         for _ in range(3):  # the replies one after the other, as an exchange takes them
-            mine, left = _read(ours, data, _WireProtocol._one_reply)
+            mine, left = _read(ours, data, WireProtocol._one_reply)
             reference, reference_left = _read(theirs, data, SMTPProtocol._read_response_from_buffer)
             assert (mine, left) == (reference, reference_left)
             if mine is None or isinstance(mine, tuple) and mine[0] == "raised":

@@ -16,13 +16,13 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import cast
+from typing import NamedTuple, cast
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from digest.core.config import Delivery
 from digest.delivery.queue import Claimed, Entry, Queue
-from digest.delivery.transports.base import Envelope, HoldsEnd, Kind, Outcome, Transport
+from digest.delivery.transports.base import Announces, Envelope, HoldsEnd, Kind, Outcome, Transport
 
 
 @dataclass
@@ -83,6 +83,15 @@ class RetryPolicy:
         return timedelta(minutes=self.later_minutes)
 
 
+class Ready(NamedTuple):
+    """A row with its message, as it goes on the wire."""
+
+    row: Claimed
+    data: bytes
+    message_id: str
+    envelope: Envelope
+
+
 Compose = Callable[[Claimed], tuple[bytes, str, str]]  # the reader's message, its Message-ID, its return path
 More = Callable[[], Awaitable[list[Claimed] | None]]  # the next rows to send; None or none: no more
 
@@ -105,6 +114,8 @@ class SendLoop:
         # The transport waits for the previous outcome's commit before a message's last step (SMTP's
         # final dot); else the loop waits for it before the message.
         self.holds_end = bool(getattr(transport, "holds_end", False))
+        # It also takes the message a connection sends next, to write its envelope with this one's end.
+        self.announces = self.holds_end and bool(getattr(transport, "announces", False))
         self.ledger = Ledger(queue)
 
     def stop(self) -> None:
@@ -113,72 +124,66 @@ class SendLoop:
 
     async def run(self, rows: list[Claimed], concurrency: int, more: More | None = None) -> list[Claimed]:
         """Send the rows, and those `more` gives while they last; the ones not started (the loop
-        stopped) are given back.
-
-        `more` is asked for the next rows while the last of these are still to go (a claim takes a
-        few milliseconds, in a thread): the connections never wait for it. None or no rows from it
-        ends the run once what it holds is sent."""
-        waiting: deque[Claimed] = deque(rows)
+        stopped) are given back."""
+        source = _Rows(self, rows, max(concurrency, len(rows) // 2), more)
         untouched: list[Claimed] = []
-        low = max(concurrency, len(rows) // 2)  # rows left when the next ones are asked for
-        refill: asyncio.Task[None] | None = None
-        exhausted = more is None
-
-        async def fetch() -> None:
-            nonlocal exhausted, refill
-            assert more is not None
-            try:
-                got = await more() if not self.stopping else None
-            except Exception as exc:  # noqa: BLE001 — raised by run() once what is in flight is recorded
-                self.trouble, got = exc, None
-            finally:
-                refill = None
-            if got:
-                waiting.extend(got)
-            else:
-                exhausted = True
 
         async def work() -> None:
-            nonlocal refill
             committed: asyncio.Future[None] | None = None  # this task's last outcome
-            while True:
-                if not exhausted and refill is None and len(waiting) <= low:
-                    refill = asyncio.create_task(fetch())
-                if not waiting:
-                    if refill is None:
-                        break
-                    await asyncio.shield(refill)
-                    continue
-                row = waiting.popleft()
-                if self.stopping:
-                    untouched.append(row)
-                    continue
-                committed = await self._one(row, committed)
+            row = await source.take()
+            ready = await self._ready(row) if row is not None else None
+            while ready is not None:
+                following = None
+                if self.announces and (after := source.take_now()) is not None:
+                    following = await self._ready(after)
+                committed = await self._one(ready, committed, following)
+                if following is not None and (committed is None or self.stopping):
+                    # Not sent after all: given back, its envelope (if announced) dropped unanswered.
+                    cast(Announces, self.transport).withdraw(following.envelope)
+                    untouched.append(following.row)
+                    following = None
+                if following is None:
+                    row = await source.take() if committed is not None else None
+                    ready = await self._ready(row) if row is not None else None
+                else:
+                    ready = following
             await self.settled(committed)
 
         await asyncio.gather(*(work() for _ in range(max(1, min(concurrency, len(rows))))))
         if self.trouble is not None:
             raise self.trouble
-        return untouched + self.unsent + list(waiting)
+        return untouched + self.unsent + list(source.waiting)
 
-    async def _one(self, row: Claimed, previous: asyncio.Future[None] | None) -> asyncio.Future[None] | None:
-        """Send one row; the future of its outcome's commit (None: not sent, the run stops).
+    async def _ready(self, row: Claimed) -> Ready:
+        """The row's message, composed once its sending slot comes (the relay's rate)."""
+        await self.pace()
+        data, message_id, return_path = self.compose(row)
+        return Ready(row, data, message_id, Envelope(return_path, row.email, f"{row.edition}/{row.subscriber_id:010d}"))
+
+    async def _one(self, ready: Ready, previous: asyncio.Future[None] | None,
+                   following: Ready | None = None) -> asyncio.Future[None] | None:
+        """Send one message; the future of its outcome's commit (None: not sent, the run stops).
 
         `previous` is this task's last outcome, maybe still being committed. A message is delivered
         when the server takes its final dot, and that is not written before the previous outcome is
         committed: what a crash can leave sent and unrecorded is one message per connection at most,
         as when each outcome was committed before the next message began, yet the commit runs while
-        the next message is composed and its envelope and body are on the wire."""
-        await self.pace()
-        data, message_id, return_path = self.compose(row)
-        envelope = Envelope(return_path, row.email, f"{row.edition}/{row.subscriber_id:010d}")
+        the next message is composed and its envelope and body are on the wire.
+
+        `following`: the message this task sends next, whose envelope a transport that announces
+        writes with this one's final dot (it is sent by the next call, on the same connection)."""
+        row = ready.row
         try:
             if previous is not None and not self.holds_end:
                 await asyncio.shield(previous)
-            if self.holds_end:
-                outcome = await cast(HoldsEnd, self.transport).send(envelope, data, before_end=previous)
+            if self.announces:
+                then = (following.envelope, following.data) if following is not None else None
+                outcome = await cast(Announces, self.transport).send(ready.envelope, ready.data, before_end=previous,
+                                                                      then=then)
+            elif self.holds_end:
+                outcome = await cast(HoldsEnd, self.transport).send(ready.envelope, ready.data, before_end=previous)
             else:
-                outcome = await self.transport.send(envelope, data)
+                outcome = await self.transport.send(ready.envelope, ready.data)
         except SQLAlchemyError as exc:
             # The last outcome could not be committed (a locked or full database), and this message's
             # end was not sent: sending on without recording could double a reader. The run stops.
@@ -186,7 +191,7 @@ class SendLoop:
             self.stop()
             self.unsent.append(row)
             return None
-        return self.record(row, outcome, message_id)
+        return self.record(row, outcome, ready.message_id)
 
     async def settled(self, committed: asyncio.Future[None] | None) -> None:
         """Wait for a task's last outcome to be committed; a failure stops the run."""
@@ -233,6 +238,47 @@ class SendLoop:
         committed = self.ledger.submit(entry)
         committed.add_done_callback(count)
         return committed
+
+
+class _Rows:
+    """The rows a run sends: those it was given, then those `more` gives while they last.
+
+    `more` is asked for the next rows while `low` of these are still to go (a claim takes a few
+    milliseconds, in a thread): the connections never wait for it. None or no rows from it ends the
+    run once what it holds is sent. Once the loop stops, no row is taken: the rest are given back."""
+
+    def __init__(self, loop: SendLoop, rows: list[Claimed], low: int, more: More | None) -> None:
+        self.loop = loop
+        self.waiting: deque[Claimed] = deque(rows)
+        self.low = low
+        self.more = more
+        self.refill: asyncio.Task[None] | None = None
+        self.exhausted = more is None
+
+    def take_now(self) -> Claimed | None:
+        """The next row if one is here; None if not (yet)."""
+        if not self.exhausted and self.refill is None and len(self.waiting) <= self.low:
+            self.refill = asyncio.create_task(self._fetch())
+        return self.waiting.popleft() if self.waiting and not self.loop.stopping else None
+
+    async def take(self) -> Claimed | None:
+        """The next row, once the next rows asked for are here if need be; None: no more."""
+        while (row := self.take_now()) is None and self.refill is not None:
+            await asyncio.shield(self.refill)  # stopping: its rows are given back with the rest
+        return row
+
+    async def _fetch(self) -> None:
+        assert self.more is not None
+        try:
+            got = await self.more() if not self.loop.stopping else None
+        except Exception as exc:  # noqa: BLE001 — raised by run() once what is in flight is recorded
+            self.loop.trouble, got = exc, None
+        finally:
+            self.refill = None
+        if got:
+            self.waiting.extend(got)
+        else:
+            self.exhausted = True
 
 
 class Ledger:

@@ -7,6 +7,7 @@ that another process took that one first."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -38,7 +39,8 @@ class Recorder:
 
     rcpt[address] = ["451 4.7.1 Try again later", None, …]: one reply per attempt (None: accept);
     the last one repeats. data_replies: the same for DATA, for every message. data_delay: seconds to
-    wait before answering DATA (a server that stops answering)."""
+    wait before answering DATA (a server that stops answering). pipelining: offer PIPELINING (RFC
+    2920), as Postfix does; aiosmtpd reads pipelined commands either way, but does not say so."""
 
     messages: list[Received] = field(default_factory=list)
     rcpt: dict[str, list[str | None]] = field(default_factory=dict)
@@ -46,6 +48,7 @@ class Recorder:
     data_delay: float = 0.0
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     sessions: int = 0
+    pipelining: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     _data_count: int = 0
 
@@ -57,6 +60,8 @@ class Recorder:
         with self.lock:
             self.sessions += 1
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -141,6 +146,73 @@ class SmtpServer:
         if isinstance(self.handler, Holding):
             self.handler.release.set()
         self.controller.stop()
+
+
+class Tap:
+    """A TCP relay on 127.0.0.1 in front of a server, keeping what passes in the order it passed:
+    `seen` is a list of ("client" | "server", bytes, the connection's number from 0), one item per
+    read. What each side wrote before it heard the other is on the record."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.seen: list[tuple[str, bytes, int]] = []
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # stopped
+            server = socket.create_connection(("127.0.0.1", self.target), timeout=PATIENCE)
+            with self.lock:
+                number = len(self.sockets) // 2
+                self.sockets += [client, server]
+            for source, sink, side in ((client, server, "client"), (server, client, "server")):
+                pump = threading.Thread(target=self._pump, args=(source, sink, side, number), daemon=True)
+                self.threads.append(pump)
+                pump.start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, side: str, number: int) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                with self.lock:
+                    self.seen.append((side, chunk, number))
+                sink.sendall(chunk)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)  # the end passed on: the other side closes in its turn
+
+    def first(self, side: str, marker: bytes) -> int:
+        """The index in `seen` of the first read of `side` holding `marker` (ValueError: none)."""
+        with self.lock:
+            for index, (who, chunk, _) in enumerate(self.seen):
+                if who == side and marker in chunk:
+                    return index
+        raise ValueError(f"the {side} never sent {marker!r}")
+
+    def sent(self, side: str, number: int) -> bytes:
+        """All that `side` sent on connection `number`."""
+        with self.lock:
+            return b"".join(chunk for who, chunk, n in self.seen if who == side and n == number)
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        self.listener.close()
+        with self.lock:
+            sockets = list(self.sockets)
+        for each in sockets:
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+        for thread in list(self.threads):
+            thread.join(PATIENCE)
+        for each in sockets:
+            each.close()
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,11 @@ and, optionally:
                             message's last step (SMTP's final dot), and without which it delivers
                             nothing (see loop.SendLoop._one); a transport without it is given a
                             message only once the previous one's outcome is committed
+    Transport.announces     True (with holds_end): send() also takes `then`, the envelope and message the
+                            caller sends next, which it may start with this one's end (SMTP
+                            pipelining: its MAIL, RCPT and DATA written with this message's final
+                            dot); the caller's next send() is that message, or it calls
+                            withdraw(envelope) and the transport drops what it started
 
 The send loop knows nothing else of a transport: a new one (an HTTP email API, say) is a module
 with a class that keeps this protocol and an `open_transport(settings, box, folder)`, and one line
@@ -81,3 +86,14 @@ class HoldsEnd(Transport, Protocol):
     holds_end: bool
 
     async def send(self, envelope: Envelope, message: bytes, before_end: Awaitable[None] | None = None) -> Outcome: ...
+
+
+class Announces(HoldsEnd, Protocol):
+    """A transport that may start the caller's next message with this one's end."""
+
+    announces: bool
+
+    async def send(self, envelope: Envelope, message: bytes, before_end: Awaitable[None] | None = None,
+                   then: tuple[Envelope, bytes] | None = None) -> Outcome: ...
+
+    def withdraw(self, envelope: Envelope) -> None: ...

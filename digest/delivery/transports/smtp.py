@@ -5,19 +5,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import re
 import ssl
 from collections.abc import Awaitable
+from typing import cast
 
 import aiosmtplib
-from aiosmtplib.protocol import MAX_LINE_LENGTH, MAX_RESPONSE_LENGTH, SMTPProtocol
-from aiosmtplib.typing import SMTPStatus
+from aiosmtplib.protocol import SMTPProtocol
 
 from digest.core.config import Settings, Smtp
 from digest.core.errors import ConfigError
 from digest.delivery.transports.base import Envelope, Kind, Outcome, WireMessage
+from digest.delivery.transports.smtp_wire import WireProtocol, envelope_commands, fast, transact
 
 SENT, DEFERRED, FAILED = Kind.SENT, Kind.DEFERRED, Kind.FAILED
 
@@ -65,179 +65,6 @@ def classify(exc: BaseException) -> Outcome:
     raise exc
 
 
-class _WireProtocol(SMTPProtocol):
-    """aiosmtplib's protocol, with a fast path for a prepared message (a WireMessage) to a plain address.
-
-    aiosmtplib normalises line endings and doubles leading dots on every DATA (two regular expressions
-    over the whole message), parses each address four times and waits for each reply before the next
-    command. A personalised digest is already in DATA's form (made once per variant; tests check it
-    equals aiosmtplib's own result), its addresses were checked at import, and a server that offers
-    PIPELINING (RFC 2920) takes MAIL, RCPT and DATA in one write: two round trips a message, not four.
-    Any other message or address takes aiosmtplib's own path.
-    """
-
-    _arrived: asyncio.Future[None] | None = None  # set: a reply may be in the buffer (during exchange())
-    _exchanging = False
-    _expired = False  # the exchange's deadline passed
-
-    async def execute_data_command(self, message: bytes, timeout: float | None = None) -> aiosmtplib.SMTPResponse:
-        """aiosmtplib's DATA (its sendmail(), for an address of another form), a WireMessage as it is."""
-        if not isinstance(message, WireMessage):
-            return await super().execute_data_command(message, timeout=timeout)
-        if self._command_lock is None:
-            raise aiosmtplib.SMTPServerDisconnected("Server not connected")
-        async with self._command_lock:
-            self._response_pending = True
-            self.write(b"DATA\r\n")
-            start = await self.read_response(timeout=timeout)
-            if start.code != SMTPStatus.start_input:
-                raise aiosmtplib.SMTPDataError(start.code, start.message)
-            self._response_pending = True
-            self.write(message + b".\r\n")
-            response = await self.read_response(timeout=timeout)
-            if response.code != SMTPStatus.completed:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
-        return response
-
-    async def exchange(self, payload: bytes, replies: int, timeout: float) -> list[aiosmtplib.SMTPResponse]:
-        """Write `payload` (commands, or a message and its final dot), then read `replies` replies, all of
-        them within `timeout` seconds (SMTPTimeoutError). The deadline is one timer, armed only when a
-        reply is not in already: cheaper than asyncio.timeout() around every exchange."""
-        if self._command_lock is None:
-            raise aiosmtplib.SMTPServerDisconnected("Server not connected")
-        async with self._command_lock:
-            self._exchanging, self._expired = True, False
-            timer: asyncio.TimerHandle | None = None
-            try:
-                self.write(payload)
-                got: list[aiosmtplib.SMTPResponse] = []
-                while len(got) < replies:
-                    reply = self._one_reply()
-                    if reply is not None:
-                        got.append(reply)
-                        continue
-                    if self.transport is None:
-                        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-                    if timer is None:
-                        timer = self._loop.call_later(timeout, self._expire)
-                    if self._expired:
-                        raise aiosmtplib.SMTPTimeoutError("Timed out waiting for server response")
-                    self._arrived = self._loop.create_future()
-                    await self._arrived
-                return got
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                self._exchanging, self._arrived = False, None
-
-    def _one_reply(self) -> aiosmtplib.SMTPResponse | None:
-        """The next reply in the buffer, if whole: a one-line reply ("250 2.0.0 Ok") read here as
-        aiosmtplib reads it, at a third of the cost; any other (several lines, malformed, too long)
-        by aiosmtplib itself."""
-        buffer = self._buffer
-        end = buffer.find(b"\n")
-        if 4 <= end < MAX_LINE_LENGTH and buffer[3] == 0x20 and buffer[:3].isdigit():
-            line = bytes(buffer[:end + 1])
-            del buffer[:end + 1]
-            return aiosmtplib.SMTPResponse(int(line[:3]), line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape"))
-        return self._read_response_from_buffer() if end != -1 else None
-
-    def _expire(self) -> None:
-        self._expired = True
-        self._wake(aiosmtplib.SMTPTimeoutError("Timed out waiting for server response"))
-
-    def _wake(self, exc: BaseException | None = None) -> None:
-        arrived = self._arrived
-        if arrived is not None and not arrived.done():
-            if exc is None:
-                arrived.set_result(None)
-            else:
-                arrived.set_exception(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if not self._exchanging:
-            super().data_received(data)
-            return
-        self._buffer.extend(data)  # several replies may come in one read: none is dropped
-        if len(self._buffer) > MAX_RESPONSE_LENGTH:
-            del self._buffer[:]
-            self._wake(aiosmtplib.SMTPResponseException(SMTPStatus.invalid_response.value, "Response too long"))
-        elif b"\n" in data:
-            self._wake()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self._wake(aiosmtplib.SMTPServerDisconnected("Connection lost"))
-
-    def eof_received(self) -> bool:
-        self._wake(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
-        return super().eof_received()
-
-
-# An address sent as it is: ASCII, no quoting, nothing that could end the command line. Anything else
-# (a quoted local part, an address literal, a non-ASCII address) goes through aiosmtplib's checks.
-_PLAIN = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
-
-
-async def _transact(client: aiosmtplib.SMTP, protocol: _WireProtocol, sender: str, recipient: str,
-                    message: WireMessage, timeout: float, before_end: Awaitable[None] | None = None) -> str:
-    """One message to one recipient, as sendmail() would do it; the final reply's text. The final dot
-    waits for `before_end` (the previous outcome's commit); if that fails, the connection is dropped
-    without it, and the server delivers nothing."""
-    size = b" SIZE=%d" % len(message) if client.supports_extension("size") else b""
-    commands = [b"MAIL FROM:<" + sender.encode("ascii") + b">" + size + b"\r\n",
-                b"RCPT TO:<" + recipient.encode("ascii") + b">\r\n", b"DATA\r\n"]
-    try:
-        if client.supports_extension("pipelining"):
-            mail, rcpt, data = await protocol.exchange(b"".join(commands), 3, timeout)
-        else:  # one at a time; a refusal stands for the replies of the commands not sent
-            (mail,) = await protocol.exchange(commands[0], 1, timeout)
-            rcpt = data = mail
-            if mail.code == SMTPStatus.completed:
-                (rcpt,) = await protocol.exchange(commands[1], 1, timeout)
-                data = rcpt
-                if rcpt.code in (SMTPStatus.completed, SMTPStatus.will_forward):
-                    (data,) = await protocol.exchange(commands[2], 1, timeout)
-        if data.code == SMTPStatus.start_input and not (mail.code == SMTPStatus.completed
-                                                         and rcpt.code in (SMTPStatus.completed, SMTPStatus.will_forward)):
-            await protocol.exchange(b".\r\n", 1, timeout)  # DATA taken despite a refusal (RFC 2920 §3.1): an empty end
-        if mail.code != SMTPStatus.completed:
-            raise aiosmtplib.SMTPSenderRefused(mail.code, mail.message, sender)
-        if rcpt.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-            raise aiosmtplib.SMTPRecipientsRefused([aiosmtplib.SMTPRecipientRefused(rcpt.code, rcpt.message, recipient)])
-        if data.code != SMTPStatus.start_input:
-            raise aiosmtplib.SMTPDataError(data.code, data.message)
-        end = message + b".\r\n"
-        if before_end is not None:
-            protocol.write(message)  # the body on the wire meanwhile, its end held back
-            end = b".\r\n"
-            await _before_end(client, before_end)
-        (done,) = await protocol.exchange(end, 1, timeout)
-        if done.code != SMTPStatus.completed:
-            raise aiosmtplib.SMTPDataError(done.code, done.message)
-        return done.message
-    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
-        with contextlib.suppress(ConnectionError, aiosmtplib.SMTPException):  # the envelope reset, as sendmail() does
-            await client.rset()
-        raise
-
-
-async def _before_end(client: aiosmtplib.SMTP, before_end: Awaitable[None]) -> None:
-    """Wait for `before_end`; if it fails (or the wait is cut short), drop the connection: a message
-    whose final dot was never written is not delivered."""
-    if isinstance(before_end, asyncio.Future) and before_end.done():  # most often: no wait, no shield
-        failed = before_end.exception()
-        if failed is not None:
-            client.close()
-            raise failed
-        return
-    try:
-        await asyncio.shield(before_end)
-    except BaseException:
-        client.close()
-        raise
-
-
 class SmtpConnection:
     """One connection of the pool: connects on first use, reconnects after N messages or trouble."""
 
@@ -247,6 +74,7 @@ class SmtpConnection:
         self.backoff = backoff
         self.client: aiosmtplib.SMTP | None = None
         self.used = 0
+        self.announced: str | None = None  # the message whose envelope is on the wire, its replies owed
 
     async def _connect_patiently(self) -> Outcome | None:
         """Connect, trying again with backoff while the server is unreachable or busy (4xx); a login,
@@ -292,17 +120,36 @@ class SmtpConnection:
                 await client.ehlo()
             except aiosmtplib.SMTPHeloError:
                 await client.helo()
-        # The same protocol object, with the DATA fast path for prepared messages (see _WireProtocol).
+        # The same protocol object, with the DATA fast path for prepared messages (see WireProtocol).
         protocol = client.protocol
         if type(protocol) is SMTPProtocol and protocol.transport is not None:
-            protocol.__class__ = _WireProtocol
+            protocol.__class__ = WireProtocol
             # Set again: an event loop may keep the protocol's bound methods (uvloop does), which are
             # SMTPProtocol's until the transport is told of the protocol anew.
             protocol.transport.set_protocol(protocol)
         self.client, self.used = client, 0
 
+    async def _transact(self, client: aiosmtplib.SMTP, protocol: WireProtocol, envelope: Envelope,
+                        data: WireMessage, before_end: Awaitable[None] | None, announced: bool,
+                        then: tuple[Envelope, bytes] | None) -> str:
+        """The fast path (smtp_wire.transact), `then`'s envelope written with this message's end when this
+        connection will send it (the server pipelines, and it is not the connection's last message)."""
+        following = None
+        if (then is not None and fast(*then) and self.used < self.config.messages_per_connection
+                and client.supports_extension("pipelining")):
+            following = envelope_commands(client, then[0].sender, then[0].recipient, len(then[1]))
+        try:
+            return await transact(client, protocol, envelope, data, self.config.timeout_seconds, before_end,
+                                   announced, following)
+        finally:  # the final dot refused or not, the next envelope is on the wire, its replies owed
+            if following is not None and protocol.owed and then is not None:
+                self.announced = then[0].name
+
     async def close(self) -> None:
-        """QUIT politely at the end of a batch."""
+        """QUIT politely at the end of a batch (a connection in the middle of an announced message's
+        DATA is dropped instead: a QUIT would be taken as its content)."""
+        if self.announced is not None:
+            self.abort()
         client, self.client = self.client, None
         if client is not None:
             try:
@@ -313,33 +160,41 @@ class SmtpConnection:
 
     def abort(self) -> None:
         """Drop a connection whose state is unknown (a deadline, a 421, a hang-up): no QUIT to wait on."""
-        client, self.client = self.client, None
+        client, self.client, self.announced = self.client, None, None
         if client is not None:
             client.close()
 
-    async def send(self, envelope: Envelope, data: bytes, before_end: Awaitable[None] | None = None) -> Outcome:
+    async def send(self, envelope: Envelope, data: bytes, before_end: Awaitable[None] | None = None,
+                   then: tuple[Envelope, bytes] | None = None) -> Outcome:
+        """Send one message; with `then` (the next message this connection will be given), that
+        message's envelope goes with this one's final dot when it can (`announced` names it then)."""
+        announced = self.announced == envelope.name
+        if self.announced is not None and not announced:
+            self.abort()  # in the middle of another message's DATA: drop it, nothing is delivered
         if self.client is None or not self.client.is_connected or self.used >= self.config.messages_per_connection:
             await self.close()
+            announced = False
             trouble = await self._connect_patiently()
             if trouble is not None:
                 return trouble
+        self.announced = None
         client = self.client
         assert client is not None  # connected above, or still connected
+        protocol = client.protocol
         try:
             async with asyncio.timeout(self.config.deadline_seconds):
                 self.used += 1
-                protocol = client.protocol
                 errors: dict[str, aiosmtplib.SMTPResponse] = {}
-                if (isinstance(data, WireMessage) and isinstance(protocol, _WireProtocol)
-                        and _PLAIN.fullmatch(envelope.sender) and _PLAIN.fullmatch(envelope.recipient)):
-                    response = await _transact(client, protocol, envelope.sender, envelope.recipient, data,
-                                               self.config.timeout_seconds, before_end)
+                if isinstance(protocol, WireProtocol) and fast(envelope, data):
+                    response = await self._transact(client, protocol, envelope, cast(WireMessage, data), before_end,
+                                                    announced, then)
                 else:  # sendmail with bytes: the message is serialised once, never again per attempt.
                     if before_end is not None:
                         await asyncio.shield(before_end)
                     errors, response = await client.sendmail(envelope.sender, [envelope.recipient], data)
         except BaseException as exc:  # noqa: BLE001 — classify() re-raises what is not an SMTP outcome
             if isinstance(exc, asyncio.CancelledError):
+                self.abort()
                 raise
             outcome = classify(exc)
             if outcome.reconnect:
@@ -352,10 +207,12 @@ class SmtpConnection:
 
 
 class SmtpTransport:
-    """A pool of `connections` SmtpConnections; each message takes whichever is free."""
+    """A pool of `connections` SmtpConnections; each message takes whichever is free, but a message
+    announced with the one before it (`then`) takes the connection its envelope is on."""
 
     wire = True
     holds_end = True  # send() writes a message's final dot only once `before_end` is done
+    announces = True  # send() takes `then`, the message its caller sends next
 
     def __init__(self, config: Smtp, retries: int = 3, backoff: float = 2.0) -> None:
         self.config = config
@@ -364,19 +221,40 @@ class SmtpTransport:
         self.rate = config.rate
         self._all = [SmtpConnection(config, retries, backoff) for _ in range(config.connections)]
         self._free: asyncio.LifoQueue[SmtpConnection] | None = None
+        self._announced: dict[str, SmtpConnection] = {}  # a message's name → the connection its envelope is on
 
-    async def send(self, envelope: Envelope, message: bytes, before_end: Awaitable[None] | None = None) -> Outcome:
+    async def send(self, envelope: Envelope, message: bytes, before_end: Awaitable[None] | None = None,
+                   then: tuple[Envelope, bytes] | None = None) -> Outcome:
+        """Send one message. `then`: the message the caller sends next (its own next call), whose
+        envelope may go with this one's final dot; the caller sends it, or withdraws it."""
         if self._free is None:  # made in the running loop, on first use
             self._free = asyncio.LifoQueue()
             for connection in self._all:
                 self._free.put_nowait(connection)
-        connection = await self._free.get()
+        announced = envelope.name in self._announced
+        connection = self._announced.pop(envelope.name) if announced else await self._free.get()
         try:
-            return await connection.send(envelope, message, before_end)
+            return await connection.send(envelope, message, before_end, then)
         finally:
+            if connection.announced is not None:
+                self._announced[connection.announced] = connection
+            else:
+                self._free.put_nowait(connection)
+
+    def withdraw(self, envelope: Envelope) -> None:
+        """The message announced by send(…, then=) will not be sent: its connection is dropped before
+        its final dot (nothing is delivered) and goes back to the pool."""
+        self._drop(envelope.name)
+
+    def _drop(self, name: str) -> None:
+        connection = self._announced.pop(name) if name in self._announced else None
+        if connection is not None and self._free is not None:
+            connection.abort()
             self._free.put_nowait(connection)
 
     async def close(self) -> None:
+        for name in list(self._announced):
+            self._drop(name)
         await asyncio.gather(*(connection.close() for connection in self._all))
 
 
