@@ -219,7 +219,7 @@ def test_status_counts_each_state_and_lists_who_did_not_get_it_with_the_last_rep
     (state,) = json.loads(digest(room, "status", "--format", "json").stdout)
     assert state["edition"] == key and state["status"] == "open" and state["revision"] == 1
     assert state["counts"] == {"pending": 1, "leased": 1, "sent": 3, "deferred": 1, "failed": 1, "bounced": 1,
-                               "superseded": 0, "cancelled": 0}
+                               "superseded": 0, "cancelled": 0, "unneeded": 0}
     assert [(lease["worker"], lease["rows"]) for lease in state["leases"]] == [("relay-b:4242:feedbeef", 1)]
     assert sum(hour["rows"] for hour in state["due_by_hour"]) == 2  # the pending one and the deferred one
 

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from digest.core.config import load
-from digest.delivery.editions import WEEKLY, Editions
+from digest.delivery.editions import WEEKLY, Editions, edition_key
 from digest.delivery.items import ItemStore
 from digest.delivery.schema import items
 from digest.web import checks
@@ -74,6 +74,16 @@ def week_run(tmp_path: Path, database: str) -> tuple[Week, Path, Store]:
     set_cadence(store, "late@example.com", "weekly")
     again = commands.digest("send", "-c", str(config), "--date", "2026-11-29", "--now", "2026-11-29T21:30:00+01:00")
     assert again.returncode == 0, again.stdout + again.stderr
+    # … and that reader is on the record as such: the next run finds nothing new, and reads no source.
+    rehearsal = commands.digest("send", "-c", str(config), "--date", "2026-11-29", "--now", "2026-11-29T21:45:00+01:00",
+                                "--dry-run")
+    # (the dry run's ledger counts the week's rows too: 3 daily readers and 3 weekly ones sent)
+    assert "would send 0: 6 sent already, 0 due later, 0 new readers" in rehearsal.stdout, rehearsal.stdout
+    last = commands.digest("send", "-c", str(config), "--date", "2026-11-29", "--now", "2026-11-29T22:00:00+01:00")
+    assert last.returncode == 0, last.stdout + last.stderr
+    sunday = edition_key(load(config).newsletter.list_id, DAYS[-1])
+    # The queue said it all: no source read, no week made again.
+    assert last.stdout.splitlines() == [f"Nothing new to send: edition {sunday} has gone to 6 subscribers already."]
     yield week, config, store
     store.close()
 
@@ -150,10 +160,13 @@ def test_a_week_of_rhythms(week_run: tuple[Week, Path, Store]) -> None:
     for url, title in week.corrected.items():
         assert by_url[url] == (title, 2)
 
-    # `digest status` on Sunday shows both editions (and the switcher's part of the week).
+    # `digest status` on Sunday shows both editions (and the switcher's part of the week), and the reader
+    # who had read the whole week already among the week's rows.
     status = commands.digest("status", "-c", str(config), "--date", "2026-11-29")
     assert status.returncode == 0
     assert "-2026-11-29 (open" in status.stdout and "-week-2026-11-29 (open" in status.stdout
+    week_status = status.stdout[status.stdout.index("-week-2026-11-29 (open"):]
+    assert re.search(r"^  unneeded +1$", week_status, re.M), status.stdout
 
 
 def test_items_gathers_lists_and_searches_the_store(tmp_path: Path) -> None:

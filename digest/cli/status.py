@@ -16,7 +16,7 @@ from subscribers.store import Store
 @config_option
 @database_option
 @date_option
-@click.option("--list", "listed", type=click.Choice(["deferred", "failed", "bounced", "pending", "superseded"]),
+@click.option("--list", "listed", type=click.Choice(["deferred", "failed", "bounced", "pending", "superseded", "unneeded"]),
               help="Also list the readers in this state, with their last SMTP reply.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
               help="A table for people, JSON for monitoring.")
@@ -27,7 +27,8 @@ def status(config_path: str | None, database: str | None, day: str | None, liste
     \b
     States: pending (due at not_before), leased (a worker is sending it), sent, deferred (a 4xx: due
     again later), failed (a 5xx for the message), bounced (the address does not exist), superseded (a
-    newer edition reached the reader first), cancelled (the reader left before it went).
+    newer edition reached the reader first), cancelled (the reader left before it went), unneeded (a
+    weekly reader who had every story of the week already, in its daily editions: nothing is sent).
     """
     settings = load_settings(config_path, database=database)
     need_config(settings, "status", "the list id comes from it")

@@ -126,8 +126,11 @@ def enqueue_week(settings: Settings, store: Store, tokens: Tokens, clock: Clock,
             added = sum(queue.add_rows(key, clock.now(), hour, who=and_(newcomer, subscribers.c.id.in_(readers[i:i + 5000])))
                         for i in range(0, len(readers), 5000))
         else:  # the week itself: its readers with no part of their own, less those who read it all
-            everyone = and_(newcomer, ~subscribers.c.id.in_(week.read_it_all)) if week and week.read_it_all else newcomer
-            added = queue.add_rows(key, clock.now(), hour, who=everyone)
+            read_it_all = list(week.read_it_all) if week else []
+            for i in range(0, len(read_it_all), 5000):  # on the record, so that no later run counts them new
+                queue.add_rows(key, clock.now(), hour, who=and_(newcomer, subscribers.c.id.in_(read_it_all[i:i + 5000])),
+                               status="unneeded")
+            added = queue.add_rows(key, clock.now(), hour, who=newcomer)
         out.append(replace(enqueued, added=added))
     return out
 

@@ -42,7 +42,7 @@ from subscribers.schema import subscribers
 from subscribers.store import Store, as_utc
 
 UNSENT = ("pending", "deferred")
-STATES = ("pending", "leased", "sent", "deferred", "failed", "bounced", "superseded", "cancelled")
+STATES = ("pending", "leased", "sent", "deferred", "failed", "bounced", "superseded", "cancelled", "unneeded")
 HOST = socket.gethostname()
 
 
@@ -102,11 +102,14 @@ class Queue:
 
     # -- enqueue ----------------------------------------------------------------------------------
     def add_rows(self, edition: str, enqueued: datetime, hour: str | None,
-                 who: ColumnElement[bool] | None = None) -> int:
+                 who: ColumnElement[bool] | None = None, status: str = "pending") -> int:
         """A pending row for every active subscriber (of `who`: a rhythm, a weekday) who has none for
         this edition yet, due at their hour (their own choice, else `hour`; "asap" or none: at
         `enqueued`). Set-based: one INSERT per distinct (zone, chosen hour), so a million readers never
-        pass through Python. Each row keeps the reader's choice of language and rubrics."""
+        pass through Python. Each row keeps the reader's choice of language and rubrics.
+
+        `status` "unneeded": rows that record that these readers need nothing of the edition (they
+        had every story of it already); nothing is sent, and they are not new on the next run."""
         reached = reached_before(edition)
         missing = ~has_it(edition)
         active = subscribers.c.status == "active"
@@ -121,7 +124,7 @@ class Queue:
                 same_hour = (subscribers.c.delivery_time.is_(None) if chosen is None
                              else subscribers.c.delivery_time == chosen)
                 rows = select(literal(edition, deliveries.c.edition.type), subscribers.c.id,
-                              literal("pending", deliveries.c.status.type), literal(0, deliveries.c.attempts.type),
+                              literal(status, deliveries.c.status.type), literal(0, deliveries.c.attempts.type),
                               literal(not_before, deliveries.c.not_before.type),
                               literal(enqueued, deliveries.c.updated_at.type),
                               subscribers.c.locale + literal("|") + subscribers.c.rubrics,

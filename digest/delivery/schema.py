@@ -18,6 +18,7 @@ A delivery's life:
              │     └──────▶ deferred ──▶ (due again at not_before) ──▶ leased …
              ├─▶ superseded                     (the reader's next edition became due first)
              └─▶ cancelled                      (the reader left before it went)
+    unneeded                                    (made so: a weekly reader who had every story of the week)
 """
 from __future__ import annotations
 

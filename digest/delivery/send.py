@@ -136,9 +136,7 @@ class Sender:
 
     def week_keys(self) -> list[str]:
         """The week's edition and every part of it enqueued so far (earlier runs' too: a row of one
-        may still be due), on a weekly day."""
-        if not self.weekly:
-            return []
+        may still be due), on a weekly day; none before the week is enqueued (a dry run's first)."""
         return Editions(self.store).week_keys(self.settings.newsletter.list_id, self.day)
 
     def backlog(self, daily: str | None) -> Backlog:
