@@ -7,7 +7,7 @@ previous one has not sent yet.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
@@ -122,17 +122,19 @@ def enqueue_week(settings: Settings, store: Store, tokens: Tokens, clock: Clock,
     for enqueued in frozen:
         key, hour = enqueued.frozen.key, settings.delivery.local_time
         if enqueued.frozen.part:
-            readers = list(enqueued.readers)
-            added = sum(queue.add_rows(key, clock.now(), hour, who=and_(newcomer, subscribers.c.id.in_(readers[i:i + 5000])))
-                        for i in range(0, len(readers), 5000))
+            added = sum(queue.add_rows(key, clock.now(), hour, who=who) for who in _among(newcomer, enqueued.readers))
         else:  # the week itself: its readers with no part of their own, less those who read it all
-            read_it_all = list(week.read_it_all) if week else []
-            for i in range(0, len(read_it_all), 5000):  # on the record, so that no later run counts them new
-                queue.add_rows(key, clock.now(), hour, who=and_(newcomer, subscribers.c.id.in_(read_it_all[i:i + 5000])),
-                               status="unneeded")
+            for who in _among(newcomer, week.read_it_all if week else ()):  # on the record: no later run counts them new
+                queue.add_rows(key, clock.now(), hour, who=who, status="unneeded")
             added = queue.add_rows(key, clock.now(), hour, who=newcomer)
         out.append(replace(enqueued, added=added))
     return out
+
+
+def _among(who: ColumnElement[bool], readers: tuple[int, ...]) -> Iterator[ColumnElement[bool]]:
+    """`who` among these readers, 5,000 at a time (a statement binds a bounded number of values)."""
+    for start in range(0, len(readers), 5000):
+        yield and_(who, subscribers.c.id.in_(readers[start:start + 5000]))
 
 
 def _freeze_week(settings: Settings, store: Store, tokens: Tokens, editions: Editions, clock: Clock, day: date,

@@ -103,10 +103,11 @@ class Queue:
     # -- enqueue ----------------------------------------------------------------------------------
     def add_rows(self, edition: str, enqueued: datetime, hour: str | None,
                  who: ColumnElement[bool] | None = None, status: str = "pending") -> int:
-        """A pending row for every active subscriber (of `who`: a rhythm, a weekday) who has none for
-        this edition yet, due at their hour (their own choice, else `hour`; "asap" or none: at
-        `enqueued`). Set-based: one INSERT per distinct (zone, chosen hour), so a million readers never
-        pass through Python. Each row keeps the reader's choice of language and rubrics.
+        """A row (pending, unless `status` says) for every active subscriber (of `who`: a rhythm, a
+        weekday) who has none for this edition yet, due at their hour (their own choice, else `hour`;
+        "asap" or none: at `enqueued`). Set-based: one INSERT per distinct (zone, chosen hour), so a
+        million readers never pass through Python. Each row keeps the reader's choice of language and
+        rubrics.
 
         `status` "unneeded": rows that record that these readers need nothing of the edition (they
         had every story of it already); nothing is sent, and they are not new on the next run."""
