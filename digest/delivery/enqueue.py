@@ -126,7 +126,8 @@ def enqueue_week(settings: Settings, store: Store, tokens: Tokens, clock: Clock,
         else:  # the week itself: its readers with no part of their own, less those who read it all
             for who in _among(newcomer, week.read_it_all if week else ()):  # on the record: no later run counts them new
                 queue.add_rows(key, clock.now(), hour, who=who, status="unneeded")
-            added = queue.add_rows(key, clock.now(), hour, who=newcomer)
+            held = week.in_flight if week else ()  # had it all, some of it still being sent: looked at again later
+            added = queue.add_rows(key, clock.now(), hour, who=and_(newcomer, ~subscribers.c.id.in_(held)) if held else newcomer)
         out.append(replace(enqueued, added=added))
     return out
 

@@ -131,11 +131,15 @@ class SendLoop:
         async def work() -> None:
             committed: asyncio.Future[None] | None = None  # this task's last outcome
             row = await source.take()
-            ready = await self._ready(row) if row is not None else None
+            ready = await self._prepare(row) if row is not None else None
             while ready is not None:
                 following = None
-                if self.announces and (after := source.take_now()) is not None:
-                    following = await self._ready(after)
+                if self.announces and not self.stopping and (after := source.take_now()) is not None:
+                    following = await self._prepare(after)
+                    if following is None:  # the database failed: the run stops, and this one does not go
+                        cast(Announces, self.transport).withdraw(ready.envelope)
+                        self.unsent.append(ready.row)
+                        break
                 committed = await self._one(ready, committed, following)
                 if following is not None and (committed is None or self.stopping):
                     # Not sent after all: given back, its envelope (if announced) dropped unanswered.
@@ -143,20 +147,29 @@ class SendLoop:
                     untouched.append(following.row)
                     following = None
                 if following is None:
-                    row = await source.take() if committed is not None else None
-                    ready = await self._ready(row) if row is not None else None
+                    row = await source.take()  # (stopped: None, once the rows asked for are here)
+                    ready = await self._prepare(row) if row is not None else None
                 else:
                     ready = following
             await self.settled(committed)
 
         await asyncio.gather(*(work() for _ in range(max(1, min(concurrency, len(rows))))))
+        if source.refill is not None:
+            await source.refill  # rows claimed meanwhile are given back with the rest
         if self.trouble is not None:
             raise self.trouble
         return untouched + self.unsent + list(source.waiting)
 
-    async def _ready(self, row: Claimed) -> Ready:
-        """The row's message, composed once its sending slot comes (the relay's rate)."""
-        await self.pace()
+    async def _prepare(self, row: Claimed) -> Ready | None:
+        """The row's message, composed once its sending slot comes (the relay's rate, kept in the
+        database); None if the database failed meanwhile: the run stops, and the row is given back."""
+        try:
+            await self.pace()
+        except SQLAlchemyError as exc:
+            self.fatal = self.fatal or exc
+            self.stop()
+            self.unsent.append(row)
+            return None
         data, message_id, return_path = self.compose(row)
         return Ready(row, data, message_id, Envelope(return_path, row.email, f"{row.edition}/{row.subscriber_id:010d}"))
 

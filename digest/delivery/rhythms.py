@@ -84,6 +84,9 @@ class Week:
     parts: tuple[tuple[str, Edition, tuple[int, ...]], ...]
     stories: int
     read_it_all: tuple[int, ...] = ()  # readers who had every story of the week: no email this week
+    # … of whom some story is still being sent (leased): none this run, and no row, for a later run
+    # may find that story failed and make them a part
+    in_flight: tuple[int, ...] = ()
 
 
 def has_weekly_readers(settings: Settings, store: Store, day: date) -> bool:
@@ -102,19 +105,22 @@ def make_week(settings: Settings, store: Store, day: date, this_week: list[str] 
     by_item = {s.item.id: s.key for s in stored}
     week_items = [s.item for s in stored]
     edition = _ranked(settings, week_items, by_item, first, day)
-    had = _had_already(settings, store, day, first, this_week or [])
+    had, in_flight = _had_already(settings, store, day, first, this_week or [])
     groups: dict[frozenset[str], list[int]] = defaultdict(list)
     for subscriber_id, seen in had.items():
         groups[frozenset(seen)].append(subscriber_id)
-    parts, read_it_all = [], []
+    parts = []
+    read_it_all: list[int] = []
+    held: list[int] = []
     for keys, readers in sorted(groups.items(), key=lambda kv: min(kv[1])):
         name = hashlib.sha1(",".join(sorted(keys)).encode()).hexdigest()[:6]
         rest = [item for item in week_items if by_item[item.id] not in keys]
         if rest:
             parts.append((name, _ranked(settings, rest, by_item, first, day), tuple(sorted(readers))))
         else:
-            read_it_all.extend(readers)
-    return Week(edition, tuple(parts), len(stored), tuple(sorted(read_it_all)))
+            read_it_all.extend(r for r in readers if r not in in_flight)
+            held.extend(r for r in readers if r in in_flight)
+    return Week(edition, tuple(parts), len(stored), tuple(sorted(read_it_all)), tuple(sorted(held)))
 
 
 def _ranked(settings: Settings, week_items: list[Item], by_item: dict[str, str], first: date | None,
@@ -123,12 +129,14 @@ def _ranked(settings: Settings, week_items: list[Item], by_item: dict[str, str],
     return replace(edition, stories=tuple((r.item.id, by_item[r.item.id]) for r in edition.items))
 
 
-def _had_already(settings: Settings, store: Store, day: date, first: date, this_week: list[str]) -> dict[int, set[str]]:
+def _had_already(settings: Settings, store: Store, day: date, first: date,
+                 this_week: list[str]) -> tuple[dict[int, set[str]], set[int]]:
     """The week's stories each of the day's weekly readers received already (in a daily edition, or a
-    weekly one of another day), by the variant their row was made for."""
+    weekly one of another day), by the variant their row was made for; and the readers of whom some
+    of those are still being sent (leased)."""
     d, carried, stored = deliveries.c, edition_items.c, items.c
     query = (
-        select(d.subscriber_id, d.choice, carried.variant, carried.item)
+        select(d.subscriber_id, d.choice, carried.variant, carried.item, d.status)
         .join(edition_items, carried.edition == d.edition)
         .join(items, stored.key == carried.item)
         .join(subscribers, subscribers.c.id == d.subscriber_id)
@@ -142,8 +150,9 @@ def _had_already(settings: Settings, store: Store, day: date, first: date, this_
     known = frozenset(r.key for r in settings.rubrics)
     variants: dict[str, str] = {}
     had: dict[int, set[str]] = defaultdict(set)
+    in_flight: set[int] = set()
     with store.engine.connect() as conn:
-        for subscriber_id, choice, variant, item in conn.execute(query):
+        for subscriber_id, choice, variant, item, status in conn.execute(query):
             if choice is not None:
                 if choice not in variants:
                     locale, _, rubrics = choice.partition("|")
@@ -151,7 +160,9 @@ def _had_already(settings: Settings, store: Store, day: date, first: date, this_
                 if variants[choice] != variant:
                     continue
             had[subscriber_id].add(item)
-    return had
+            if status == "leased":
+                in_flight.add(subscriber_id)
+    return had, in_flight
 
 
 def newcomers(settings: Settings, day: date, week: list[str]) -> ColumnElement[bool]:

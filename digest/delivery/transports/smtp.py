@@ -237,6 +237,7 @@ class SmtpTransport:
             return await connection.send(envelope, message, before_end, then)
         finally:
             if connection.announced is not None:
+                self._drop(connection.announced)  # (never two at once for one message: the older is dropped)
                 self._announced[connection.announced] = connection
             else:
                 self._free.put_nowait(connection)
