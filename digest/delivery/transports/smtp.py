@@ -185,7 +185,8 @@ class SmtpConnection:
             async with asyncio.timeout(self.config.deadline_seconds):
                 self.used += 1
                 errors: dict[str, aiosmtplib.SMTPResponse] = {}
-                if isinstance(protocol, WireProtocol) and fast(envelope, data):
+                # (announced: checked already, when it went with the message before)
+                if isinstance(protocol, WireProtocol) and (announced or fast(envelope, data)):
                     response = await self._transact(client, protocol, envelope, cast(WireMessage, data), before_end,
                                                     announced, then)
                 else:  # sendmail with bytes: the message is serialised once, never again per attempt.

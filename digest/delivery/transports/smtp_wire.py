@@ -164,13 +164,14 @@ async def transact(client: aiosmtplib.SMTP, protocol: WireProtocol, envelope: En
     their replies are read here. `then`: the next message's, written with this one's final dot (RFC
     2920 §3.1: a message's content may begin a group, and DATA ends it): one round trip a message."""
     sender, recipient = envelope.sender, envelope.recipient
-    commands = envelope_commands(client, sender, recipient, len(message))
     try:
         if announced:
             mail, rcpt, data = await protocol.exchange(b"", 3, timeout)
         elif client.supports_extension("pipelining"):
+            commands = envelope_commands(client, sender, recipient, len(message))
             mail, rcpt, data = await protocol.exchange(b"".join(commands), 3, timeout)
         else:  # one at a time; a refusal stands for the replies of the commands not sent
+            commands = envelope_commands(client, sender, recipient, len(message))
             (mail,) = await protocol.exchange(commands[0], 1, timeout)
             rcpt = data = mail
             if mail.code == SMTPStatus.completed:
